@@ -1,0 +1,44 @@
+# Quick start: `make run` (install + main job) and `make test` (install + every test).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA ?= ../shared/data
+
+.PHONY: install run test lint test-cpp test-arm test-python bench clean
+
+$(STAMP): pyproject.toml CMakeLists.txt $(shell find csrc -type f) scripts/install_system_deps.sh
+	bash scripts/install_system_deps.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q scikit-build-core==1.1.2 pybind11==3.1.0 cmake==4.4.5 ninja==1.13.2
+	$(BIN)/pip install -q --no-build-isolation -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/vpr-embedded demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check vpr_embedded tests benchmarks
+	$(BIN)/ruff format --check vpr_embedded tests benchmarks
+	$(BIN)/mypy
+	find csrc -name '*.cpp' -o -name '*.hpp' | xargs clang-format --dry-run -Werror
+
+test-cpp: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH bash scripts/test_cpp.sh
+
+test-arm: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH bash scripts/test_arm.sh
+
+test-python: $(STAMP)
+	VPR_DATA_DIR=$(DATA) $(BIN)/pytest -q
+
+test: lint test-cpp test-arm test-python
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_matching.py
+
+clean:
+	rm -rf build $(VENV)

@@ -1,0 +1,136 @@
+// Database encoders shared by the Python bindings, the map builder and JNI.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "vpr/kernels.hpp"
+#include "vpr/matcher.hpp"
+
+namespace vpr {
+
+const char* storage_name(Storage storage) {
+  switch (storage) {
+    case Storage::Float32:
+      return "float32";
+    case Storage::Float16:
+      return "float16";
+    case Storage::Int8:
+      return "int8";
+    case Storage::Binary:
+      return "binary";
+  }
+  return "unknown";
+}
+
+std::size_t binary_bytes(std::size_t dim) { return (dim + 7) / 8; }
+
+std::size_t DatabaseView::row_bytes() const {
+  switch (storage) {
+    case Storage::Float32:
+      return dim * sizeof(float);
+    case Storage::Float16:
+      return dim * sizeof(std::uint16_t);
+    case Storage::Int8:
+      return dim;
+    case Storage::Binary:
+      return binary_bytes(dim);
+  }
+  return 0;
+}
+
+void DatabaseView::validate() const {
+  if (static_cast<std::uint8_t>(storage) > static_cast<std::uint8_t>(Storage::Binary)) {
+    throw std::invalid_argument("unknown storage type " +
+                                std::to_string(static_cast<int>(storage)));
+  }
+  if (count == 0) {
+    throw std::invalid_argument("the database is empty: add at least one place before searching");
+  }
+  if (dim == 0) throw std::invalid_argument("the database has dimension 0");
+  if (codes == nullptr) throw std::invalid_argument("the database has no descriptor data");
+  if (storage == Storage::Int8 && scales == nullptr) {
+    throw std::invalid_argument("an int8 database needs one scale per place");
+  }
+}
+
+void encode_float16(const float* x, std::size_t n, std::size_t d, std::uint16_t* out) {
+  for (std::size_t i = 0; i < n * d; ++i) out[i] = float_to_half(x[i]);
+}
+
+void quantize_int8(const float* x, std::size_t n, std::size_t d, std::int8_t* codes,
+                   float* scales) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const float* row = x + i * d;
+    float max_abs = 0.0f;
+    for (std::size_t j = 0; j < d; ++j) max_abs = std::max(max_abs, std::fabs(row[j]));
+    const float scale = max_abs / 127.0f;
+    scales[i] = scale;
+    const float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
+    for (std::size_t j = 0; j < d; ++j) {
+      const float q = std::nearbyint(row[j] * inverse);
+      codes[i * d + j] = static_cast<std::int8_t>(std::clamp(q, -127.0f, 127.0f));
+    }
+  }
+}
+
+void binarize(const float* x, std::size_t n, std::size_t d, std::uint8_t* out) {
+  const std::size_t bytes = binary_bytes(d);
+  std::memset(out, 0, n * bytes);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t j = 0; j < d; ++j) {
+      if (x[i * d + j] > 0.0f) out[i * bytes + j / 8] |= static_cast<std::uint8_t>(1u << (j % 8));
+    }
+  }
+}
+
+Database Database::encode(const float* rows, std::size_t n, std::size_t d, Storage storage) {
+  if (n == 0) throw std::invalid_argument("cannot encode an empty set of descriptors");
+  if (d == 0) throw std::invalid_argument("descriptors must have dimension > 0");
+  for (std::size_t i = 0; i < n * d; ++i) {
+    if (!std::isfinite(rows[i])) {
+      throw std::invalid_argument("descriptor " + std::to_string(i / d) +
+                                  " has a non-finite value (NaN or inf)");
+    }
+  }
+  Database db;
+  db.storage_ = storage;
+  db.count_ = n;
+  db.dim_ = d;
+  switch (storage) {
+    case Storage::Float32:
+      db.codes_.resize(n * d * sizeof(float));
+      std::memcpy(db.codes_.data(), rows, db.codes_.size());
+      break;
+    case Storage::Float16:
+      db.codes_.resize(n * d * sizeof(std::uint16_t));
+      encode_float16(rows, n, d, reinterpret_cast<std::uint16_t*>(db.codes_.data()));
+      break;
+    case Storage::Int8:
+      db.codes_.resize(n * d);
+      db.scales_.resize(n);
+      quantize_int8(rows, n, d, reinterpret_cast<std::int8_t*>(db.codes_.data()),
+                    db.scales_.data());
+      break;
+    case Storage::Binary:
+      db.codes_.resize(n * binary_bytes(d));
+      binarize(rows, n, d, db.codes_.data());
+      break;
+    default:
+      throw std::invalid_argument("unknown storage type");
+  }
+  return db;
+}
+
+DatabaseView Database::view() const {
+  DatabaseView v;
+  v.storage = storage_;
+  v.count = count_;
+  v.dim = dim_;
+  v.codes = codes_.data();
+  v.scales = scales_.empty() ? nullptr : scales_.data();
+  return v;
+}
+
+}  // namespace vpr

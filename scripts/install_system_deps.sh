@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages the build and tests need, only when missing.
+set -euo pipefail
+
+packages=(g++ make git python3.11-venv python3.11-dev g++-aarch64-linux-gnu qemu-user-static
+  doctest-dev clang-format)
+missing=()
+for pkg in "${packages[@]}"; do
+  case "$pkg" in
+    # A Python 3.11 that can make venvs and build extensions (pyenv's, say) needs no package.
+    python3.11-venv) python3.11 -c "import ensurepip, venv" 2>/dev/null && continue ;;
+    python3.11-dev) python3.11 -c "import sysconfig, os, sys; sys.exit(not os.path.exists(sysconfig.get_paths()['include'] + '/Python.h'))" 2>/dev/null && continue ;;
+  esac
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "installing Debian packages: ${missing[*]}"
+sudo_cmd=""
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+$sudo_cmd apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
