@@ -1,0 +1,290 @@
+// AVX2 + FMA + F16C + POPCNT kernels. Compiled with -mavx2 -mfma -mf16c -mpopcnt
+// only for this file; the dispatcher calls them only on CPUs that have them.
+#include <immintrin.h>
+
+#include <cstring>
+#include <vector>
+
+#include "tiling.hpp"
+#include "vpr/kernels.hpp"
+
+namespace vpr {
+namespace {
+
+// ---- horizontal reductions ------------------------------------------------
+
+inline __m128 hsum4_ps(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+  return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+}
+
+inline float hsum_ps(__m256 a) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline __m128i hsum4_epi32(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i t = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+  return _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+}
+
+inline std::int32_t hsum_epi32(__m256i a) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
+// Reduces N accumulators to N sums, four at a time with the hadd tree.
+template <int N>
+inline void reduce_ps(const __m256* acc, float* res) {
+  int t = 0;
+  for (; t + 4 <= N; t += 4) {
+    _mm_storeu_ps(res + t, hsum4_ps(acc[t], acc[t + 1], acc[t + 2], acc[t + 3]));
+  }
+  for (; t < N; ++t) res[t] = hsum_ps(acc[t]);
+}
+
+template <int N>
+inline void reduce_epi32(const __m256i* acc, std::int32_t* res) {
+  int t = 0;
+  for (; t + 4 <= N; t += 4) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(res + t),
+                     hsum4_epi32(acc[t], acc[t + 1], acc[t + 2], acc[t + 3]));
+  }
+  for (; t < N; ++t) res[t] = hsum_epi32(acc[t]);
+}
+
+// Lane mask with the first `rem` (< 8) lanes set, for maskload tails.
+inline __m256i tail_mask(std::size_t rem) {
+  alignas(32) static const std::int32_t kLanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                      0,  0,  0,  0,  0,  0,  0,  0};
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLanes + 8 - rem));
+}
+
+// ---- float32 ----------------------------------------------------------------
+
+struct F32Tile {
+  const float* q;
+  const float* db;
+  std::size_t n, d;
+  float* out;
+
+  template <int Q, int R>
+  void tile(std::size_t j, std::size_t i) const {
+    const float* qp = q + j * d;
+    const float* bp = db + i * d;
+    __m256 acc[Q * R];
+    for (int t = 0; t < Q * R; ++t) acc[t] = _mm256_setzero_ps();
+    std::size_t k = 0;
+    for (; k + 8 <= d; k += 8) {
+      __m256 b[R];
+      for (int r = 0; r < R; ++r) b[r] = _mm256_loadu_ps(bp + r * d + k);
+      for (int a = 0; a < Q; ++a) {
+        const __m256 x = _mm256_loadu_ps(qp + a * d + k);
+        for (int r = 0; r < R; ++r) acc[a * R + r] = _mm256_fmadd_ps(x, b[r], acc[a * R + r]);
+      }
+    }
+    if (k < d) {
+      const __m256i m = tail_mask(d - k);
+      __m256 b[R];
+      for (int r = 0; r < R; ++r) b[r] = _mm256_maskload_ps(bp + r * d + k, m);
+      for (int a = 0; a < Q; ++a) {
+        const __m256 x = _mm256_maskload_ps(qp + a * d + k, m);
+        for (int r = 0; r < R; ++r) acc[a * R + r] = _mm256_fmadd_ps(x, b[r], acc[a * R + r]);
+      }
+    }
+    float res[Q * R];
+    reduce_ps<Q * R>(acc, res);
+    for (int a = 0; a < Q; ++a) {
+      for (int r = 0; r < R; ++r) out[(j + a) * n + i + r] = res[a * R + r];
+    }
+  }
+};
+
+void dot_f32(const float* q, const float* db, std::size_t n, std::size_t d, float* out) {
+  // Eight rows per tile: eight independent FMA chains and one query load per eight rows.
+  run_tiled<F32Tile, 1, 8>(F32Tile{q, db, n, d, out}, 1, n, d * sizeof(float), 0);
+}
+
+void dot_f32_batch(const float* q, std::size_t nq, const float* db, std::size_t n, std::size_t d,
+                   float* out) {
+  // 4 queries x 3 rows: 12 accumulators + 3 row registers fill the 16 ymm registers.
+  run_tiled<F32Tile, 4, 3>(F32Tile{q, db, n, d, out}, nq, n, d * sizeof(float), kBatchBlockBytes);
+}
+
+// ---- float16 database -----------------------------------------------------------
+
+struct F16Tile {
+  const float* q;
+  const std::uint16_t* db;
+  std::size_t n, d;
+  float* out;
+
+  template <int Q, int R>
+  void tile(std::size_t j, std::size_t i) const {
+    static_assert(Q == 1, "single query only");
+    const std::uint16_t* bp = db + i * d;
+    __m256 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    std::size_t k = 0;
+    for (; k + 8 <= d; k += 8) {
+      const __m256 x = _mm256_loadu_ps(q + k);
+      for (int r = 0; r < R; ++r) {
+        const __m256 b =
+            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bp + r * d + k)));
+        acc[r] = _mm256_fmadd_ps(x, b, acc[r]);
+      }
+    }
+    float res[R];
+    reduce_ps<R>(acc, res);
+    for (int r = 0; r < R; ++r) {
+      for (std::size_t t = k; t < d; ++t) res[r] += q[t] * _cvtsh_ss(bp[r * d + t]);
+      out[j * n + i + r] = res[r];
+    }
+  }
+};
+
+void dot_f16(const float* q, const std::uint16_t* db, std::size_t n, std::size_t d, float* out) {
+  run_tiled<F16Tile, 1, 8>(F16Tile{q, db, n, d, out}, 1, n, d * 2, 0);
+}
+
+// ---- int8 -------------------------------------------------------------------------
+// Queries are widened to int16 once; each 16-byte database chunk is widened once
+// per tile and multiplied with vpmaddwd (exact: |q * x| <= 127 * 127).
+
+struct I8Tile {
+  const std::int16_t* q16;  // nq x d, widened queries
+  const std::int8_t* q;
+  const std::int8_t* db;
+  std::size_t n, d;
+  std::int32_t* out;
+
+  template <int Q, int R>
+  void tile(std::size_t j, std::size_t i) const {
+    const std::int16_t* qp = q16 + j * d;
+    const std::int8_t* bp = db + i * d;
+    __m256i acc[Q * R];
+    for (int t = 0; t < Q * R; ++t) acc[t] = _mm256_setzero_si256();
+    std::size_t k = 0;
+    for (; k + 16 <= d; k += 16) {
+      __m256i b[R];
+      for (int r = 0; r < R; ++r) {
+        b[r] =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bp + r * d + k)));
+      }
+      for (int a = 0; a < Q; ++a) {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qp + a * d + k));
+        for (int r = 0; r < R; ++r) {
+          acc[a * R + r] = _mm256_add_epi32(acc[a * R + r], _mm256_madd_epi16(x, b[r]));
+        }
+      }
+    }
+    std::int32_t res[Q * R];
+    reduce_epi32<Q * R>(acc, res);
+    for (int a = 0; a < Q; ++a) {
+      const std::int8_t* qa = q + (j + a) * d;
+      for (int r = 0; r < R; ++r) {
+        std::int32_t s = res[a * R + r];
+        for (std::size_t t = k; t < d; ++t) s += std::int32_t{qa[t]} * bp[r * d + t];
+        out[(j + a) * n + i + r] = s;
+      }
+    }
+  }
+};
+
+// Single query: vpmaddubsw on |q| and sign(q) * x (pair sums <= 2 * 127^2 fit int16
+// without saturation), then vpmaddwd by ones: 32 bytes per row in four instructions.
+struct I8SignTile {
+  const std::int8_t* q;
+  const std::int8_t* db;
+  std::size_t n, d;
+  std::int32_t* out;
+
+  template <int Q, int R>
+  void tile(std::size_t j, std::size_t i) const {
+    static_assert(Q == 1, "single query only");
+    const std::int8_t* bp = db + i * d;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_si256();
+    std::size_t k = 0;
+    for (; k + 32 <= d; k += 32) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + k));
+      const __m256i ax = _mm256_abs_epi8(x);
+      for (int r = 0; r < R; ++r) {
+        const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp + r * d + k));
+        const __m256i p = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(b, x));
+        acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(p, ones));
+      }
+    }
+    std::int32_t res[R];
+    reduce_epi32<R>(acc, res);
+    for (int r = 0; r < R; ++r) {
+      for (std::size_t t = k; t < d; ++t) res[r] += std::int32_t{q[t]} * bp[r * d + t];
+      out[j * n + i + r] = res[r];
+    }
+  }
+};
+
+std::vector<std::int16_t> widen(const std::int8_t* q, std::size_t count) {
+  return std::vector<std::int16_t>(q, q + count);
+}
+
+void dot_i8(const std::int8_t* q, const std::int8_t* db, std::size_t n, std::size_t d,
+            std::int32_t* out) {
+  run_tiled<I8SignTile, 1, 4>(I8SignTile{q, db, n, d, out}, 1, n, d, 0);
+}
+
+void dot_i8_batch(const std::int8_t* q, std::size_t nq, const std::int8_t* db, std::size_t n,
+                  std::size_t d, std::int32_t* out) {
+  const std::vector<std::int16_t> q16 = widen(q, nq * d);
+  run_tiled<I8Tile, 4, 3>(I8Tile{q16.data(), q, db, n, d, out}, nq, n, d, kBatchBlockBytes);
+}
+
+// ---- hamming ----------------------------------------------------------------------
+
+inline std::uint64_t load_u64(const std::uint8_t* p) {
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+struct HammingTile {
+  const std::uint8_t* q;
+  const std::uint8_t* db;
+  std::size_t n, nbytes;
+  std::uint32_t* out;
+
+  template <int Q, int R>
+  void tile(std::size_t j, std::size_t i) const {
+    static_assert(Q == 1, "single query only");
+    const std::uint8_t* bp = db + i * nbytes;
+    std::uint64_t acc[R] = {};
+    std::size_t k = 0;
+    for (; k + 8 <= nbytes; k += 8) {
+      const std::uint64_t x = load_u64(q + k);
+      for (int r = 0; r < R; ++r) acc[r] += _mm_popcnt_u64(x ^ load_u64(bp + r * nbytes + k));
+    }
+    for (; k < nbytes; ++k) {
+      for (int r = 0; r < R; ++r) acc[r] += _mm_popcnt_u32(q[k] ^ bp[r * nbytes + k]);
+    }
+    for (int r = 0; r < R; ++r) out[j * n + i + r] = static_cast<std::uint32_t>(acc[r]);
+  }
+};
+
+void hamming(const std::uint8_t* q, const std::uint8_t* db, std::size_t n, std::size_t nbytes,
+             std::uint32_t* out) {
+  run_tiled<HammingTile, 1, 4>(HammingTile{q, db, n, nbytes, out}, 1, n, nbytes, 0);
+}
+
+}  // namespace
+
+const KernelTable& avx2_kernels() {
+  static const KernelTable table{dot_f32, dot_f16, dot_i8, hamming, dot_f32_batch, dot_i8_batch};
+  return table;
+}
+
+}  // namespace vpr

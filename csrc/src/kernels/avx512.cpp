@@ -1,0 +1,272 @@
+// AVX-512 (F/BW/VL/DQ + VPOPCNTDQ + VNNI) kernels. Compiled with those flags only
+// for this file; the dispatcher calls them only on CPUs that have them.
+// GCC 12 reports its own _mm256_undefined_*() (self-initialised on purpose) as
+// uninitialised once the 512-bit extract intrinsics are inlined: a false positive.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include <vector>
+
+#include "tiling.hpp"
+#include "vpr/kernels.hpp"
+
+namespace vpr {
+namespace {
+
+// ---- horizontal reductions ------------------------------------------------
+
+inline __m256 fold_ps(__m512 a) {
+  return _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+}
+
+inline __m256i fold_epi32(__m512i a) {
+  return _mm256_add_epi32(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64(a, 1));
+}
+
+// Four sums from four accumulators: fold to 256 bits, then one hadd tree.
+inline __m128 hsum4_ps(__m512 a, __m512 b, __m512 c, __m512 d) {
+  const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(fold_ps(a), fold_ps(b)),
+                                  _mm256_hadd_ps(fold_ps(c), fold_ps(d)));
+  return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+}
+
+inline __m128i hsum4_epi32(__m512i a, __m512i b, __m512i c, __m512i d) {
+  const __m256i t = _mm256_hadd_epi32(_mm256_hadd_epi32(fold_epi32(a), fold_epi32(b)),
+                                      _mm256_hadd_epi32(fold_epi32(c), fold_epi32(d)));
+  return _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+}
+
+template <int N>
+inline void reduce_ps(const __m512* acc, float* res) {
+  int t = 0;
+  for (; t + 4 <= N; t += 4) {
+    _mm_storeu_ps(res + t, hsum4_ps(acc[t], acc[t + 1], acc[t + 2], acc[t + 3]));
+  }
+  for (; t < N; ++t) res[t] = _mm512_reduce_add_ps(acc[t]);
+}
+
+template <int N>
+inline void reduce_epi32(const __m512i* acc, std::int32_t* res) {
+  int t = 0;
+  for (; t + 4 <= N; t += 4) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(res + t),
+                     hsum4_epi32(acc[t], acc[t + 1], acc[t + 2], acc[t + 3]));
+  }
+  for (; t < N; ++t) res[t] = _mm512_reduce_add_epi32(acc[t]);
+}
+
+// ---- float32 ----------------------------------------------------------------
+
+struct F32Tile {
+  const float* q;
+  const float* db;
+  std::size_t n, d;
+  float* out;
+
+  template <int Q, int R>
+  void tile(std::size_t j, std::size_t i) const {
+    const float* qp = q + j * d;
+    const float* bp = db + i * d;
+    __m512 acc[Q * R];
+    for (int t = 0; t < Q * R; ++t) acc[t] = _mm512_setzero_ps();
+    std::size_t k = 0;
+    for (; k + 16 <= d; k += 16) {
+      __m512 b[R];
+      for (int r = 0; r < R; ++r) b[r] = _mm512_loadu_ps(bp + r * d + k);
+      for (int a = 0; a < Q; ++a) {
+        const __m512 x = _mm512_loadu_ps(qp + a * d + k);
+        for (int r = 0; r < R; ++r) acc[a * R + r] = _mm512_fmadd_ps(x, b[r], acc[a * R + r]);
+      }
+    }
+    if (k < d) {
+      const __mmask16 m = static_cast<__mmask16>((1u << (d - k)) - 1);
+      __m512 b[R];
+      for (int r = 0; r < R; ++r) b[r] = _mm512_maskz_loadu_ps(m, bp + r * d + k);
+      for (int a = 0; a < Q; ++a) {
+        const __m512 x = _mm512_maskz_loadu_ps(m, qp + a * d + k);
+        for (int r = 0; r < R; ++r) acc[a * R + r] = _mm512_fmadd_ps(x, b[r], acc[a * R + r]);
+      }
+    }
+    float res[Q * R];
+    reduce_ps<Q * R>(acc, res);
+    for (int a = 0; a < Q; ++a) {
+      for (int r = 0; r < R; ++r) out[(j + a) * n + i + r] = res[a * R + r];
+    }
+  }
+};
+
+void dot_f32(const float* q, const float* db, std::size_t n, std::size_t d, float* out) {
+  run_tiled<F32Tile, 1, 8>(F32Tile{q, db, n, d, out}, 1, n, d * sizeof(float), 0);
+}
+
+void dot_f32_batch(const float* q, std::size_t nq, const float* db, std::size_t n, std::size_t d,
+                   float* out) {
+  // 6 queries x 4 rows: 24 accumulators + 4 row registers of the 32 zmm. Measured
+  // on Zen 5 against 8x3, 4x6, 5x4 and 4x4 at d = 256 and 1024.
+  run_tiled<F32Tile, 6, 4>(F32Tile{q, db, n, d, out}, nq, n, d * sizeof(float), kBatchBlockBytes);
+}
+
+// ---- float16 database -----------------------------------------------------------
+
+struct F16Tile {
+  const float* q;
+  const std::uint16_t* db;
+  std::size_t n, d;
+  float* out;
+
+  template <int Q, int R>
+  void tile(std::size_t j, std::size_t i) const {
+    static_assert(Q == 1, "single query only");
+    const std::uint16_t* bp = db + i * d;
+    __m512 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+    std::size_t k = 0;
+    for (; k + 16 <= d; k += 16) {
+      const __m512 x = _mm512_loadu_ps(q + k);
+      for (int r = 0; r < R; ++r) {
+        const __m512 b =
+            _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp + r * d + k)));
+        acc[r] = _mm512_fmadd_ps(x, b, acc[r]);
+      }
+    }
+    if (k < d) {
+      const __mmask16 m = static_cast<__mmask16>((1u << (d - k)) - 1);
+      const __m512 x = _mm512_maskz_loadu_ps(m, q + k);
+      for (int r = 0; r < R; ++r) {
+        const __m512 b = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, bp + r * d + k));
+        acc[r] = _mm512_fmadd_ps(x, b, acc[r]);
+      }
+    }
+    float res[R];
+    reduce_ps<R>(acc, res);
+    for (int r = 0; r < R; ++r) out[j * n + i + r] = res[r];
+  }
+};
+
+void dot_f16(const float* q, const std::uint16_t* db, std::size_t n, std::size_t d, float* out) {
+  run_tiled<F16Tile, 1, 8>(F16Tile{q, db, n, d, out}, 1, n, d * 2, 0);
+}
+
+// ---- int8 (VNNI) --------------------------------------------------------------------
+// vpdpbusd multiplies unsigned by signed bytes. Flipping the database byte's sign
+// bit gives x + 128 in [1, 255] (unsigned), so the accumulated sum is
+// <q, x> + 128 * sum(q); the second term is subtracted once per query.
+
+struct I8Tile {
+  const std::int8_t* q;
+  const std::int32_t* qbias;  // 128 * sum(q_j) per query
+  const std::int8_t* db;
+  std::size_t n, d;
+  std::int32_t* out;
+
+  template <int Q, int R>
+  void tile(std::size_t j, std::size_t i) const {
+    const std::int8_t* qp = q + j * d;
+    const std::int8_t* bp = db + i * d;
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    __m512i acc[Q * R];
+    for (int t = 0; t < Q * R; ++t) acc[t] = _mm512_setzero_si512();
+    std::size_t k = 0;
+    for (; k + 64 <= d; k += 64) {
+      __m512i b[R];
+      for (int r = 0; r < R; ++r) b[r] = _mm512_xor_si512(_mm512_loadu_si512(bp + r * d + k), flip);
+      for (int a = 0; a < Q; ++a) {
+        const __m512i x = _mm512_loadu_si512(qp + a * d + k);
+        for (int r = 0; r < R; ++r) acc[a * R + r] = _mm512_dpbusd_epi32(acc[a * R + r], b[r], x);
+      }
+    }
+    if (k < d) {
+      // Masked-off query bytes are zero, so the flipped zero database bytes add nothing.
+      const __mmask64 m = (~__mmask64{0}) >> (64 - (d - k));
+      __m512i b[R];
+      for (int r = 0; r < R; ++r) {
+        b[r] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, bp + r * d + k), flip);
+      }
+      for (int a = 0; a < Q; ++a) {
+        const __m512i x = _mm512_maskz_loadu_epi8(m, qp + a * d + k);
+        for (int r = 0; r < R; ++r) acc[a * R + r] = _mm512_dpbusd_epi32(acc[a * R + r], b[r], x);
+      }
+    }
+    std::int32_t res[Q * R];
+    reduce_epi32<Q * R>(acc, res);
+    for (int a = 0; a < Q; ++a) {
+      for (int r = 0; r < R; ++r) out[(j + a) * n + i + r] = res[a * R + r] - qbias[j + a];
+    }
+  }
+};
+
+std::vector<std::int32_t> query_bias(const std::int8_t* q, std::size_t nq, std::size_t d) {
+  std::vector<std::int32_t> bias(nq);
+  for (std::size_t j = 0; j < nq; ++j) {
+    std::int32_t s = 0;
+    for (std::size_t k = 0; k < d; ++k) s += q[j * d + k];
+    bias[j] = 128 * s;
+  }
+  return bias;
+}
+
+void dot_i8(const std::int8_t* q, const std::int8_t* db, std::size_t n, std::size_t d,
+            std::int32_t* out) {
+  const std::vector<std::int32_t> bias = query_bias(q, 1, d);
+  run_tiled<I8Tile, 1, 8>(I8Tile{q, bias.data(), db, n, d, out}, 1, n, d, 0);
+}
+
+void dot_i8_batch(const std::int8_t* q, std::size_t nq, const std::int8_t* db, std::size_t n,
+                  std::size_t d, std::int32_t* out) {
+  // 4 x 4 tile: the fastest of 8x3, 6x4, 4x6 and 4x4 measured on Zen 5.
+  const std::vector<std::int32_t> bias = query_bias(q, nq, d);
+  run_tiled<I8Tile, 4, 4>(I8Tile{q, bias.data(), db, n, d, out}, nq, n, d, kBatchBlockBytes);
+}
+
+// ---- hamming (VPOPCNTDQ) ----------------------------------------------------------
+
+struct HammingTile {
+  const std::uint8_t* q;
+  const std::uint8_t* db;
+  std::size_t n, nbytes;
+  std::uint32_t* out;
+
+  template <int Q, int R>
+  void tile(std::size_t j, std::size_t i) const {
+    static_assert(Q == 1, "single query only");
+    const std::uint8_t* bp = db + i * nbytes;
+    __m512i acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_si512();
+    std::size_t k = 0;
+    for (; k + 64 <= nbytes; k += 64) {
+      const __m512i x = _mm512_loadu_si512(q + k);
+      for (int r = 0; r < R; ++r) {
+        const __m512i v = _mm512_xor_si512(x, _mm512_loadu_si512(bp + r * nbytes + k));
+        acc[r] = _mm512_add_epi64(acc[r], _mm512_popcnt_epi64(v));
+      }
+    }
+    if (k < nbytes) {
+      const __mmask64 m = (~__mmask64{0}) >> (64 - (nbytes - k));
+      const __m512i x = _mm512_maskz_loadu_epi8(m, q + k);
+      for (int r = 0; r < R; ++r) {
+        const __m512i v = _mm512_xor_si512(x, _mm512_maskz_loadu_epi8(m, bp + r * nbytes + k));
+        acc[r] = _mm512_add_epi64(acc[r], _mm512_popcnt_epi64(v));
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      out[j * n + i + r] = static_cast<std::uint32_t>(_mm512_reduce_add_epi64(acc[r]));
+    }
+  }
+};
+
+void hamming(const std::uint8_t* q, const std::uint8_t* db, std::size_t n, std::size_t nbytes,
+             std::uint32_t* out) {
+  run_tiled<HammingTile, 1, 4>(HammingTile{q, db, n, nbytes, out}, 1, n, nbytes, 0);
+}
+
+}  // namespace
+
+const KernelTable& avx512_kernels() {
+  static const KernelTable table{dot_f32, dot_f16, dot_i8, hamming, dot_f32_batch, dot_i8_batch};
+  return table;
+}
+
+}  // namespace vpr

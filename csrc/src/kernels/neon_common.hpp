@@ -1,0 +1,19 @@
+// Kernels of the baseline NEON level (armv8-a) that the dotprod level reuses:
+// only its int8 kernels change. Defined in neon.cpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace vpr {
+namespace neon {
+
+void dot_f32(const float* q, const float* db, std::size_t n, std::size_t d, float* out);
+void dot_f16(const float* q, const std::uint16_t* db, std::size_t n, std::size_t d, float* out);
+void hamming(const std::uint8_t* q, const std::uint8_t* db, std::size_t n, std::size_t nbytes,
+             std::uint32_t* out);
+void dot_f32_batch(const float* q, std::size_t nq, const float* db, std::size_t n, std::size_t d,
+                   float* out);
+
+}  // namespace neon
+}  // namespace vpr
