@@ -18,7 +18,7 @@ std::uint16_t float_to_half(float value) {
   }
   const int e = static_cast<int>(exponent) - 127 + 15;
   if (e >= 31) return static_cast<std::uint16_t>(sign | 0x7c00u);  // overflow -> inf
-  if (e <= 0) {                                                     // subnormal or zero
+  if (e <= 0) {                                                    // subnormal or zero
     if (e < -10) return static_cast<std::uint16_t>(sign);
     mantissa |= 0x800000u;
     const int shift = 14 - e;

@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <stdexcept>
 #include <string>
-#include <mutex>
 #include <thread>
 
 #include "vpr/kernels.hpp"
@@ -42,6 +44,9 @@ class TopK {
     }
   }
 
+  bool full() const { return hits_.size() == k_; }
+  float worst_score() const { return hits_.front().score; }
+
   // Any order of arrival.
   void insert(const Hit& h) {
     if (hits_.size() < k_) {
@@ -73,10 +78,10 @@ class TopK {
 struct EncodedQueries {
   std::size_t count = 0;
   std::size_t dim = 0;
-  std::vector<float> floats;        // Float32 / Float16 databases (and re-ranking)
-  std::vector<std::int8_t> int8;    // Int8 database
+  std::vector<float> floats;      // Float32 / Float16 databases (and re-ranking)
+  std::vector<std::int8_t> int8;  // Int8 database
   std::vector<float> int8_scales;
-  std::vector<std::uint8_t> bits;   // Binary database
+  std::vector<std::uint8_t> bits;  // Binary database
 };
 
 constexpr std::size_t kBlockBytes = 128 * 1024;  // database block kept in L2 per thread
@@ -90,9 +95,91 @@ void check_finite(const float* x, std::size_t n, const char* what) {
   }
 }
 
+// Persistent workers: a single query on a small map takes well under a
+// millisecond, so starting threads per search would cost more than it saves.
+class WorkerPool {
+ public:
+  // Runs task(t) for t in [0, count): the caller runs t = 0, workers the rest.
+  // Returns false (running nothing) when another search holds the pool.
+  bool try_run(std::size_t count, const std::function<void(std::size_t)>& task) {
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (!busy.owns_lock()) return false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      while (workers_.size() + 1 < count) {
+        const std::size_t index = workers_.size() + 1;
+        workers_.emplace_back([this, index] { work(index); });
+      }
+      task_ = &task;
+      count_ = count;
+      pending_ = count - 1;
+      ++generation_;
+    }
+    start_.notify_all();
+    task(0);
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+    task_ = nullptr;
+    return true;
+  }
+
+ private:
+  void work(std::size_t index) {
+    std::uint64_t seen = 0;
+    for (;;) {
+      const std::function<void(std::size_t)>* task;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        start_.wait(lock, [&] { return generation_ != seen; });
+        seen = generation_;
+        if (index >= count_) continue;
+        task = task_;
+      }
+      (*task)(index);
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+
+  std::mutex busy_;
+  std::mutex mutex_;
+  std::condition_variable start_;
+  std::condition_variable done_;
+  std::vector<std::thread> workers_;
+  const std::function<void(std::size_t)>* task_ = nullptr;
+  std::size_t count_ = 0;
+  std::size_t pending_ = 0;
+  std::uint64_t generation_ = 0;
+};
+
+// Runs body(t) for t in [0, count) on count threads; the first exception is rethrown.
+void run_parallel(std::size_t count, const std::function<void(std::size_t)>& body) {
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  const std::function<void(std::size_t)> task = [&](std::size_t t) {
+    try {
+      body(t);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error = std::current_exception();
+    }
+  };
+  // Never destroyed: workers may still be parked when static destructors run.
+  static WorkerPool* const pool = new WorkerPool();
+  if (count <= 1) {
+    task(0);
+  } else if (!pool->try_run(count, task)) {  // concurrent searches: private threads
+    std::vector<std::thread> threads;
+    for (std::size_t t = 1; t < count; ++t) threads.emplace_back(task, t);
+    task(0);
+    for (auto& th : threads) th.join();
+  }
+  if (error) std::rethrow_exception(error);
+}
+
 // Score rows [begin, end) of the database for every query into tops[q].
-void scan_range(const DatabaseView& db, const EncodedQueries& q, std::size_t begin,
-                std::size_t end, std::vector<TopK>& tops) {
+void scan_range(const DatabaseView& db, const EncodedQueries& q, std::size_t begin, std::size_t end,
+                std::vector<TopK>& tops) {
   const KernelTable& kt = active_kernels();
   const std::size_t row_bytes = db.row_bytes();
   const std::size_t block = std::max<std::size_t>(16, kBlockBytes / row_bytes);
@@ -117,8 +204,8 @@ void scan_range(const DatabaseView& db, const EncodedQueries& q, std::size_t beg
         break;
       case Storage::Float16:
         for (std::size_t j = 0; j < nq; ++j) {
-          kt.dot_f16(q.floats.data() + j * db.dim, reinterpret_cast<const std::uint16_t*>(rows),
-                     n, db.dim, scores.data() + j * n);
+          kt.dot_f16(q.floats.data() + j * db.dim, reinterpret_cast<const std::uint16_t*>(rows), n,
+                     db.dim, scores.data() + j * n);
         }
         break;
       case Storage::Int8: {
@@ -143,7 +230,8 @@ void scan_range(const DatabaseView& db, const EncodedQueries& q, std::size_t beg
         for (std::size_t j = 0; j < nq; ++j) {
           kt.hamming(q.bits.data() + j * nbytes, rows, n, nbytes, dists.data());
           for (std::size_t i = 0; i < n; ++i) {
-            scores[j * n + i] = 1.0f - static_cast<float>(dists[i]) * inv_dim;
+            scores[j * n + i] =
+                1.0f - static_cast<float>(static_cast<std::int32_t>(dists[i])) * inv_dim;
           }
         }
         break;
@@ -152,6 +240,14 @@ void scan_range(const DatabaseView& db, const EncodedQueries& q, std::size_t beg
     for (std::size_t j = 0; j < nq; ++j) {
       const float* s = scores.data() + j * n;
       TopK& top = tops[j];
+      if (top.full()) {
+        // Once the top-k is full most blocks hold no better row: a branch-free
+        // (vectorised) test skips them.
+        const float worst = top.worst_score();
+        bool any = false;
+        for (std::size_t i = 0; i < n; ++i) any |= s[i] > worst;
+        if (!any) continue;
+      }
       for (std::size_t i = 0; i < n; ++i) top.push(s[i], static_cast<std::int64_t>(start + i));
     }
   }
@@ -165,23 +261,11 @@ std::vector<TopK> scan(const DatabaseView& db, const EncodedQueries& q, std::siz
       std::min<std::size_t>(static_cast<std::size_t>(resolve_threads(num_threads)), by_size);
   std::vector<std::vector<TopK>> partial(threads, std::vector<TopK>(q.count, TopK(k)));
   const std::size_t chunk = (db.count + threads - 1) / threads;
-  std::vector<std::thread> workers;
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto work = [&](std::size_t t) {
-    try {
-      const std::size_t begin = std::min(db.count, t * chunk);
-      const std::size_t end = std::min(db.count, begin + chunk);
-      scan_range(db, q, begin, end, partial[t]);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      error = std::current_exception();
-    }
-  };
-  for (std::size_t t = 1; t < threads; ++t) workers.emplace_back(work, t);
-  work(0);
-  for (auto& w : workers) w.join();
-  if (error) std::rethrow_exception(error);
+  run_parallel(threads, [&](std::size_t t) {
+    const std::size_t begin = std::min(db.count, t * chunk);
+    const std::size_t end = std::min(db.count, begin + chunk);
+    scan_range(db, q, begin, end, partial[t]);
+  });
   for (std::size_t t = 1; t < threads; ++t) {
     for (std::size_t j = 0; j < q.count; ++j) partial[0][j].merge(partial[t][j]);
   }
@@ -209,17 +293,15 @@ void validate_common(const DatabaseView& db, std::size_t query_dim, const Search
   if (opt.k == 0) throw std::invalid_argument("k must be at least 1");
   const std::size_t expected = opt.projection.enabled() ? opt.projection.in_dim : db.dim;
   if (query_dim != expected) {
-    throw std::invalid_argument("query dimension " + std::to_string(query_dim) +
-                                " does not match the " +
-                                (opt.projection.enabled() ? "projection input dimension "
-                                                          : "database dimension ") +
-                                std::to_string(expected));
+    throw std::invalid_argument(
+        "query dimension " + std::to_string(query_dim) + " does not match the " +
+        (opt.projection.enabled() ? "projection input dimension " : "database dimension ") +
+        std::to_string(expected));
   }
   if (opt.projection.enabled() && opt.projection.out_dim != db.dim) {
     throw std::invalid_argument("projection output dimension " +
                                 std::to_string(opt.projection.out_dim) +
-                                " does not match the database dimension " +
-                                std::to_string(db.dim));
+                                " does not match the database dimension " + std::to_string(db.dim));
   }
   if (opt.rerank != nullptr) {
     opt.rerank->validate();
@@ -315,8 +397,8 @@ SearchResults search(const DatabaseView& db, const float* queries, std::size_t n
 }
 
 SearchResults search_int8(const DatabaseView& db, const std::int8_t* queries,
-                          const float* query_scales, std::size_t num_queries,
-                          std::size_t query_dim, const SearchOptions& options) {
+                          const float* query_scales, std::size_t num_queries, std::size_t query_dim,
+                          const SearchOptions& options) {
   if (db.storage != Storage::Int8) {
     throw std::invalid_argument("int8 queries need an int8 database; pass float32 queries instead");
   }

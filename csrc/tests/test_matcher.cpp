@@ -30,8 +30,8 @@ std::vector<float> unit_rows(std::size_t n, std::size_t d, unsigned seed) {
 }
 
 // Brute-force reference: sort every (score, id) pair.
-std::vector<std::int64_t> reference_top(const std::vector<float>& db, const float* q,
-                                        std::size_t n, std::size_t d, std::size_t k) {
+std::vector<std::int64_t> reference_top(const std::vector<float>& db, const float* q, std::size_t n,
+                                        std::size_t d, std::size_t k) {
   std::vector<std::pair<float, std::int64_t>> all(n);
   for (std::size_t i = 0; i < n; ++i) {
     float s = 0.0f;
@@ -71,7 +71,8 @@ TEST_CASE("float32 search equals brute force at every level and thread count") {
       for (std::size_t j = 0; j < nq; ++j) {
         const auto ref = reference_top(db, q.data() + j * d, n, d, 10);
         for (std::size_t i = 0; i < 10; ++i) CHECK(r.ids[j * 10 + i] == ref[i]);
-        for (std::size_t i = 1; i < 10; ++i) CHECK(r.scores[j * 10 + i - 1] >= r.scores[j * 10 + i]);
+        for (std::size_t i = 1; i < 10; ++i)
+          CHECK(r.scores[j * 10 + i - 1] >= r.scores[j * 10 + i]);
       }
     }
   }
@@ -82,8 +83,8 @@ TEST_CASE("ties are broken by the lower index, across threads") {
   std::vector<float> db(n * d, 0.0f);
   for (std::size_t i = 0; i < n; ++i) db[i * d + (i % 2)] = 1.0f;  // two distinct rows, repeated
   const std::vector<float> q = {1, 0, 0, 0, 0, 0, 0, 0};
-  for (auto storage : {vpr::Storage::Float32, vpr::Storage::Float16, vpr::Storage::Int8,
-                       vpr::Storage::Binary}) {
+  for (auto storage :
+       {vpr::Storage::Float32, vpr::Storage::Float16, vpr::Storage::Int8, vpr::Storage::Binary}) {
     const auto database = vpr::Database::encode(db.data(), n, d, storage);
     vpr::SearchOptions opt;
     opt.k = 5;
@@ -121,8 +122,7 @@ TEST_CASE("bad arguments throw std::invalid_argument") {
   CHECK_THROWS_AS(vpr::search(empty, db.data(), 1, d, opt), std::invalid_argument);
   std::vector<float> nan_query(d, 0.0f);
   nan_query[3] = std::nanf("");
-  CHECK_THROWS_AS(vpr::search(database.view(), nan_query.data(), 1, d, opt),
-                  std::invalid_argument);
+  CHECK_THROWS_AS(vpr::search(database.view(), nan_query.data(), 1, d, opt), std::invalid_argument);
   CHECK_THROWS_AS(vpr::Database::encode(nan_query.data(), 1, d, vpr::Storage::Int8),
                   std::invalid_argument);
   opt.num_threads = -1;

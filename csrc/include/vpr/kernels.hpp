@@ -20,15 +20,15 @@ struct KernelTable {
   void (*dot_i8)(const std::int8_t* q, const std::int8_t* db, std::size_t n, std::size_t d,
                  std::int32_t* out);
   // Hamming distances between packed bit vectors of nbytes bytes.
-  void (*hamming)(const std::uint8_t* q, const std::uint8_t* db, std::size_t n,
-                  std::size_t nbytes, std::uint32_t* out);
+  void (*hamming)(const std::uint8_t* q, const std::uint8_t* db, std::size_t n, std::size_t nbytes,
+                  std::uint32_t* out);
   // Batched float32: out[j * n + i] = <q[j], db[i]> for nq queries. Tiled so each
   // database row is read once per tile of queries (throughput of query batches).
   void (*dot_f32_batch)(const float* q, std::size_t nq, const float* db, std::size_t n,
                         std::size_t d, float* out);
   // Batched int8, same layout as dot_f32_batch.
-  void (*dot_i8_batch)(const std::int8_t* q, std::size_t nq, const std::int8_t* db,
-                       std::size_t n, std::size_t d, std::int32_t* out);
+  void (*dot_i8_batch)(const std::int8_t* q, std::size_t nq, const std::int8_t* db, std::size_t n,
+                       std::size_t d, std::int32_t* out);
 };
 
 // Kernel table of a level; nullptr if this build has no kernels for it.

@@ -15,9 +15,9 @@ const char* storage_name(Storage storage);
 // file, or a Database below). Rows are contiguous and row-major.
 struct DatabaseView {
   Storage storage = Storage::Float32;
-  std::size_t count = 0;      // number of places
-  std::size_t dim = 0;        // descriptor dimension (bits for Binary)
-  const void* codes = nullptr;   // float / uint16 half bits / int8 / packed sign bits
+  std::size_t count = 0;          // number of places
+  std::size_t dim = 0;            // descriptor dimension (bits for Binary)
+  const void* codes = nullptr;    // float / uint16 half bits / int8 / packed sign bits
   const float* scales = nullptr;  // Int8 only: one symmetric scale per row
 
   // Bytes of one encoded row.
@@ -88,8 +88,8 @@ SearchResults search(const DatabaseView& db, const float* queries, std::size_t n
 
 // Int8 database searched with already-quantised int8 queries (scale per query).
 SearchResults search_int8(const DatabaseView& db, const std::int8_t* queries,
-                          const float* query_scales, std::size_t num_queries,
-                          std::size_t query_dim, const SearchOptions& options);
+                          const float* query_scales, std::size_t num_queries, std::size_t query_dim,
+                          const SearchOptions& options);
 
 // Number of worker threads used for num_threads (0 -> hardware concurrency).
 int resolve_threads(int num_threads);
