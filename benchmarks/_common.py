@@ -1,0 +1,124 @@
+"""Shared helpers for the benchmarks: clean BLAS environment, timing, data."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+BLAS_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+REEXEC_MARK = "VPR_BENCH_REEXECED"
+
+
+def reexec_without_blas_env(keep: bool) -> None:
+    """Re-exec this process without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (before numpy loads)."""
+    found = [v for v in BLAS_ENV_VARS if v in os.environ]
+    if keep or not found or os.environ.get(REEXEC_MARK):
+        return
+    env = {k: v for k, v in os.environ.items() if k not in BLAS_ENV_VARS}
+    env[REEXEC_MARK] = ",".join(found)
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
+def blas_report() -> list[str]:
+    """One line per thread pool that threadpoolctl sees (BLAS kernel / coretype)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return ["threadpoolctl not installed: BLAS kernel unknown"]
+    lines = []
+    for info in threadpool_info():
+        lines.append(
+            f"{info.get('internal_api')} {info.get('version') or ''} "
+            f"coretype={info.get('architecture') or '-'} threads={info.get('num_threads')} "
+            f"({Path(info.get('filepath', '')).name})"
+        )
+    return lines
+
+
+def time_call(fn: Callable[[], object]) -> float:
+    """Seconds one call takes."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def read_bandwidth(gib: float = 1.0, repeats: int = 5) -> tuple[float, str]:
+    """Single-thread read bandwidth in bytes/s: best of a few numpy streaming reductions.
+
+    numpy reductions run on one thread; each kernel streams the array once. The fastest
+    kernel (median over repeats) is taken as the achievable single-thread read bandwidth.
+    """
+    import numpy as np
+
+    data = np.ones(int(gib * 2**30) // 8, dtype=np.int64)
+    kernels: dict[str, Callable[[], object]] = {
+        "float32 max": lambda: data.view(np.float32).max(),
+        "int64 bitwise_or.reduce": lambda: np.bitwise_or.reduce(data),
+        "int32 count_nonzero": lambda: np.count_nonzero(data.view(np.int32)),
+        "float32 sum": lambda: data.view(np.float32).sum(),
+    }
+    best = (0.0, "")
+    for name, fn in kernels.items():
+        fn()
+        secs = sorted(time_call(fn) for _ in range(repeats))[repeats // 2]
+        best = max(best, (data.nbytes / secs, name))
+    return best
+
+
+def random_chunks(
+    n: int, d: int, seed: int, chunk_rows: int
+) -> Callable[[], Iterator[tuple[int, object]]]:
+    """Factory of an iterator over (start_row, L2-normalised float32 gaussian chunk).
+
+    Chunk i is seeded by (seed, d, i), so the stream is reproducible and can be replayed.
+    """
+    import numpy as np
+
+    def chunks() -> Iterator[tuple[int, object]]:
+        for i, start in enumerate(range(0, n, chunk_rows)):
+            rows = min(chunk_rows, n - start)
+            rng = np.random.default_rng([seed, d, i])
+            x = rng.standard_normal((rows, d), dtype=np.float32)
+            x /= np.linalg.norm(x, axis=1, keepdims=True)
+            yield start, x
+
+    return chunks
+
+
+def normalise(x: object) -> object:
+    import numpy as np
+
+    arr = np.asarray(x, dtype=np.float32)
+    return np.ascontiguousarray(arr / np.linalg.norm(arr, axis=-1, keepdims=True))
+
+
+def nordland_pixels(root: Path, limit: int | None = None) -> tuple[object, object] | None:
+    """Nordland summer (database) and winter (queries) as flattened float32 pixel rows."""
+    import numpy as np
+    from PIL import Image
+
+    summer, winter = root / "summer", root / "winter"
+    if not summer.is_dir() or not winter.is_dir():
+        return None
+    names = sorted(p.name for p in summer.glob("*.png") if (winter / p.name).exists())[:limit]
+
+    def load(folder: Path) -> object:
+        return np.stack(
+            [np.asarray(Image.open(folder / n).convert("L"), np.float32).ravel() for n in names]
+        )
+
+    return load(summer), load(winter)
+
+
+def project_descriptors(db: object, q: object, d: int, seed: int) -> tuple[object, object]:
+    """Mean-remove (database mean), project by a fixed gaussian matrix to d, L2-normalise."""
+    import numpy as np
+
+    db, q = np.asarray(db), np.asarray(q)
+    mean = db.mean(axis=0)
+    proj = np.random.default_rng([seed, d]).standard_normal((db.shape[1], d), dtype=np.float32)
+    return normalise((db - mean) @ proj), normalise((q - mean) @ proj)
