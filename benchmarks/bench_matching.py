@@ -494,7 +494,7 @@ def summary(rows: list[dict], bound_target: float) -> list[str]:
     return [
         "Single query, N=100k, 1 thread (ours vs best yardstick of that storage):",
         *target_single(rows, bound_target),
-        "2 threads speed a single query up (ours 1T->2T > 1; faiss shown beside):", *target_threads(rows),
+        "2 threads speed a single query up (ours 1T->2T > 1):", *target_threads(rows),
         "N=1M ratio to bound (ours, 1 thread):", *target_million(rows),
         "Batch-100 throughput:", *target_batch(rows),
     ]  # fmt: skip
