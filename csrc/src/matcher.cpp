@@ -187,6 +187,7 @@ void scan_range(const DatabaseView& db, const EncodedQueries& q, std::size_t beg
   std::vector<float> scores(block * nq);
   std::vector<std::int32_t> ints(block * nq);
   std::vector<std::uint32_t> dists(block);
+  std::vector<float> widened;  // float16 block widened to float32 (query batches)
   const auto* base = static_cast<const std::uint8_t*>(db.codes);
 
   for (std::size_t start = begin; start < end; start += block) {
@@ -203,9 +204,13 @@ void scan_range(const DatabaseView& db, const EncodedQueries& q, std::size_t beg
         }
         break;
       case Storage::Float16:
-        for (std::size_t j = 0; j < nq; ++j) {
-          kt.dot_f16(q.floats.data() + j * db.dim, reinterpret_cast<const std::uint16_t*>(rows), n,
-                     db.dim, scores.data() + j * n);
+        if (nq == 1) {
+          kt.dot_f16(q.floats.data(), reinterpret_cast<const std::uint16_t*>(rows), n, db.dim,
+                     scores.data());
+        } else {  // widen the block once, then reuse it across the query tiles
+          widened.resize(n * db.dim);
+          kt.f16_to_f32(reinterpret_cast<const std::uint16_t*>(rows), n * db.dim, widened.data());
+          kt.dot_f32_batch(q.floats.data(), nq, widened.data(), n, db.dim, scores.data());
         }
         break;
       case Storage::Int8: {

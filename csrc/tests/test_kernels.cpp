@@ -3,8 +3,10 @@
 // summation order and all results must match bit for bit.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -248,5 +250,29 @@ TEST_CASE("float kernels stay close to the reference on real-valued data") {
       CHECK(got_h[i] == doctest::Approx(want_h[i]).epsilon(1e-4).scale(30.0));
       CHECK(got_b[i] == doctest::Approx(want[i]).epsilon(1e-4).scale(30.0));
     }
+  }
+}
+
+TEST_CASE("f16_to_f32 widens every half-precision bit pattern exactly") {
+  // All 65536 patterns (zeros, subnormals, normals, infinities, NaNs), then an
+  // odd-length tail.
+  std::vector<std::uint16_t> all(65536 + 7);
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<std::uint16_t>(i);
+  std::vector<float> want(all.size()), got(all.size());
+  reference().f16_to_f32(all.data(), all.size(), want.data());
+  CHECK(want[0x3c00] == 1.0f);
+  CHECK(want[0xc000] == -2.0f);
+  CHECK(std::isinf(want[0x7c00]));
+  CHECK(want[0x0001] == std::ldexp(1.0f, -24));  // smallest subnormal
+  for (vpr::SimdLevel level : simd_levels()) {
+    CAPTURE(vpr::simd_level_name(level));
+    std::fill(got.begin(), got.end(), -1.0f);
+    vpr::kernels_for(level)->f16_to_f32(all.data(), all.size(), got.data());
+    std::size_t mismatches = 0;
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      const bool both_nan = std::isnan(want[i]) && std::isnan(got[i]);
+      if (!both_nan && std::memcmp(&want[i], &got[i], sizeof(float)) != 0) ++mismatches;
+    }
+    CHECK(mismatches == 0);
   }
 }

@@ -203,3 +203,26 @@ TEST_CASE("int8 quantisation is symmetric per row") {
   CHECK(scale == doctest::Approx(1.0f / 127.0f));
   CHECK(codes == std::vector<std::int8_t>{64, -127, 32, 0});
 }
+
+TEST_CASE("query batches give the same results as single queries, every storage") {
+  const std::size_t n = 6000, d = 64, nq = 9;
+  const auto db = unit_rows(n, d, 10);
+  const auto q = unit_rows(nq, d, 11);
+  for (auto storage :
+       {vpr::Storage::Float32, vpr::Storage::Float16, vpr::Storage::Int8, vpr::Storage::Binary}) {
+    const auto database = vpr::Database::encode(db.data(), n, d, storage);
+    vpr::SearchOptions opt;
+    opt.k = 7;
+    opt.num_threads = 2;
+    const auto batch = vpr::search(database.view(), q.data(), nq, d, opt);
+    for (std::size_t j = 0; j < nq; ++j) {
+      const auto single = vpr::search(database.view(), q.data() + j * d, 1, d, opt);
+      CAPTURE(vpr::storage_name(storage));
+      CAPTURE(j);
+      for (std::size_t i = 0; i < opt.k; ++i) {
+        CHECK(single.ids[i] == batch.ids[j * opt.k + i]);
+        CHECK(single.scores[i] == doctest::Approx(batch.scores[j * opt.k + i]).epsilon(1e-5));
+      }
+    }
+  }
+}

@@ -29,6 +29,9 @@ struct KernelTable {
   // Batched int8, same layout as dot_f32_batch.
   void (*dot_i8_batch)(const std::int8_t* q, std::size_t nq, const std::int8_t* db, std::size_t n,
                        std::size_t d, std::int32_t* out);
+  // Widen count half-precision values to float32 (exact). Batches of queries
+  // against a float16 database widen a block once and use dot_f32_batch.
+  void (*f16_to_f32)(const std::uint16_t* src, std::size_t count, float* dst);
 };
 
 // Kernel table of a level; nullptr if this build has no kernels for it.

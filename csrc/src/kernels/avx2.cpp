@@ -307,10 +307,20 @@ void hamming(const std::uint8_t* q, const std::uint8_t* db, std::size_t n, std::
   }
 }
 
+void f16_to_f32(const std::uint16_t* src, std::size_t count, float* dst) {
+  std::size_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
+  }
+  for (; i < count; ++i) dst[i] = half_to_float(src[i]);
+}
+
 }  // namespace
 
 const KernelTable& avx2_kernels() {
-  static const KernelTable table{dot_f32, dot_f16, dot_i8, hamming, dot_f32_batch, dot_i8_batch};
+  static const KernelTable table{dot_f32,       dot_f16,      dot_i8,    hamming,
+                                 dot_f32_batch, dot_i8_batch, f16_to_f32};
   return table;
 }
 

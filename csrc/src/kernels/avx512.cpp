@@ -290,10 +290,20 @@ void hamming(const std::uint8_t* q, const std::uint8_t* db, std::size_t n, std::
   }
 }
 
+void f16_to_f32(const std::uint16_t* src, std::size_t count, float* dst) {
+  std::size_t i = 0;
+  for (; i + 16 <= count; i += 16) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i));
+    _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(h));
+  }
+  for (; i < count; ++i) dst[i] = half_to_float(src[i]);
+}
+
 }  // namespace
 
 const KernelTable& avx512_kernels() {
-  static const KernelTable table{dot_f32, dot_f16, dot_i8, hamming, dot_f32_batch, dot_i8_batch};
+  static const KernelTable table{dot_f32,       dot_f16,      dot_i8,    hamming,
+                                 dot_f32_batch, dot_i8_batch, f16_to_f32};
   return table;
 }
 

@@ -212,11 +212,19 @@ void dot_f32_batch(const float* q, std::size_t nq, const float* db, std::size_t 
   run_tiled<F32Tile, 6, 4>(F32Tile{q, db, n, d, out}, nq, n, d * sizeof(float), kBatchBlockBytes);
 }
 
+void f16_to_f32(const std::uint16_t* src, std::size_t count, float* dst) {
+  std::size_t i = 0;
+  for (; i + 4 <= count; i += 4) {
+    vst1q_f32(dst + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(src + i))));
+  }
+  for (; i < count; ++i) dst[i] = half_to_float(src[i]);
+}
+
 }  // namespace neon
 
 const KernelTable& neon_kernels() {
-  static const KernelTable table{neon::dot_f32, neon::dot_f16,       dot_i8,
-                                 neon::hamming, neon::dot_f32_batch, dot_i8_batch};
+  static const KernelTable table{neon::dot_f32,       neon::dot_f16, dot_i8,          neon::hamming,
+                                 neon::dot_f32_batch, dot_i8_batch,  neon::f16_to_f32};
   return table;
 }
 

@@ -14,6 +14,7 @@ void hamming(const std::uint8_t* q, const std::uint8_t* db, std::size_t n, std::
              std::uint32_t* out);
 void dot_f32_batch(const float* q, std::size_t nq, const float* db, std::size_t n, std::size_t d,
                    float* out);
+void f16_to_f32(const std::uint16_t* src, std::size_t count, float* dst);
 
 }  // namespace neon
 }  // namespace vpr

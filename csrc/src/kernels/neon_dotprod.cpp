@@ -68,8 +68,8 @@ void dot_i8_batch(const std::int8_t* q, std::size_t nq, const std::int8_t* db, s
 }  // namespace
 
 const KernelTable& neon_dotprod_kernels() {
-  static const KernelTable table{neon::dot_f32, neon::dot_f16,       dot_i8,
-                                 neon::hamming, neon::dot_f32_batch, dot_i8_batch};
+  static const KernelTable table{neon::dot_f32,       neon::dot_f16, dot_i8,          neon::hamming,
+                                 neon::dot_f32_batch, dot_i8_batch,  neon::f16_to_f32};
   return table;
 }
 

@@ -32,6 +32,10 @@ void dot_f16(const float* q, const std::uint16_t* db, std::size_t n, std::size_t
   }
 }
 
+void f16_to_f32(const std::uint16_t* src, std::size_t count, float* dst) {
+  for (std::size_t i = 0; i < count; ++i) dst[i] = half_to_float(src[i]);
+}
+
 void dot_i8(const std::int8_t* q, const std::int8_t* db, std::size_t n, std::size_t d,
             std::int32_t* out) {
   for (std::size_t i = 0; i < n; ++i) out[i] = dot_i8_one(q, db + i * d, d);
@@ -68,7 +72,8 @@ void dot_i8_batch(const std::int8_t* q, std::size_t nq, const std::int8_t* db, s
 }  // namespace
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable table{dot_f32, dot_f16, dot_i8, hamming, dot_f32_batch, dot_i8_batch};
+  static const KernelTable table{dot_f32,       dot_f16,      dot_i8,    hamming,
+                                 dot_f32_batch, dot_i8_batch, f16_to_f32};
   return table;
 }
 
