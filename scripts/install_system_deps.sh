@@ -3,7 +3,7 @@
 set -euo pipefail
 
 packages=(g++ make git python3.11-venv python3.11-dev g++-aarch64-linux-gnu qemu-user-static
-  doctest-dev clang-format)
+  doctest-dev clang-format clang-14 libclang-rt-14-dev)
 missing=()
 for pkg in "${packages[@]}"; do
   case "$pkg" in

@@ -19,8 +19,8 @@ namespace py = pybind11;
 namespace {
 
 vpr::Storage parse_storage(const std::string& name) {
-  for (vpr::Storage s : {vpr::Storage::Float32, vpr::Storage::Float16, vpr::Storage::Int8,
-                         vpr::Storage::Binary}) {
+  for (vpr::Storage s :
+       {vpr::Storage::Float32, vpr::Storage::Float16, vpr::Storage::Int8, vpr::Storage::Binary}) {
     if (name == vpr::storage_name(s)) return s;
   }
   throw std::invalid_argument("unknown storage '" + name +
@@ -59,7 +59,8 @@ class PyIndex {
         require<float>(codes_, "float32 descriptors", 2, "float32");
         break;
       case vpr::Storage::Float16:
-        if (!codes_.dtype().is(py::dtype("float16")) && !codes_.dtype().is(py::dtype::of<std::uint16_t>())) {
+        if (!codes_.dtype().is(py::dtype("float16")) &&
+            !codes_.dtype().is(py::dtype::of<std::uint16_t>())) {
           throw std::invalid_argument("float16 descriptors must have dtype float16, got " +
                                       dtype_name(codes_));
         }
@@ -89,7 +90,8 @@ class PyIndex {
     }
     view_.codes = codes_.data();
     if (view_.storage == vpr::Storage::Int8) {
-      if (!scales) throw std::invalid_argument("an int8 database needs one float32 scale per place");
+      if (!scales)
+        throw std::invalid_argument("an int8 database needs one float32 scale per place");
       scales_ = *scales;
       require<float>(scales_, "int8 scales", 1, "float32");
       if (static_cast<std::size_t>(scales_.shape(0)) != rows) {
@@ -129,8 +131,7 @@ class PyIndex {
         require<float>(*mean, "projection mean", 1, "float32");
         if (static_cast<std::size_t>(mean->shape(0)) != opt.projection.in_dim) {
           throw std::invalid_argument("projection mean has " + std::to_string(mean->shape(0)) +
-                                      " values, expected " +
-                                      std::to_string(opt.projection.in_dim));
+                                      " values, expected " + std::to_string(opt.projection.in_dim));
         }
         opt.projection.mean = static_cast<const float*>(mean->data());
       }
@@ -256,8 +257,7 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<PyIndex>(m, "Index")
       .def(py::init<py::array, const std::string&, std::size_t, std::optional<py::array>>(),
-           py::arg("codes"), py::arg("storage"), py::arg("dim") = 0,
-           py::arg("scales") = py::none())
+           py::arg("codes"), py::arg("storage"), py::arg("dim") = 0, py::arg("scales") = py::none())
       .def("search", &PyIndex::search, py::arg("queries"), py::arg("k"), py::arg("threads") = 0,
            py::arg("projection") = py::none(), py::arg("projection_mean") = py::none(),
            py::arg("shortlist") = 0, py::arg("rerank") = nullptr)
@@ -333,8 +333,8 @@ class PyMapFile {
   }
 
   // Read-only array of `shape` over `ptr` (inside the mapping), owned by `self`.
-  static py::array view_array(py::object self, py::dtype dtype, std::vector<py::ssize_t> shape,
-                              const void* ptr) {
+  static py::object view_array(py::object self, py::dtype dtype, std::vector<py::ssize_t> shape,
+                               const void* ptr) {
     if (ptr == nullptr) return py::none();
     py::array a(dtype, shape, ptr, self);
     a.attr("setflags")(py::arg("write") = false);
@@ -357,7 +357,7 @@ class PyMapFile {
   vpr::MapFile file_;
 };
 
-py::array map_codes(py::object self) {
+py::object map_codes(py::object self) {
   const auto& m = self.cast<const PyMapFile&>().map();
   const auto n = static_cast<py::ssize_t>(m.count());
   const auto& v = m.view();
@@ -366,8 +366,8 @@ py::array map_codes(py::object self) {
       return PyMapFile::view_array(self, py::dtype::of<float>(),
                                    {n, static_cast<py::ssize_t>(v.dim)}, v.codes);
     case vpr::Storage::Float16:
-      return PyMapFile::view_array(self, py::dtype("float16"),
-                                   {n, static_cast<py::ssize_t>(v.dim)}, v.codes);
+      return PyMapFile::view_array(self, py::dtype("float16"), {n, static_cast<py::ssize_t>(v.dim)},
+                                   v.codes);
     case vpr::Storage::Int8:
       return PyMapFile::view_array(self, py::dtype::of<std::int8_t>(),
                                    {n, static_cast<py::ssize_t>(v.dim)}, v.codes);
@@ -506,8 +506,7 @@ py::tuple sequence_match_scores(py::array scores, std::size_t length, float v_mi
 void register_maps_and_sequences(py::module_& m) {
   m.attr("MAP_FORMAT_VERSION") = vpr::kMapFormatVersion;
   py::class_<PyMapFile>(m, "MapFile")
-      .def(py::init<const std::string&, bool>(), py::arg("path"),
-           py::arg("verify_checksum") = true)
+      .def(py::init<const std::string&, bool>(), py::arg("path"), py::arg("verify_checksum") = true)
       .def("search", &PyMapFile::search, py::arg("queries"), py::arg("k"), py::arg("threads") = 0)
       .def("name", [](const PyMapFile& f, std::size_t i) { return std::string(f.map().name(i)); })
       .def_property_readonly("names",
@@ -517,18 +516,16 @@ void register_maps_and_sequences(py::module_& m) {
                                py::list out(m.count());
                                for (std::size_t i = 0; i < m.count(); ++i) {
                                  const auto s = m.name(i);
-                                 out[i] = py::reinterpret_steal<py::object>(
-                                     PyUnicode_DecodeUTF8(s.data(),
-                                                          static_cast<py::ssize_t>(s.size()),
-                                                          "replace"));
+                                 out[i] = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(
+                                     s.data(), static_cast<py::ssize_t>(s.size()), "replace"));
                                }
                                return out;
                              })
       .def_property_readonly("count", [](const PyMapFile& f) { return f.map().count(); })
       .def_property_readonly("dim", [](const PyMapFile& f) { return f.map().dim(); })
       .def_property_readonly("input_dim", [](const PyMapFile& f) { return f.map().input_dim(); })
-      .def_property_readonly("storage",
-                             [](const PyMapFile& f) { return vpr::storage_name(f.map().storage()); })
+      .def_property_readonly(
+          "storage", [](const PyMapFile& f) { return vpr::storage_name(f.map().storage()); })
       .def_property_readonly("format_version",
                              [](const PyMapFile& f) { return f.map().format_version(); })
       .def_property_readonly("nbytes", [](const PyMapFile& f) { return f.map().file_size(); })
@@ -543,18 +540,17 @@ void register_maps_and_sequences(py::module_& m) {
       .def_property_readonly("scales",
                              [](py::object self) {
                                const auto& m = self.cast<const PyMapFile&>().map();
-                               return PyMapFile::view_array(
-                                   self, py::dtype::of<float>(),
-                                   {static_cast<py::ssize_t>(m.count())}, m.view().scales);
+                               return PyMapFile::view_array(self, py::dtype::of<float>(),
+                                                            {static_cast<py::ssize_t>(m.count())},
+                                                            m.view().scales);
                              })
       .def_property_readonly("projection",
                              [](py::object self) {
                                const auto& p = self.cast<const PyMapFile&>().map().projection();
-                               return PyMapFile::view_array(
-                                   self, py::dtype::of<float>(),
-                                   {static_cast<py::ssize_t>(p.in_dim),
-                                    static_cast<py::ssize_t>(p.out_dim)},
-                                   p.matrix);
+                               return PyMapFile::view_array(self, py::dtype::of<float>(),
+                                                            {static_cast<py::ssize_t>(p.in_dim),
+                                                             static_cast<py::ssize_t>(p.out_dim)},
+                                                            p.matrix);
                              })
       .def_property_readonly("projection_mean",
                              [](py::object self) {
@@ -596,13 +592,16 @@ void register_maps_and_sequences(py::module_& m) {
       .def_property_readonly("count", &PySequenceMatcher::count)
       .def_property_readonly("input_dim", &PySequenceMatcher::input_dim);
 
-  m.def("sequence_match_scores", &sequence_match_scores, py::arg("scores"),
-        py::arg("length") = 10, py::arg("v_min") = 0.8f, py::arg("v_max") = 1.25f,
-        py::arg("v_steps") = 5, py::arg("contrast_window") = 10, py::arg("k") = 5);
-  m.def("map_crc32", [](py::bytes data, std::uint32_t crc) {
-    const std::string s = data;
-    return vpr::crc32(s.data(), s.size(), crc);
-  }, py::arg("data"), py::arg("crc") = 0);
+  m.def("sequence_match_scores", &sequence_match_scores, py::arg("scores"), py::arg("length") = 10,
+        py::arg("v_min") = 0.8f, py::arg("v_max") = 1.25f, py::arg("v_steps") = 5,
+        py::arg("contrast_window") = 10, py::arg("k") = 5);
+  m.def(
+      "map_crc32",
+      [](py::bytes data, std::uint32_t crc) {
+        const std::string s = data;
+        return vpr::crc32(s.data(), s.size(), crc);
+      },
+      py::arg("data"), py::arg("crc") = 0);
 }
 
 }  // namespace

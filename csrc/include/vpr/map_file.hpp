@@ -1,0 +1,136 @@
+// Map files (.vprmap): one versioned, checksummed binary file holding an encoded
+// database, its optional projection, per-place names, positions and timestamps.
+// The layout is documented in docs/map_format.md; vpr_embedded/maps.py writes it.
+//
+// MapFile memory-maps a file read-only and validates every size and offset
+// (overflow-safe) before anything is used; the descriptor section is 64-byte
+// aligned, so view() is a zero-copy DatabaseView usable by vpr::search.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "vpr/matcher.hpp"
+
+namespace vpr {
+
+inline constexpr std::uint32_t kMapFormatVersion = 1;
+inline constexpr std::size_t kMapHeaderSize = 320;
+inline constexpr std::size_t kMapAlignment = 64;
+inline constexpr char kMapMagic[8] = {'V', 'P', 'R', 'M', 'A', 'P', '\r', '\n'};
+
+enum class PositionKind : std::uint8_t { None = 0, LatLon = 1, Utm = 2 };
+const char* position_kind_name(PositionKind kind);
+
+// Sections in file order; each has an (offset, size) pair in the header.
+enum class MapSection : std::uint8_t {
+  Descriptors = 0,  // count x row_bytes, 64-byte aligned
+  Scales = 1,       // int8 only: count float32
+  Projection = 2,   // optional: in_dim x dim float32, row-major
+  Mean = 3,         // optional: in_dim float32 (only with a projection)
+  NameOffsets = 4,  // optional: (count + 1) uint32, first 0, non-decreasing
+  NameData = 5,     // optional: UTF-8 bytes of all names, concatenated
+  Positions = 6,    // optional: count x 2 float64
+  Timestamps = 7,   // optional: count float64 (seconds)
+};
+inline constexpr std::size_t kMapSectionCount = 8;
+
+// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320, as zlib's crc32):
+// crc32(data, n, crc32(prefix...)) continues a running checksum; start at 0.
+std::uint32_t crc32(const void* data, std::size_t size, std::uint32_t crc = 0);
+
+struct MapOpenOptions {
+  // Verify the header and payload CRC-32 (reads the whole file once) and the
+  // int8 codes' range. Structural checks (sizes, offsets) are always done.
+  bool verify_checksum = true;
+};
+
+// Parsed, validated, non-owning view of a map held in memory (a mapping or a buffer).
+class MapFileView {
+ public:
+  // Validates `size` bytes at `data`; throws std::runtime_error with a clear
+  // message for a foreign, truncated, corrupt or newer file. `data` must stay
+  // valid (and be 8-byte aligned for zero-copy use) while the view is used.
+  static MapFileView parse(const void* data, std::size_t size, const MapOpenOptions& options = {});
+
+  std::uint32_t format_version() const { return version_; }
+  std::size_t file_size() const { return size_; }
+  Storage storage() const { return db_.storage; }
+  std::size_t count() const { return db_.count; }
+  std::size_t dim() const { return db_.dim; }
+  // Dimension of the queries (the model's descriptor dimension): the
+  // projection's input dimension, or dim() without a projection.
+  std::size_t input_dim() const { return input_dim_; }
+  const std::array<std::uint8_t, 32>& model_sha256() const { return sha256_; }
+  std::string model_sha256_hex() const;
+  const std::string& model_name() const { return model_name_; }
+  std::uint32_t checksum() const { return payload_crc_; }
+
+  // Zero-copy database view (codes and int8 scales point into the file).
+  const DatabaseView& view() const { return db_; }
+  // Projection to apply to queries (disabled if the map has none).
+  const Projection& projection() const { return projection_; }
+
+  bool has_names() const { return name_offsets_ != nullptr; }
+  // Name of place i (empty view without names); throws std::out_of_range.
+  std::string_view name(std::size_t i) const;
+  PositionKind position_kind() const { return position_kind_; }
+  const double* positions() const { return positions_; }    // count x 2, or nullptr
+  const double* timestamps() const { return timestamps_; }  // count, or nullptr
+  // Raw bytes of a section (nullptr, 0 if absent).
+  const std::uint8_t* section(MapSection s, std::size_t* size) const;
+
+  // Search with the stored projection applied to the queries.
+  SearchResults search(const float* queries, std::size_t num_queries, std::size_t query_dim,
+                       SearchOptions options) const;
+
+ private:
+  const std::uint8_t* base_ = nullptr;
+  std::size_t size_ = 0;
+  std::uint32_t version_ = 0;
+  std::size_t input_dim_ = 0;
+  std::array<std::uint8_t, 32> sha256_{};
+  std::string model_name_;
+  std::uint32_t payload_crc_ = 0;
+  DatabaseView db_;
+  Projection projection_;
+  const std::uint32_t* name_offsets_ = nullptr;
+  const char* name_data_ = nullptr;
+  std::size_t name_data_size_ = 0;
+  PositionKind position_kind_ = PositionKind::None;
+  const double* positions_ = nullptr;
+  const double* timestamps_ = nullptr;
+  std::array<std::uint64_t, kMapSectionCount> offsets_{};
+  std::array<std::uint64_t, kMapSectionCount> sizes_{};
+};
+
+// A map file memory-mapped read-only (POSIX mmap); unmapped on destruction.
+class MapFile {
+ public:
+  // Throws std::runtime_error (the path in the message) for a missing,
+  // unreadable or invalid file.
+  static MapFile open(const std::string& path, const MapOpenOptions& options = {});
+
+  MapFile() = default;
+  MapFile(MapFile&& other) noexcept;
+  MapFile& operator=(MapFile&& other) noexcept;
+  MapFile(const MapFile&) = delete;
+  MapFile& operator=(const MapFile&) = delete;
+  ~MapFile();
+
+  const MapFileView& map() const { return view_; }
+  const DatabaseView& view() const { return view_.view(); }
+  const std::string& path() const { return path_; }
+
+ private:
+  void release();
+  std::string path_;
+  void* mapping_ = nullptr;
+  std::size_t mapping_size_ = 0;
+  MapFileView view_;
+};
+
+}  // namespace vpr

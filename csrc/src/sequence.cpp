@@ -1,0 +1,305 @@
+// SeqSLAM-style sequence matching: full scoring, local contrast
+// normalisation, straight-line sums over a ring buffer of recent frames.
+#include "vpr/sequence.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <limits>
+#include <mutex>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "vpr/kernels.hpp"
+
+namespace vpr {
+namespace {
+
+constexpr std::size_t kMinRowsPerThread = 8192;
+constexpr std::size_t kMaxLength = 4096;
+constexpr std::size_t kMaxVelocitySteps = 1024;
+
+void check_finite(const float* x, std::size_t n, const char* what) {
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(x[i])) {
+      throw std::invalid_argument(std::string(what) + " contain a non-finite value (NaN or inf)");
+    }
+  }
+}
+
+// Rows [begin, end) of the database scored against an encoded query.
+void score_range(const DatabaseView& db, const float* qf, const std::int8_t* qi, float qscale,
+                 const std::uint8_t* qb, std::size_t begin, std::size_t end, float* out) {
+  const KernelTable& kt = active_kernels();
+  const std::size_t row_bytes = db.row_bytes();
+  const auto* rows = static_cast<const std::uint8_t*>(db.codes) + begin * row_bytes;
+  const std::size_t n = end - begin;
+  float* dst = out + begin;
+  switch (db.storage) {
+    case Storage::Float32:
+      kt.dot_f32(qf, reinterpret_cast<const float*>(rows), n, db.dim, dst);
+      break;
+    case Storage::Float16:
+      kt.dot_f16(qf, reinterpret_cast<const std::uint16_t*>(rows), n, db.dim, dst);
+      break;
+    case Storage::Int8: {
+      constexpr std::size_t kBlock = 1024;
+      std::int32_t ints[kBlock];
+      for (std::size_t s = 0; s < n; s += kBlock) {
+        const std::size_t m = std::min(kBlock, n - s);
+        kt.dot_i8(qi, reinterpret_cast<const std::int8_t*>(rows) + s * db.dim, m, db.dim, ints);
+        const float* sc = db.scales + begin + s;
+        for (std::size_t i = 0; i < m; ++i) {
+          dst[s + i] = static_cast<float>(ints[i]) * qscale * sc[i];
+        }
+      }
+      break;
+    }
+    case Storage::Binary: {
+      constexpr std::size_t kBlock = 1024;
+      std::uint32_t dists[kBlock];
+      const float inv_dim = 2.0f / static_cast<float>(db.dim);
+      for (std::size_t s = 0; s < n; s += kBlock) {
+        const std::size_t m = std::min(kBlock, n - s);
+        kt.hamming(qb, rows + s * row_bytes, m, row_bytes, dists);
+        for (std::size_t i = 0; i < m; ++i) {
+          dst[s + i] = 1.0f - static_cast<float>(dists[i]) * inv_dim;
+        }
+      }
+      break;
+    }
+  }
+}
+
+// Appends the top-k of n scores (one query row) to `out`.
+void append_top_k(const float* scores, std::size_t n, std::size_t k, SearchResults& out) {
+  k = std::min(k, n);
+  std::vector<std::int64_t> idx(n);
+  std::iota(idx.begin(), idx.end(), 0);
+  auto better = [scores](std::int64_t a, std::int64_t b) {
+    return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
+  };
+  std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k), idx.end(), better);
+  out.k = k;
+  for (std::size_t i = 0; i < k; ++i) {
+    out.ids.push_back(idx[i]);
+    out.scores.push_back(scores[idx[i]]);
+  }
+  out.num_queries += 1;
+}
+
+}  // namespace
+
+void SequenceOptions::validate() const {
+  if (length == 0 || length > kMaxLength) {
+    throw std::invalid_argument("sequence length must be in [1, " + std::to_string(kMaxLength) +
+                                "], got " + std::to_string(length));
+  }
+  if (!std::isfinite(v_min) || !std::isfinite(v_max) || v_min < 0.0f || v_max < v_min) {
+    throw std::invalid_argument("velocities need 0 <= v_min <= v_max (finite), got v_min=" +
+                                std::to_string(v_min) + ", v_max=" + std::to_string(v_max));
+  }
+  if (v_steps == 0 || v_steps > kMaxVelocitySteps) {
+    throw std::invalid_argument("v_steps must be in [1, " + std::to_string(kMaxVelocitySteps) +
+                                "], got " + std::to_string(v_steps));
+  }
+  if (contrast_window < 2) {
+    throw std::invalid_argument("contrast_window must be at least 2 places, got " +
+                                std::to_string(contrast_window));
+  }
+  if (k == 0) throw std::invalid_argument("k must be at least 1");
+  resolve_threads(num_threads);
+}
+
+void score_all(const DatabaseView& db, const float* query, std::size_t query_dim,
+               const Projection& projection, float* out, int num_threads) {
+  db.validate();
+  const std::size_t d = db.dim;
+  const std::size_t expected = projection.enabled() ? projection.in_dim : d;
+  if (query_dim != expected) {
+    throw std::invalid_argument("query dimension " + std::to_string(query_dim) +
+                                " does not match the expected " + std::to_string(expected));
+  }
+  if (projection.enabled() && projection.out_dim != d) {
+    throw std::invalid_argument("projection output dimension does not match the database");
+  }
+  check_finite(query, query_dim, "queries");
+  std::vector<float> qf(d);
+  if (projection.enabled()) {
+    std::vector<float> centred(projection.in_dim);
+    for (std::size_t c = 0; c < projection.in_dim; ++c) {
+      centred[c] = query[c] - (projection.mean != nullptr ? projection.mean[c] : 0.0f);
+    }
+    for (std::size_t c = 0; c < projection.in_dim; ++c) {
+      const float* prow = projection.matrix + c * d;
+      for (std::size_t o = 0; o < d; ++o) qf[o] += centred[c] * prow[o];
+    }
+    double norm = 0.0;
+    for (float v : qf) norm += static_cast<double>(v) * v;
+    if (norm > 0.0) {
+      const float inv = static_cast<float>(1.0 / std::sqrt(norm));
+      for (float& v : qf) v *= inv;
+    }
+    check_finite(qf.data(), d, "projected queries");
+  } else {
+    std::copy(query, query + d, qf.begin());
+  }
+  std::vector<std::int8_t> qi;
+  float qscale = 0.0f;
+  std::vector<std::uint8_t> qb;
+  if (db.storage == Storage::Int8) {
+    qi.resize(d);
+    quantize_int8(qf.data(), 1, d, qi.data(), &qscale);
+  } else if (db.storage == Storage::Binary) {
+    qb.resize(binary_bytes(d));
+    binarize(qf.data(), 1, d, qb.data());
+  }
+  const std::size_t by_size = std::max<std::size_t>(1, db.count / kMinRowsPerThread);
+  const std::size_t threads =
+      std::min<std::size_t>(static_cast<std::size_t>(resolve_threads(num_threads)), by_size);
+  const std::size_t chunk = (db.count + threads - 1) / threads;
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto work = [&](std::size_t t) {
+    try {
+      const std::size_t begin = std::min(db.count, t * chunk);
+      const std::size_t end = std::min(db.count, begin + chunk);
+      if (begin < end) score_range(db, qf.data(), qi.data(), qscale, qb.data(), begin, end, out);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      error = std::current_exception();
+    }
+  };
+  std::vector<std::thread> workers;
+  for (std::size_t t = 1; t < threads; ++t) workers.emplace_back(work, t);
+  work(0);
+  for (auto& w : workers) w.join();
+  if (error) std::rethrow_exception(error);
+}
+
+void contrast_normalise(const float* scores, std::size_t n, std::size_t window, float* out) {
+  if (n == 0) return;
+  window = std::max<std::size_t>(1, std::min(window, n));
+  std::vector<double> sum(n + 1, 0.0), sq(n + 1, 0.0);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double v = scores[i];
+    sum[i + 1] = sum[i] + v;
+    sq[i + 1] = sq[i] + v * v;
+  }
+  const std::size_t half = window / 2;
+  for (std::size_t i = 0; i < n; ++i) {
+    // Window of `window` places centred on i, shifted inside [0, n).
+    std::size_t lo = i >= half ? i - half : 0;
+    if (lo + window > n) lo = n - window;
+    const std::size_t hi = lo + window;
+    const double m = static_cast<double>(hi - lo);
+    const double mean = (sum[hi] - sum[lo]) / m;
+    const double var = std::max(0.0, (sq[hi] - sq[lo]) / m - mean * mean);
+    const double sd = std::sqrt(var);
+    out[i] = sd > 1e-12 ? static_cast<float>((scores[i] - mean) / sd) : 0.0f;
+  }
+}
+
+SequenceScorer::SequenceScorer(std::size_t places, const SequenceOptions& options)
+    : places_(places), options_(options) {
+  options_.validate();
+  if (places == 0) {
+    throw std::invalid_argument("the database is empty: add at least one place before searching");
+  }
+  if (places > SIZE_MAX / sizeof(float) / options_.length) {
+    throw std::invalid_argument("sequence buffer too large");
+  }
+  ring_.assign(options_.length * places, 0.0f);
+  sequence_.assign(places, 0.0f);
+  line_.assign(places, 0.0f);
+}
+
+void SequenceScorer::reset() {
+  frames_ = 0;
+  head_ = 0;
+}
+
+SearchResults SequenceScorer::push_scores(const float* scores) {
+  check_finite(scores, places_, "scores");
+  const std::size_t L = options_.length;
+  head_ = frames_ == 0 ? 0 : (head_ + 1) % L;
+  contrast_normalise(scores, places_, options_.contrast_window, ring_.data() + head_ * places_);
+  frames_ = std::min(frames_ + 1, L);
+  accumulate();
+  SearchResults r;
+  append_top_k(sequence_.data(), places_, options_.k, r);
+  return r;
+}
+
+void SequenceScorer::accumulate() {
+  const std::size_t n = places_;
+  const std::size_t L = options_.length;
+  std::fill(sequence_.begin(), sequence_.end(), -std::numeric_limits<float>::infinity());
+  for (std::size_t s = 0; s < options_.v_steps; ++s) {
+    const double v = options_.v_steps == 1
+                         ? options_.v_min
+                         : options_.v_min + (static_cast<double>(options_.v_max) - options_.v_min) *
+                                                static_cast<double>(s) /
+                                                static_cast<double>(options_.v_steps - 1);
+    std::fill(line_.begin(), line_.end(), 0.0f);
+    for (std::size_t k = 0; k < frames_; ++k) {
+      // Frame t - k sits k slots behind the newest one.
+      const float* z = ring_.data() + ((head_ + L - k) % L) * n;
+      const auto shift = static_cast<std::size_t>(std::llround(v * static_cast<double>(k)));
+      if (shift >= n) continue;
+      float* acc = line_.data() + shift;
+      const std::size_t m = n - shift;
+      for (std::size_t i = 0; i < m; ++i) acc[i] += z[i];
+    }
+    for (std::size_t i = 0; i < n; ++i) sequence_[i] = std::max(sequence_[i], line_[i]);
+  }
+}
+
+SequenceMatcher::SequenceMatcher(const DatabaseView& db, const SequenceOptions& options,
+                                 const Projection& projection)
+    : db_(db), projection_(projection), scorer_((db.validate(), db.count), options) {
+  if (projection_.enabled() && projection_.out_dim != db_.dim) {
+    throw std::invalid_argument("projection output dimension does not match the database");
+  }
+  scores_.resize(db_.count);
+}
+
+SearchResults SequenceMatcher::push(const float* query, std::size_t query_dim) {
+  score_all(db_, query, query_dim, projection_, scores_.data(), scorer_.options().num_threads);
+  return scorer_.push_scores(scores_.data());
+}
+
+SearchResults sequence_search(const DatabaseView& db, const float* queries, std::size_t num_queries,
+                              std::size_t query_dim, const SequenceOptions& options,
+                              const Projection& projection) {
+  SequenceMatcher matcher(db, options, projection);
+  SearchResults out;
+  out.k = std::min(options.k, db.count);
+  out.ids.reserve(num_queries * out.k);
+  out.scores.reserve(num_queries * out.k);
+  for (std::size_t j = 0; j < num_queries; ++j) {
+    const SearchResults r = matcher.push(queries + j * query_dim, query_dim);
+    out.ids.insert(out.ids.end(), r.ids.begin(), r.ids.end());
+    out.scores.insert(out.scores.end(), r.scores.begin(), r.scores.end());
+    out.num_queries += 1;
+  }
+  return out;
+}
+
+SearchResults sequence_search_scores(const float* scores, std::size_t num_queries,
+                                     std::size_t places, const SequenceOptions& options) {
+  SequenceScorer scorer(places, options);
+  SearchResults out;
+  out.k = std::min(options.k, places);
+  for (std::size_t j = 0; j < num_queries; ++j) {
+    const SearchResults r = scorer.push_scores(scores + j * places);
+    out.ids.insert(out.ids.end(), r.ids.begin(), r.ids.end());
+    out.scores.insert(out.scores.end(), r.scores.begin(), r.scores.end());
+    out.num_queries += 1;
+  }
+  return out;
+}
+
+}  // namespace vpr

@@ -1,0 +1,213 @@
+// Map file reader: round trip, zero-copy search, and refusal of every kind of bad file.
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "map_test_util.hpp"
+#include "vpr/map_file.hpp"
+#include "vpr/matcher.hpp"
+
+namespace {
+
+using vpr_test::Buffer;
+using vpr_test::MapSpec;
+
+std::string parse_error(const Buffer& b, std::size_t size, bool verify = true) {
+  vpr::MapOpenOptions opt;
+  opt.verify_checksum = verify;
+  try {
+    vpr::MapFileView::parse(b.data(), size, opt);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string temp_path(const char* name) {
+  return std::string("/tmp/vpr_test_") + std::to_string(::getpid()) + "_" + name;
+}
+
+}  // namespace
+
+TEST_CASE("map crc32 matches the IEEE/zlib check value") {
+  const char* text = "123456789";
+  CHECK(vpr::crc32(text, 9) == 0xCBF43926u);
+  CHECK(vpr::crc32(text + 4, 5, vpr::crc32(text, 4)) == 0xCBF43926u);
+  CHECK(vpr::crc32(nullptr, 0) == 0u);
+}
+
+TEST_CASE("map file round trip for every storage, zero-copy search equals in-memory search") {
+  for (auto storage :
+       {vpr::Storage::Float32, vpr::Storage::Float16, vpr::Storage::Int8, vpr::Storage::Binary}) {
+    MapSpec spec;
+    spec.storage = storage;
+    spec.count = 300;
+    spec.dim = 40;
+    const auto rows = vpr_test::unit_rows(spec.count, spec.dim, 3);
+    const Buffer b = vpr_test::write_map(spec, rows);
+    const auto m = vpr::MapFileView::parse(b.data(), b.size);
+    CHECK(m.count() == spec.count);
+    CHECK(m.dim() == spec.dim);
+    CHECK(m.input_dim() == spec.dim);
+    CHECK(m.storage() == storage);
+    CHECK(m.model_name() == "test-model");
+    CHECK(m.model_sha256_hex().substr(0, 6) == "000102");
+    CHECK(m.name(7) == "place-7");
+    CHECK(m.position_kind() == vpr::PositionKind::Utm);
+    CHECK(m.positions()[3] == doctest::Approx(1.5));
+    CHECK(m.timestamps()[2] == doctest::Approx(20.0));
+    CHECK_THROWS_AS(m.name(spec.count), std::out_of_range);
+    const auto* codes = static_cast<const std::uint8_t*>(m.view().codes);
+    CHECK(codes > b.data());
+    CHECK((codes - b.data()) % 64 == 0);  // zero-copy in place: aligned in a page-aligned mmap
+
+    const auto memory = vpr::Database::encode(rows.data(), spec.count, spec.dim, storage);
+    const auto queries = vpr_test::unit_rows(5, spec.dim, 4);
+    vpr::SearchOptions opt;
+    opt.k = 5;
+    opt.num_threads = 1;
+    const auto a = m.search(queries.data(), 5, spec.dim, opt);
+    const auto e = vpr::search(memory.view(), queries.data(), 5, spec.dim, opt);
+    CHECK(a.ids == e.ids);
+    CHECK(a.scores == e.scores);
+  }
+}
+
+TEST_CASE("map file with a projection searches raw queries") {
+  MapSpec spec;
+  spec.count = 64;
+  spec.dim = 8;
+  spec.input_dim = 12;
+  const auto rows = vpr_test::unit_rows(spec.count, spec.dim, 5);
+  const Buffer b = vpr_test::write_map(spec, rows);
+  const auto m = vpr::MapFileView::parse(b.data(), b.size);
+  CHECK(m.projection().enabled());
+  CHECK(m.input_dim() == 12);
+  // The test projection keeps the first 8 inputs: place 9 padded with 4 zeros finds itself.
+  std::vector<float> q(12, 0.0f);
+  for (std::size_t j = 0; j < 8; ++j) q[j] = rows[9 * 8 + j];
+  vpr::SearchOptions opt;
+  opt.k = 1;
+  CHECK(m.search(q.data(), 1, 12, opt).ids[0] == 9);
+  const std::string err = [&] {
+    try {
+      m.search(q.data(), 1, 8, opt);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  }();
+  CHECK(err.find("built for model 'test-model' with descriptor dimension 12") != std::string::npos);
+}
+
+TEST_CASE("map file refuses foreign, truncated, newer and corrupt files with clear messages") {
+  MapSpec spec;
+  spec.storage = vpr::Storage::Int8;
+  spec.count = 20;
+  spec.dim = 24;
+  const Buffer good = vpr_test::write_map(spec, vpr_test::unit_rows(20, 24, 6));
+  CHECK(parse_error(good, good.size).empty());
+
+  Buffer b = good;
+  b.data()[0] = 'X';
+  CHECK(parse_error(b, b.size) == "not a vpr-embedded map (wrong magic bytes)");
+
+  b = good;
+  vpr_test::put<std::uint32_t>(b, 8, 7);
+  CHECK(parse_error(b, b.size) ==
+        "map format version 7 is newer than this build supports (1): rebuild the map or upgrade "
+        "vpr-embedded");
+
+  CHECK(parse_error(good, good.size - 1) == "truncated: expected " + std::to_string(good.size) +
+                                                " bytes, file has " +
+                                                std::to_string(good.size - 1));
+  CHECK(parse_error(good, 100).find("truncated: expected at least 320 bytes") == 0);
+
+  b = good;
+  b.data()[b.size - 1] ^= 0x10;
+  CHECK(parse_error(b, b.size) == "checksum mismatch: the file is corrupt, rebuild it");
+
+  // Every prefix is refused (and never read past).
+  for (std::size_t n = 0; n < good.size; n += (n < 400 ? 1 : 97)) {
+    CHECK_FALSE(parse_error(good, n).empty());
+  }
+  // Every single-bit flip in the header or a payload byte is refused when verifying.
+  for (std::size_t byte = 0; byte < good.size; byte += (byte < vpr::kMapHeaderSize ? 1 : 13)) {
+    for (int bit = 0; bit < 8; ++bit) {
+      b = good;
+      b.data()[byte] ^= static_cast<std::uint8_t>(1u << bit);
+      CHECK_FALSE(parse_error(b, b.size).empty());
+    }
+  }
+}
+
+TEST_CASE("map file structural checks hold without checksum verification") {
+  MapSpec spec;
+  spec.count = 10;
+  spec.dim = 16;
+  const Buffer good = vpr_test::write_map(spec, vpr_test::unit_rows(10, 16, 7));
+  Buffer b = good;
+  vpr_test::put<std::uint64_t>(b, 24, 1ull << 62);  // count: sizes would overflow
+  CHECK(parse_error(b, b.size, false).find("corrupt map") == 0);
+  b = good;
+  vpr_test::put<std::uint64_t>(b, 152, 1ull << 63);  // descriptor offset far outside
+  CHECK(parse_error(b, b.size, false).find("corrupt map") == 0);
+  b = good;
+  vpr_test::put<std::uint64_t>(b, 152 + 8, ~0ull);  // descriptor size huge
+  CHECK(parse_error(b, b.size, false).find("corrupt map") == 0);
+  b = good;
+  vpr_test::put<std::uint8_t>(b, 40, 9);  // storage
+  CHECK(parse_error(b, b.size, false) == "corrupt map: unknown storage type 9; rebuild the map");
+  b = good;
+  vpr_test::put<std::uint32_t>(b, 36, 17);  // input dim without projection
+  CHECK(parse_error(b, b.size, false).find("without a projection") != std::string::npos);
+  b = good;
+  const std::size_t name_offsets =
+      static_cast<std::size_t>(*reinterpret_cast<const std::uint64_t*>(b.data() + 152 + 16 * 4));
+  vpr_test::put<std::uint32_t>(b, name_offsets + 4 * 3, 0xFFFFFFu);
+  CHECK(parse_error(b, b.size, false).find("name offsets") != std::string::npos);
+}
+
+TEST_CASE("MapFile memory-maps a file and reports the path in errors") {
+  MapSpec spec;
+  spec.storage = vpr::Storage::Binary;
+  spec.count = 100;
+  spec.dim = 64;
+  const Buffer good = vpr_test::write_map(spec, vpr_test::unit_rows(100, 64, 8));
+  const std::string path = temp_path("ok.vprmap");
+  {
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(good.data()), static_cast<std::streamsize>(good.size));
+  }
+  {
+    vpr::MapFile f = vpr::MapFile::open(path);
+    CHECK(f.view().count == 100);
+    vpr::MapFile moved = std::move(f);
+    CHECK(moved.map().name(99) == "place-99");
+  }
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(good.data()), 500);
+  }
+  try {
+    vpr::MapFile::open(path);
+    FAIL("a truncated file was accepted");
+  } catch (const std::runtime_error& e) {
+    CHECK(std::string(e.what()) ==
+          path + ": truncated: expected " + std::to_string(good.size) + " bytes, file has 500");
+  }
+  { std::ofstream out(path, std::ios::binary | std::ios::trunc); }
+  CHECK_THROWS_AS(vpr::MapFile::open(path), std::runtime_error);
+  std::remove(path.c_str());
+  CHECK_THROWS_WITH_AS(
+      vpr::MapFile::open(path),
+      (std::string("cannot open map ") + path + ": No such file or directory").c_str(),
+      std::runtime_error);
+}

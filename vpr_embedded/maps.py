@@ -1,0 +1,573 @@
+"""Map files (``.vprmap``): the Python side of csrc's map format (docs/map_format.md).
+
+A map holds the encoded descriptors of reference places (float32, float16, int8
+or binary), an optional PCA projection that queries go through, per-place names,
+positions and timestamps, and the sha256 of the model bundle that made the
+descriptors, so a map is never searched with the wrong model.
+
+``build_map`` writes a map atomically (temporary file in the same folder, fsync,
+``os.replace``, fsync of the folder); ``append_to_map`` adds places without
+re-encoding the old ones; ``Map.open`` memory-maps a map through the C++ core,
+which validates every size and offset and the CRC-32 checksums. Every refusal
+(corrupt, truncated, foreign, newer or mismatched file) is a ``ValueError`` with
+the fix in its message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import struct
+import tempfile
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, cast, get_args
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vpr_embedded import _core
+from vpr_embedded.matching import STORAGES, StorageName, encode
+
+PositionKind = Literal["latlon", "utm"]
+POSITION_KINDS: tuple[PositionKind, ...] = get_args(PositionKind)
+
+MAGIC = b"VPRMAP\r\n"
+FORMAT_VERSION = 1
+HEADER_SIZE = 320
+ALIGNMENT = 64
+MODEL_NAME_BYTES = 64
+SECTIONS = (
+    "descriptors",
+    "scales",
+    "projection",
+    "mean",
+    "name_offsets",
+    "name_data",
+    "positions",
+    "timestamps",
+)
+_STORAGE_CODE: dict[str, int] = {name: i for i, name in enumerate(STORAGES)}
+_POSITION_CODE: dict[str | None, int] = {None: 0, "latlon": 1, "utm": 2}
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# magic, version, header size, file size, count, dim, input dim, storage,
+# position kind, flags, payload crc, header crc, reserved, sha256, model name.
+_HEADER = struct.Struct("<8sIIQQIIBBHIII32s64s")
+_SECTION = struct.Struct("<QQ")
+
+
+@dataclass(frozen=True)
+class MapSearchResult:
+    """Top-k places of each query: ``ids``/``scores`` of shape (queries, k); ``names``
+    (queries x k) if the map has names; ``positions`` (queries, k, 2) if it has positions."""
+
+    ids: NDArray[np.int64]
+    scores: NDArray[np.float32]
+    names: list[list[str]] | None
+    positions: NDArray[np.float64] | None
+
+
+def _float_rows(x: object, what: str) -> NDArray[np.float32]:
+    if not isinstance(x, np.ndarray):
+        raise ValueError(f"{what} must be a numpy array, got {type(x).__name__}")
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{what} must be a non-empty 2-D array (places x dim), got {x.shape}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{what} must be float32, got dtype {x.dtype}")
+    rows = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.all(np.isfinite(rows)):
+        bad = int(np.flatnonzero(~np.all(np.isfinite(rows), axis=1))[0])
+        raise ValueError(f"{what}: row {bad} has a non-finite value (NaN or inf)")
+    return rows
+
+
+def _normalise(x: NDArray[np.float32], what: str) -> NDArray[np.float32]:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if np.any(norms == 0):
+        raise ValueError(f"{what}: row {int(np.flatnonzero(norms == 0)[0])} is all zeros")
+    return np.ascontiguousarray(x / norms, dtype=np.float32)
+
+
+def _project(
+    x: NDArray[np.float32], matrix: NDArray[np.float32], mean: NDArray[np.float32] | None
+) -> NDArray[np.float32]:
+    """normalise((x - mean) @ matrix), as the C++ core projects queries."""
+    centred = x - mean if mean is not None else x
+    return _normalise(np.ascontiguousarray(centred @ matrix, dtype=np.float32), "projected rows")
+
+
+def _check_sha256(sha: str) -> str:
+    s = sha.lower() if isinstance(sha, str) else ""
+    if not _SHA256.match(s):
+        raise ValueError(f"model_sha256 must be 64 hex digits (the bundle's sha256), got {sha!r}")
+    return s
+
+
+def _model_name_bytes(name: str) -> bytes:
+    raw = name.encode("utf-8")
+    if len(raw) > MODEL_NAME_BYTES or b"\0" in raw:
+        raise ValueError(
+            f"model_name must be at most {MODEL_NAME_BYTES} UTF-8 bytes without NUL, got {name!r}"
+        )
+    return raw
+
+
+def _names_sections(names: Sequence[str], count: int) -> tuple[bytes, bytes]:
+    if isinstance(names, str) or len(names) != count:
+        raise ValueError(f"need one name per place: got {len(names)} names for {count} places")
+    encoded = [str(n).encode("utf-8") for n in names]
+    offsets = np.zeros(count + 1, dtype=np.uint64)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    if offsets[-1] >= 2**32:
+        raise ValueError("names take more than 4 GiB; shorten them")
+    return offsets.astype("<u4").tobytes(), b"".join(encoded)
+
+
+def _positions(positions: object, count: int) -> NDArray[np.float64]:
+    p = np.ascontiguousarray(positions, dtype="<f8")
+    if p.shape != (count, 2):
+        raise ValueError(f"positions must have shape ({count}, 2), got {p.shape}")
+    if not np.all(np.isfinite(p)):
+        raise ValueError("positions contain a non-finite value (NaN or inf)")
+    return p
+
+
+def _timestamps(timestamps: object, count: int) -> NDArray[np.float64]:
+    t = np.ascontiguousarray(timestamps, dtype="<f8")
+    if t.shape != (count,):
+        raise ValueError(f"timestamps must have shape ({count},), got {t.shape}")
+    if not np.all(np.isfinite(t)):
+        raise ValueError("timestamps contain a non-finite value (NaN or inf)")
+    return t
+
+
+@dataclass(frozen=True)
+class _MapContent:
+    storage: StorageName
+    dim: int
+    input_dim: int
+    codes: NDArray[np.generic]
+    scales: NDArray[np.float32] | None
+    projection: NDArray[np.float32] | None
+    mean: NDArray[np.float32] | None
+    names: Sequence[str] | None
+    positions: NDArray[np.float64] | None
+    position_kind: PositionKind | None
+    timestamps: NDArray[np.float64] | None
+    model_sha256: str
+    model_name: str
+
+
+def _serialise(c: _MapContent) -> list[bytes | memoryview]:
+    """Header and sections (with padding) of a map, ready to write."""
+    count = int(c.codes.shape[0])
+    sections: list[bytes | memoryview] = [b""] * len(SECTIONS)
+    sections[0] = np.ascontiguousarray(c.codes).reshape(-1).view(np.uint8).data
+    if c.scales is not None:
+        sections[1] = np.ascontiguousarray(c.scales, dtype="<f4").tobytes()
+    if c.projection is not None:
+        sections[2] = np.ascontiguousarray(c.projection, dtype="<f4").tobytes()
+        if c.mean is not None:
+            sections[3] = np.ascontiguousarray(c.mean, dtype="<f4").tobytes()
+    if c.names is not None:
+        sections[4], sections[5] = _names_sections(c.names, count)
+    if c.positions is not None:
+        sections[6] = c.positions.tobytes()
+    if c.timestamps is not None:
+        sections[7] = c.timestamps.tobytes()
+    table = bytearray()
+    body: list[bytes | memoryview] = []
+    offset = HEADER_SIZE
+    for data in sections:
+        size = len(data) if isinstance(data, bytes) else data.nbytes
+        if size == 0:  # absent (also name data when every name is empty)
+            table += _SECTION.pack(0, 0)
+            continue
+        pad = -offset % ALIGNMENT
+        if pad:
+            body.append(bytes(pad))
+            offset += pad
+        table += _SECTION.pack(offset, size)
+        body.append(data)
+        offset += size
+    crc = 0
+    for part in body:
+        crc = zlib.crc32(part, crc)
+
+    def header(header_crc: int) -> bytes:
+        fixed = _HEADER.pack(
+            MAGIC,
+            FORMAT_VERSION,
+            HEADER_SIZE,
+            offset,
+            count,
+            c.dim,
+            c.input_dim,
+            _STORAGE_CODE[c.storage],
+            _POSITION_CODE[c.position_kind],
+            0,
+            crc,
+            header_crc,
+            0,
+            bytes.fromhex(c.model_sha256),
+            _model_name_bytes(c.model_name),
+        )
+        out = fixed + bytes(table)
+        return out + bytes(HEADER_SIZE - len(out))
+
+    head = header(zlib.crc32(header(0)))
+    return [head, *body]
+
+
+def _write_atomic(path: Path, parts: Sequence[bytes | memoryview]) -> None:
+    """Write parts to path so a crash leaves either the old file or the new one."""
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for part in parts:
+                f.write(part)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def build_map(
+    descriptors: NDArray[np.float32],
+    *,
+    out_path: str | Path,
+    model_sha256: str,
+    model_name: str,
+    storage: StorageName = "int8",
+    names: Sequence[str] | None = None,
+    positions: NDArray[np.float64] | None = None,
+    position_kind: PositionKind | None = None,
+    timestamps: NDArray[np.float64] | None = None,
+    pca_dim: int | None = None,
+    whiten: bool = False,
+) -> Path:
+    """Write a map of ``descriptors`` (places x model dim, float32) to ``out_path``.
+
+    Rows are L2-normalised. With ``pca_dim`` and/or ``whiten`` a PCA (scikit-learn)
+    is fitted on the descriptors, stored in the map, and the stored rows are the
+    projected, renormalised descriptors; queries are projected by the C++ core.
+    ``positions`` (places x 2, float64) need ``position_kind`` ("latlon" or "utm");
+    ``timestamps`` are float64 seconds. Returns the path written.
+    """
+    if storage not in STORAGES:
+        raise ValueError(f"unknown storage {storage!r}; use one of: {', '.join(STORAGES)}")
+    rows = _normalise(_float_rows(descriptors, "descriptors"), "descriptors")
+    count, input_dim = rows.shape
+    projection: NDArray[np.float32] | None = None
+    mean: NDArray[np.float32] | None = None
+    if pca_dim is not None or whiten:
+        projection, mean = fit_pca(rows, pca_dim, whiten=whiten)
+        rows = _project(rows, projection, mean)
+    codes, scales = encode(rows, storage)
+    if (positions is None) != (position_kind is None):
+        raise ValueError("positions and position_kind ('latlon' or 'utm') go together")
+    if position_kind is not None and position_kind not in POSITION_KINDS:
+        raise ValueError(f"position_kind must be one of {POSITION_KINDS}, got {position_kind!r}")
+    content = _MapContent(
+        storage=storage,
+        dim=int(rows.shape[1]),
+        input_dim=int(input_dim),
+        codes=codes,
+        scales=scales,
+        projection=projection,
+        mean=mean,
+        names=list(names) if names is not None else None,
+        positions=_positions(positions, count) if positions is not None else None,
+        position_kind=position_kind,
+        timestamps=_timestamps(timestamps, count) if timestamps is not None else None,
+        model_sha256=_check_sha256(model_sha256),
+        model_name=model_name,
+    )
+    _model_name_bytes(model_name)
+    out = Path(out_path)
+    _write_atomic(out, _serialise(content))
+    return out
+
+
+def fit_pca(
+    rows: NDArray[np.float32], dim: int | None, *, whiten: bool = False
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """PCA of ``rows`` as (matrix in_dim x dim, mean): ``project = (x - mean) @ matrix``;
+    with ``whiten`` each component is divided by its standard deviation."""
+    from sklearn.decomposition import PCA
+
+    n, d = rows.shape
+    k = min(n, d) if dim is None else dim
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= min(n, d):
+        raise ValueError(
+            f"pca_dim must be an integer in [1, min(places, dim) = {min(n, d)}], got {dim!r}"
+        )
+    pca = PCA(n_components=k, svd_solver="full").fit(rows.astype(np.float64))
+    matrix = pca.components_.T.copy()
+    if whiten:
+        std = np.sqrt(np.maximum(pca.explained_variance_, 1e-12))
+        matrix /= std[None, :]
+    return (
+        np.ascontiguousarray(matrix, dtype=np.float32),
+        np.ascontiguousarray(pca.mean_, dtype=np.float32),
+    )
+
+
+def _open_core(path: Path, verify_checksum: bool) -> _core.MapFile:
+    if not path.is_file():
+        raise FileNotFoundError(f"map {path} does not exist")
+    try:
+        return _core.MapFile(str(path), verify_checksum)
+    except RuntimeError as e:  # the C++ core's refusal of a bad file
+        raise ValueError(str(e)) from None
+
+
+class Map:
+    """A memory-mapped map file, searched by the C++ core without copying descriptors."""
+
+    def __init__(self, core: _core.MapFile, path: Path) -> None:
+        self._core = core
+        self._path = path
+        self._names: list[str] | None = None
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        expected_model_sha256: str | None = None,
+        *,
+        expected_descriptor_dim: int | None = None,
+        verify_checksum: bool = True,
+    ) -> Map:
+        """Open and validate a map. With ``expected_model_sha256`` (the bundle's sha256)
+        or ``expected_descriptor_dim``, a map built with another model is refused."""
+        p = Path(path)
+        core = _open_core(p, verify_checksum)
+        m = cls(core, p)
+        built = f"model {m.model_name!r} (sha256 {m.model_sha256}, descriptor dim {m.input_dim})"
+        if expected_model_sha256 is not None:
+            want = expected_model_sha256.lower()
+            if want != m.model_sha256:
+                raise ValueError(
+                    f"{p} was built with {built}, not with the model of sha256 {want}: "
+                    "rebuild the map with this model, or use the model it was built with"
+                )
+        if expected_descriptor_dim is not None and expected_descriptor_dim != m.input_dim:
+            raise ValueError(
+                f"{p} was built with {built}, but the model gives descriptors of dimension "
+                f"{expected_descriptor_dim}: rebuild the map with this model"
+            )
+        return m
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def count(self) -> int:
+        return int(self._core.count)
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the stored descriptors (after the projection, if any)."""
+        return int(self._core.dim)
+
+    @property
+    def input_dim(self) -> int:
+        """Dimension of the model's descriptors, i.e. of the queries."""
+        return int(self._core.input_dim)
+
+    @property
+    def storage(self) -> StorageName:
+        return cast(StorageName, self._core.storage)
+
+    @property
+    def format_version(self) -> int:
+        return int(self._core.format_version)
+
+    @property
+    def model_sha256(self) -> str:
+        return str(self._core.model_sha256)
+
+    @property
+    def model_name(self) -> str:
+        return str(self._core.model_name)
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the map file in bytes."""
+        return int(self._core.nbytes)
+
+    @property
+    def bytes_per_place(self) -> float:
+        return self.nbytes / self.count
+
+    @property
+    def names(self) -> list[str] | None:
+        if self._names is None:
+            self._names = self._core.names
+        return self._names
+
+    @property
+    def positions(self) -> NDArray[np.float64] | None:
+        """(places, 2) float64, read-only view into the file; None if absent."""
+        return self._core.positions
+
+    @property
+    def position_kind(self) -> PositionKind | None:
+        kind = str(self._core.position_kind)
+        return None if kind == "none" else cast(PositionKind, kind)
+
+    @property
+    def timestamps(self) -> NDArray[np.float64] | None:
+        return self._core.timestamps
+
+    @property
+    def codes(self) -> NDArray[np.generic]:
+        """Encoded descriptors, a read-only view into the file."""
+        return self._core.codes
+
+    @property
+    def scales(self) -> NDArray[np.float32] | None:
+        return self._core.scales
+
+    @property
+    def projection(self) -> NDArray[np.float32] | None:
+        return self._core.projection
+
+    @property
+    def projection_mean(self) -> NDArray[np.float32] | None:
+        return self._core.projection_mean
+
+    def __repr__(self) -> str:
+        return (
+            f"Map({str(self._path)!r}, count={self.count}, dim={self.dim}, "
+            f"storage={self.storage!r}, model={self.model_name!r})"
+        )
+
+    def search(
+        self,
+        query_descriptors: NDArray[np.float32],
+        k: int = 5,
+        *,
+        threads: int = 0,
+        shortlist: int = 0,
+    ) -> MapSearchResult:
+        """Top-``k`` places of each query (raw model descriptors; the map's projection is
+        applied by the C++ core). A map stores one encoding, so ``shortlist`` (two-stage
+        re-ranking) is refused: use ``matching.Index`` with a float32 index for that."""
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        if isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 0:
+            raise ValueError(f"threads must be an integer >= 0 (0: all cores), got {threads!r}")
+        if shortlist:
+            raise ValueError(
+                "a map stores one encoding, so it cannot re-rank a shortlist: search with "
+                "shortlist=0, or build a float32 map"
+            )
+        if not isinstance(query_descriptors, np.ndarray):
+            raise ValueError("query_descriptors must be a numpy array")
+        q = query_descriptors.reshape(1, -1) if query_descriptors.ndim == 1 else query_descriptors
+        if q.ndim != 2 or q.shape[1] != self.input_dim:
+            raise ValueError(
+                f"queries have shape {query_descriptors.shape}, but this map was built with "
+                f"model {self.model_name!r} of descriptor dimension {self.input_dim}"
+            )
+        q = np.ascontiguousarray(q, dtype=np.float32)
+        ids, scores = self._core.search(q, int(k), int(threads))
+        names = self.names
+        found_names = [[names[i] for i in row] for row in ids.tolist()] if names else None
+        pos = self.positions
+        return MapSearchResult(
+            ids=ids,
+            scores=scores,
+            names=found_names,
+            positions=pos[ids] if pos is not None else None,
+        )
+
+
+def append_to_map(
+    path: str | Path,
+    descriptors: NDArray[np.float32],
+    names: Sequence[str] | None = None,
+    positions: NDArray[np.float64] | None = None,
+    timestamps: NDArray[np.float64] | None = None,
+    *,
+    out_path: str | Path | None = None,
+) -> Path:
+    """Add places to a map without re-encoding the existing ones: new descriptors (raw
+    model descriptors) go through the stored projection, are encoded and appended; the
+    map is rewritten atomically (to ``out_path`` if given). Names, positions and
+    timestamps must be given exactly when the map has them."""
+    m = Map.open(path)
+    rows = _normalise(_float_rows(descriptors, "descriptors"), "descriptors")
+    n_new = rows.shape[0]
+    if rows.shape[1] != m.input_dim:
+        raise ValueError(
+            f"new descriptors have dimension {rows.shape[1]}, but {m.path} was built with model "
+            f"{m.model_name!r} of descriptor dimension {m.input_dim}"
+        )
+    for what, old, new in (
+        ("names", m.names, names),
+        ("positions", m.positions, positions),
+        ("timestamps", m.timestamps, timestamps),
+    ):
+        if (old is None) != (new is None):
+            has = "has" if old is not None else "has no"
+            raise ValueError(f"{m.path} {has} {what}: pass {what} for the new places accordingly")
+    projection = None if m.projection is None else np.array(m.projection)
+    mean = None if m.projection_mean is None else np.array(m.projection_mean)
+    if projection is not None:
+        rows = _project(rows, projection, mean)
+    codes, scales = encode(rows, m.storage)
+    old_scales = m.scales
+    all_names = None
+    if m.names is not None and names is not None:
+        if isinstance(names, str) or len(names) != n_new:
+            raise ValueError(f"need one name per new place: got {len(names)} for {n_new}")
+        all_names = [*m.names, *names]
+    old_pos, old_ts = m.positions, m.timestamps
+    content = _MapContent(
+        storage=m.storage,
+        dim=m.dim,
+        input_dim=m.input_dim,
+        codes=np.concatenate([m.codes, codes]),
+        scales=(
+            np.concatenate([old_scales, scales])
+            if old_scales is not None and scales is not None
+            else None
+        ),
+        projection=projection,
+        mean=mean,
+        names=all_names,
+        positions=(
+            np.concatenate([old_pos, _positions(positions, n_new)]) if old_pos is not None else None
+        ),
+        position_kind=m.position_kind,
+        timestamps=(
+            np.concatenate([old_ts, _timestamps(timestamps, n_new)]) if old_ts is not None else None
+        ),
+        model_sha256=m.model_sha256,
+        model_name=m.model_name,
+    )
+    out = Path(out_path) if out_path is not None else m.path
+    parts = _serialise(content)
+    del m
+    _write_atomic(out, parts)
+    return out
