@@ -1,0 +1,64 @@
+"""Evaluation: recall on a hand-made example, MAC counter, end to end on tiny data."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vpr_embedded.evaluate import EvaluateConfig, count_macs, evaluate, recall_at_n
+from vpr_embedded.models import build_model
+
+DATA = Path(
+    os.environ.get("VPR_DATA_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
+)
+
+
+def test_recall_hand_made() -> None:
+    ids = np.array([[3, 1, 2], [0, 2, 1], [2, 0, 1], [1, 2, 3]])
+    positives = [np.array([1]), np.array([0]), np.array([3]), np.array([], dtype=np.int64)]
+    r = recall_at_n(ids, positives, (1, 2, 3))
+    # query 3 has no positive -> excluded; q0 hit at rank 2, q1 at 1, q2 never
+    assert r == {1: pytest.approx(1 / 3), 2: pytest.approx(2 / 3), 3: pytest.approx(2 / 3)}
+
+
+def test_count_macs_conv_linear() -> None:
+    m = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(4 * 5 * 5, 7)
+    )
+    assert count_macs(m, torch.zeros(1, 3, 5, 5)) == 4 * 25 * 3 * 9 + 100 * 7
+
+
+def _has_core() -> bool:
+    try:
+        import vpr_embedded.matching  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not (DATA / "gardens_point_sample").is_dir(), reason="real data missing")
+@pytest.mark.skipif(not _has_core(), reason="vpr_embedded._core not built")
+@pytest.mark.parametrize("name", ["efficientnet_lite0-gem", "efficientnet_lite0-netvlad"])
+def test_evaluate_gardens_end_to_end(name: str, tmp_path: Path) -> None:
+    from vpr_embedded.data import load_dataset
+
+    model = build_model(name, input_size=(64, 96))
+    ds = load_dataset(DATA / "gardens_point_sample")
+    cfg = EvaluateConfig(
+        batch_size=5, out_dir=tmp_path, progress=False, examples=2, netvlad_init_images=4
+    )
+    r = evaluate(model, ds, cfg)
+    assert set(r.recall) == {"1", "5", "10", "20"}
+    assert r.recall["10"] == 1.0  # 10 references: every query finds its place in the top 10
+    assert r.descriptor_dim == model.descriptor_dim
+    assert r.map_bytes_per_place >= 4 * r.descriptor_dim
+    assert r.parameters > 3_000_000 and r.macs > 0
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["dataset"] == "gardens_point_sample"
+    assert (tmp_path / "examples.png").stat().st_size > 1000
+    assert (tmp_path / "config.json").is_file()

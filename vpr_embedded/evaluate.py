@@ -1,0 +1,343 @@
+"""Evaluation: recall@N, descriptor/map size, model size, MACs and extraction time."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm  # type: ignore[import-untyped]
+
+from vpr_embedded.data.datasets import PlaceDataset
+from vpr_embedded.data.images import ImageReadError, load_tensor
+from vpr_embedded.models.aggregators import NetVLAD
+from vpr_embedded.models.vpr import VPRModel
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """batch_size: images per forward. storage: map encoding (float32|float16|int8|binary).
+    recall_at: the N of recall@N. skip_unreadable: skip (and count) images that cannot be
+    read instead of failing. out_dir: where JSON/PNG go (None: nothing written).
+    examples: queries shown in the PNG. netvlad_init_images: reference images used for
+    k-means when the NetVLAD head is untrained. progress: show tqdm bars."""
+
+    batch_size: int = 32
+    storage: str = "float32"
+    recall_at: tuple[int, ...] = (1, 5, 10, 20)
+    skip_unreadable: bool = False
+    out_dir: Path | None = None
+    examples: int = 6
+    netvlad_init_images: int = 200
+    progress: bool = True
+
+
+@dataclass
+class EvaluationResult:
+    model: str
+    dataset: str
+    references: int
+    queries: int
+    queries_evaluated: int
+    recall: dict[str, float]
+    descriptor_dim: int
+    storage: str
+    map_bytes_per_place: float
+    model_bytes_fp32: int
+    parameters: int
+    macs: int
+    ms_per_image: float
+    input_size: tuple[int, int]
+    skipped_references: list[str] = field(default_factory=list)
+    skipped_queries: list[str] = field(default_factory=list)
+    head_init: str = "weights"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def recall_at_n(
+    ids: np.ndarray, positives: Sequence[np.ndarray], ns: Sequence[int]
+) -> dict[int, float]:
+    """Fraction of queries with a positive among their first N retrieved ids; queries
+    without any positive are excluded (standard practice)."""
+    if ids.shape[0] != len(positives):
+        raise ValueError(f"{ids.shape[0]} result rows for {len(positives)} queries")
+    valid = [i for i, p in enumerate(positives) if len(p) > 0]
+    out: dict[int, float] = {}
+    for n in ns:
+        hits = sum(bool(np.isin(ids[i, :n], positives[i]).any()) for i in valid)
+        out[n] = hits / len(valid) if valid else float("nan")
+    return out
+
+
+def count_macs(model: nn.Module, example: torch.Tensor) -> int:
+    """Multiply-accumulates of Conv2d and Linear layers for one image (forward hooks)."""
+    total = 0
+
+    def hook(mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        nonlocal total
+        per_image = out.numel() // out.shape[0]
+        if isinstance(mod, nn.Conv2d):
+            k = mod.kernel_size[0] * mod.kernel_size[1]
+            total += per_image * (mod.in_channels // mod.groups) * k
+        elif isinstance(mod, nn.Linear):
+            total += per_image * mod.in_features
+
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d | nn.Linear)
+    ]
+    try:
+        with torch.no_grad():
+            model(example[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def _batches(
+    paths: Sequence[Path], model: VPRModel, cfg: EvaluateConfig, desc: str
+) -> tuple[np.ndarray, list[int], list[str], float]:
+    """Descriptors of readable images, their indices, skipped paths, forward seconds."""
+    feats: list[np.ndarray] = []
+    kept: list[int] = []
+    skipped: list[str] = []
+    secs = 0.0
+    bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not cfg.progress)
+    for start in range(0, len(paths), cfg.batch_size):
+        xs, idx = [], []
+        for i in range(start, min(start + cfg.batch_size, len(paths))):
+            try:
+                xs.append(load_tensor(paths[i], model.preprocessing))
+                idx.append(i)
+            except ImageReadError:
+                if not cfg.skip_unreadable:
+                    raise
+                skipped.append(str(paths[i]))
+        bar.update(min(cfg.batch_size, len(paths) - start))
+        if not xs:
+            continue
+        t = time.perf_counter()
+        with torch.no_grad():
+            d = model(torch.stack(xs))
+        secs += time.perf_counter() - t
+        feats.append(d.numpy().astype(np.float32))
+        kept += idx
+    bar.close()
+    dim = model.descriptor_dim
+    arr = np.concatenate(feats) if feats else np.zeros((0, dim), np.float32)
+    return np.ascontiguousarray(arr, dtype=np.float32), kept, skipped, secs
+
+
+def init_netvlad(model: VPRModel, references: Sequence[Path], cfg: EvaluateConfig) -> str:
+    """k-means centroids for an untrained NetVLAD head from local backbone features of
+    (at most cfg.netvlad_init_images, evenly spaced) REFERENCE images, never queries."""
+    agg = model.aggregator
+    assert isinstance(agg, NetVLAD)
+    n = min(cfg.netvlad_init_images, len(references))
+    pick = np.linspace(0, len(references) - 1, n).round().astype(int)
+    rng = np.random.default_rng(0)
+    local: list[np.ndarray] = []
+    for start in range(0, n, cfg.batch_size):
+        xs = []
+        for i in pick[start : start + cfg.batch_size]:
+            try:
+                xs.append(load_tensor(references[int(i)], model.preprocessing))
+            except ImageReadError:
+                if not cfg.skip_unreadable:
+                    raise
+        if not xs:
+            continue
+        with torch.no_grad():
+            f = model.backbone(torch.stack(xs))
+        f2 = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]).numpy()
+        take = min(len(f2), 100 * len(xs))
+        local.append(f2[rng.choice(len(f2), take, replace=False)])
+    agg.init_from_features(np.concatenate(local))
+    model.head_initialised = True
+    return f"netvlad k-means on local features of {n} reference images ({len(references)} total)"
+
+
+def _example_png(
+    path: Path,
+    dataset: PlaceDataset,
+    ref_kept: list[int],
+    q_kept: list[int],
+    ids: np.ndarray,
+    n_examples: int,
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    rows = min(n_examples, len(q_kept))
+    if rows == 0:
+        return
+    pick = np.linspace(0, len(q_kept) - 1, rows).round().astype(int)
+    fig, axes = plt.subplots(rows, 4, figsize=(10, 2.2 * rows), squeeze=False)
+    for r, qi in enumerate(pick):
+        q = q_kept[qi]
+        cells = [(dataset.queries[q], "query", "black")]
+        for rank in range(min(3, ids.shape[1])):
+            ref = ref_kept[int(ids[qi, rank])]
+            ok = ref in set(dataset.positives[q].tolist())
+            cells.append(
+                (dataset.references[ref], f"#{rank + 1} ref {ref}", "green" if ok else "red")
+            )
+        for c, ax in enumerate(axes[r]):
+            ax.axis("off")
+            if c >= len(cells):
+                continue
+            p, title, colour = cells[c]
+            with Image.open(p) as im:
+                ax.imshow(im.convert("RGB"))
+            ax.set_title(title, color=colour, fontsize=8)
+            ax.axis("on")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for s in ax.spines.values():
+                s.set_edgecolor(colour)
+                s.set_linewidth(4 if colour != "black" else 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def format_table(results: Sequence[EvaluationResult]) -> str:
+    """Markdown table of results."""
+    ns = list(results[0].recall) if results else []
+    head = [
+        "model",
+        "dataset",
+        *[f"R@{n}" for n in ns],
+        "dim",
+        "map B/place",
+        "params",
+        "MMACs",
+        "ms/img",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        cells = [
+            r.model,
+            r.dataset,
+            *[f"{r.recall[n]:.3f}" for n in ns],
+            str(r.descriptor_dim),
+            f"{r.map_bytes_per_place:g}",
+            f"{r.parameters:,}",
+            f"{r.macs / 1e6:.1f}",
+            f"{r.ms_per_image:.2f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def evaluate(model: VPRModel, dataset: PlaceDataset, config: EvaluateConfig) -> EvaluationResult:
+    """Extract descriptors, match queries against references with the C++ core, report
+    recall@N and costs; write result.json, config.json and examples.png to out_dir."""
+    from vpr_embedded.matching import STORAGES, Index
+
+    if config.storage not in STORAGES:
+        raise ValueError(f"unknown storage {config.storage!r}; use one of {', '.join(STORAGES)}")
+    model.eval()
+    head_init = "weights"
+    if not model.head_initialised:
+        head_init = init_netvlad(model, dataset.references, config)
+    refs, ref_kept, ref_skip, t_ref = _batches(dataset.references, model, config, "references")
+    qs, q_kept, q_skip, t_q = _batches(dataset.queries, model, config, "queries")
+    if len(ref_kept) == 0 or len(q_kept) == 0:
+        raise ValueError(f"{dataset.name}: no readable reference or query images")
+    index = Index.encode(refs, storage=config.storage)
+    k = max(config.recall_at)
+    res = index.search(qs, k=k)
+    ids = np.asarray(res.ids)
+    ref_map = np.asarray(ref_kept, dtype=np.int64)
+    positives_kept = [dataset.positives[q] for q in q_kept]
+    rec = recall_at_n(ref_map[ids], positives_kept, config.recall_at)
+    h, w = model.preprocessing.height, model.preprocessing.width
+    params = sum(p.numel() for p in model.parameters())
+    nbytes = sum(p.numel() * 4 for p in model.parameters()) + sum(
+        b.numel() * 4 for b in model.buffers() if b.is_floating_point()
+    )
+    result = EvaluationResult(
+        model=model.config.name or model.config.backbone + "-" + model.config.aggregator.name,
+        dataset=dataset.name,
+        references=len(dataset.references),
+        queries=len(dataset.queries),
+        queries_evaluated=sum(1 for p in positives_kept if len(p)),
+        recall={str(n): v for n, v in rec.items()},
+        descriptor_dim=model.descriptor_dim,
+        storage=config.storage,
+        map_bytes_per_place=index.nbytes / max(index.count, 1),
+        model_bytes_fp32=int(nbytes),
+        parameters=int(params),
+        macs=count_macs(model, torch.zeros(1, 3, h, w)),
+        ms_per_image=1000.0 * (t_ref + t_q) / (len(ref_kept) + len(q_kept)),
+        input_size=(h, w),
+        skipped_references=ref_skip,
+        skipped_queries=q_skip,
+        head_init=head_init,
+    )
+    if config.out_dir is not None:
+        out = Path(config.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        cfg = {k2: (str(v) if isinstance(v, Path) else v) for k2, v in asdict(config).items()}
+        cfg["model_config"] = model.config.to_dict()
+        (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+        _example_png(out / "examples.png", dataset, ref_kept, q_kept, ref_map[ids], config.examples)
+    return result
+
+
+def run_evaluate(
+    model: str,
+    dataset: str,
+    *,
+    format: str | None = None,
+    out_dir: str | None = None,
+    batch_size: int = 32,
+    storage: str = "float32",
+    input_size: tuple[int, int] | None = None,
+    tolerance: int | None = None,
+    skip_unreadable: bool = False,
+) -> EvaluationResult:
+    """CLI entry: model is a registry name or a checkpoint path; prints a table."""
+    from vpr_embedded.data.datasets import load_dataset
+    from vpr_embedded.models.checkpoints import load_checkpoint
+    from vpr_embedded.models.vpr import build_model, list_models
+
+    if Path(model).is_file():
+        m = load_checkpoint(model, input_size=input_size)
+    elif model in list_models():
+        m = build_model(model, input_size=input_size)
+    else:
+        raise ValueError(
+            f"{model!r} is neither a checkpoint file nor a registered model "
+            "(`vpr-embedded models` lists them)"
+        )
+    ds = load_dataset(dataset, format, tolerance=tolerance)
+    cfg = EvaluateConfig(
+        batch_size=batch_size,
+        storage=storage,
+        skip_unreadable=skip_unreadable,
+        out_dir=Path(out_dir) if out_dir else None,
+    )
+    result = evaluate(m, ds, cfg)
+    print(format_table([result]))
+    if result.skipped_references or result.skipped_queries:
+        print(
+            f"skipped unreadable images: {len(result.skipped_references)} references, "
+            f"{len(result.skipped_queries)} queries"
+        )
+    return result
