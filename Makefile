@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?= ../shared/data
 
-.PHONY: install run test lint test-cpp test-arm test-python bench clean
+.PHONY: install run test lint test-cpp test-arm test-robustness test-python bench clean
 
 $(STAMP): pyproject.toml CMakeLists.txt $(shell find csrc -type f) scripts/install_system_deps.sh
 	bash scripts/install_system_deps.sh
@@ -32,10 +32,15 @@ test-cpp: $(STAMP)
 test-arm: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH bash scripts/test_arm.sh
 
+# Fuzzing the map reader, the C++ tests under ASan/LSan, and a resident-memory soak.
+test-robustness: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH bash scripts/test_fuzz.sh
+	PATH=$(abspath $(BIN)):$$PATH bash scripts/test_soak.sh
+
 test-python: $(STAMP)
 	VPR_DATA_DIR=$(DATA) $(BIN)/pytest -q
 
-test: lint test-cpp test-arm test-python
+test: lint test-cpp test-arm test-robustness test-python
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_matching.py

@@ -5,6 +5,11 @@
 
 #include "vpr/kernels.hpp"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+
+#include <cstdint>
+#endif
 #if defined(__aarch64__) && defined(__linux__)
 #include <asm/hwcap.h>
 #include <sys/auxv.h>
@@ -13,19 +18,50 @@
 namespace vpr {
 namespace {
 
+#if defined(__x86_64__)
+struct X86Features {
+  bool avx2 = false;    // AVX2 + FMA + F16C + POPCNT, with OS-saved YMM state
+  bool avx512 = false;  // + AVX-512 F/DQ/BW/VL/VNNI/VPOPCNTDQ, with OS-saved ZMM state
+};
+
+// CPUID feature bits plus XGETBV: the OS must save the wider registers, or the
+// instructions fault even though the CPU has them.
+X86Features read_x86_features() {
+  X86Features f;
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool fma = c & (1u << 12), popcnt = c & (1u << 23), osxsave = c & (1u << 27),
+             avx = c & (1u << 28), f16c = c & (1u << 29);
+  if (!osxsave || !avx) return f;
+  std::uint32_t xcr0_lo, xcr0_hi;
+  __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  const bool ymm_saved = (xcr0_lo & 0x6u) == 0x6u;
+  const bool zmm_saved = (xcr0_lo & 0xe6u) == 0xe6u;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+  const bool avx2 = b & (1u << 5), avx512f = b & (1u << 16), avx512dq = b & (1u << 17),
+             avx512bw = b & (1u << 30), avx512vl = b & (1u << 31), vnni = c & (1u << 11),
+             vpopcntdq = c & (1u << 14);
+  f.avx2 = ymm_saved && avx2 && fma && f16c && popcnt;
+  f.avx512 =
+      f.avx2 && zmm_saved && avx512f && avx512dq && avx512bw && avx512vl && vnni && vpopcntdq;
+  return f;
+}
+
+const X86Features& x86_features() {
+  static const X86Features features = read_x86_features();
+  return features;
+}
+#endif
+
 bool cpu_runs(SimdLevel level) {
   switch (level) {
     case SimdLevel::Scalar:
       return true;
 #if defined(__x86_64__)
     case SimdLevel::Avx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             __builtin_cpu_supports("f16c") && __builtin_cpu_supports("popcnt");
+      return x86_features().avx2;
     case SimdLevel::Avx512:
-      return cpu_runs(SimdLevel::Avx2) && __builtin_cpu_supports("avx512f") &&
-             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vpopcntdq") &&
-             __builtin_cpu_supports("avx512vnni");
+      return x86_features().avx512;
 #endif
 #if defined(__aarch64__)
     case SimdLevel::Neon:
