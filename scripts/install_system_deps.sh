@@ -3,7 +3,9 @@
 set -euo pipefail
 
 packages=(g++ make git python3.11-venv python3.11-dev g++-aarch64-linux-gnu qemu-user-static
-  doctest-dev clang-format clang-14 libclang-rt-14-dev)
+  doctest-dev clang-format clang-14 libclang-rt-14-dev
+  openjdk-17-jdk-headless  # JNI headers, javac and java for scripts/test_jni.sh
+  nlohmann-json3-dev libstb-dev)  # the ExecuTorch localizer (csrc/runtime): JSON, image decoding
 missing=()
 for pkg in "${packages[@]}"; do
   case "$pkg" in

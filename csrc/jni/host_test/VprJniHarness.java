@@ -1,0 +1,186 @@
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Paths;
+import java.util.Arrays;
+import java.util.Locale;
+import org.vprembedded.VprMap;
+import org.vprembedded.VprSearchResult;
+import org.vprembedded.VprSequenceMatcher;
+
+/**
+ * Host harness of the JNI bridge, driven by tests/test_jni.py. Prints one JSON object per line.
+ *
+ * <pre>
+ * search MAP QUERIES K SEQ_LENGTH  queries: little-endian float32, rows of the map's input dim;
+ *                                  prints "info", then per query "search" and "sequence"
+ * errors MAP MISSING CORRUPT...    bad inputs; prints one "case" per input with the exception
+ *                                  (cases "corrupt_map:0", "corrupt_map:1", ... per corrupt file)
+ * </pre>
+ *
+ * Always ends with {"event":"done"} and exit status 0 unless the harness itself is misused.
+ */
+public final class VprJniHarness {
+  private VprJniHarness() {}
+
+  public static void main(String[] args) throws IOException {
+    if (args.length == 5 && args[0].equals("search")) {
+      search(args[1], args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]));
+    } else if (args.length >= 4 && args[0].equals("errors")) {
+      errors(args[1], args[2], Arrays.copyOfRange(args, 3, args.length));
+    } else {
+      System.err.println("usage: VprJniHarness search MAP QUERIES K SEQ_LENGTH");
+      System.err.println("       VprJniHarness errors MAP MISSING_MAP CORRUPT_MAP...");
+      System.exit(2);
+    }
+    System.out.println("{\"event\":\"done\"}");
+  }
+
+  private static void search(String mapPath, String queryPath, int k, int seqLength)
+      throws IOException {
+    try (VprMap map = VprMap.open(mapPath)) {
+      int dim = map.inputDim();
+      float[][] queries = readQueries(queryPath, dim);
+      System.out.println(String.format(Locale.ROOT,
+          "{\"event\":\"info\",\"count\":%d,\"dim\":%d,\"input_dim\":%d,\"storage\":%s,"
+              + "\"model_name\":%s,\"model_sha256\":%s,\"position_kind\":%s,\"nbytes\":%d,"
+              + "\"format_version\":%d,\"has_names\":%b,\"has_positions\":%b}",
+          map.count(), map.dim(), dim, quote(map.storage()), quote(map.modelName()),
+          quote(map.modelSha256()), quote(map.positionKind()), map.nbytes(), map.formatVersion(),
+          map.hasNames(), map.hasPositions()));
+      VprSequenceMatcher.Config config = new VprSequenceMatcher.Config();
+      config.length = seqLength;
+      config.k = k;
+      try (VprSequenceMatcher sequence = new VprSequenceMatcher(map, config)) {
+        for (int j = 0; j < queries.length; j++) {
+          System.out.println(result("search", j, map.search(queries[j], k)));
+          System.out.println(result("sequence", j, sequence.push(queries[j])));
+        }
+      }
+    }
+  }
+
+  private static void errors(String mapPath, String missing, String[] corrupt) throws IOException {
+    run("missing_map", () -> VprMap.open(missing).close());
+    for (int i = 0; i < corrupt.length; i++) {
+      String path = corrupt[i];
+      run("corrupt_map:" + i, () -> VprMap.open(path).close());
+    }
+    run("null_path", () -> VprMap.open(null).close());
+    VprMap map = VprMap.open(mapPath);
+    int dim = map.inputDim();
+    float[] good = new float[dim];
+    good[0] = 1.0f;
+    run("wrong_dim_short", () -> map.search(new float[dim - 1], 1));
+    run("wrong_dim_long", () -> map.search(new float[dim + 1], 1));
+    run("null_descriptor", () -> map.search(null, 1));
+    run("bad_k", () -> map.search(good, 0));
+    run("bad_threads", () -> map.search(good, 1, -1));
+    run("bad_name_index", () -> map.name(-1));
+    run("large_k", () -> check(map.search(good, Integer.MAX_VALUE).size() == map.count()));
+    VprSequenceMatcher.Config bad = new VprSequenceMatcher.Config();
+    bad.contrastWindow = 1;
+    run("bad_sequence_config", () -> new VprSequenceMatcher(map, bad).close());
+    VprSequenceMatcher sequence = new VprSequenceMatcher(map);
+    run("sequence_wrong_dim", () -> sequence.push(new float[dim + 3]));
+    map.close();
+    run("map_closed_twice", map::close);
+    run("search_after_close", () -> map.search(good, 1));
+    run("count_after_close", map::count);
+    run("sequence_after_map_close", () -> check(sequence.push(good).size() > 0));
+    run("sequence_from_closed_map", () -> new VprSequenceMatcher(map).close());
+    sequence.close();
+    run("push_after_close", () -> sequence.push(good));
+  }
+
+  private interface Action {
+    void run() throws Exception;
+  }
+
+  private static void check(boolean ok) {
+    if (!ok) {
+      throw new AssertionError("check failed");
+    }
+  }
+
+  // Prints the exception class the action threw, or null if it returned normally.
+  private static void run(String name, Action action) {
+    String thrown = null;
+    String message = null;
+    try {
+      action.run();
+    } catch (Exception | AssertionError e) {
+      thrown = e.getClass().getName();
+      message = e.getMessage();
+    }
+    System.out.println("{\"event\":\"case\",\"case\":" + quote(name)
+        + ",\"exception\":" + quote(thrown) + ",\"message\":" + quote(message) + "}");
+  }
+
+  private static float[][] readQueries(String path, int dim) throws IOException {
+    ByteBuffer buf = ByteBuffer.wrap(Files.readAllBytes(Paths.get(path)));
+    buf.order(ByteOrder.LITTLE_ENDIAN);
+    int rows = buf.remaining() / (4 * dim);
+    float[][] out = new float[rows][dim];
+    for (float[] row : out) {
+      buf.asFloatBuffer().get(row);
+      buf.position(buf.position() + 4 * dim);
+    }
+    return out;
+  }
+
+  private static String result(String event, int query, VprSearchResult r) {
+    StringBuilder s = new StringBuilder();
+    s.append("{\"event\":\"").append(event).append("\",\"query\":").append(query);
+    s.append(",\"ids\":[");
+    for (int i = 0; i < r.size(); i++) {
+      s.append(i == 0 ? "" : ",").append(r.id(i));
+    }
+    s.append("],\"scores\":[");
+    for (int i = 0; i < r.size(); i++) {
+      s.append(i == 0 ? "" : ",").append(Float.toString(r.score(i)));
+    }
+    s.append("],\"names\":");
+    String[] names = r.names();
+    if (names == null) {
+      s.append("null");
+    } else {
+      s.append('[');
+      for (int i = 0; i < names.length; i++) {
+        s.append(i == 0 ? "" : ",").append(quote(names[i]));
+      }
+      s.append(']');
+    }
+    s.append(",\"positions\":");
+    double[] positions = r.positions();
+    if (positions == null) {
+      s.append("null");
+    } else {
+      s.append('[');
+      for (int i = 0; i < positions.length; i++) {
+        s.append(i == 0 ? "" : ",").append(Double.toString(positions[i]));
+      }
+      s.append(']');
+    }
+    return s.append('}').toString();
+  }
+
+  private static String quote(String v) {
+    if (v == null) {
+      return "null";
+    }
+    StringBuilder s = new StringBuilder("\"");
+    for (int i = 0; i < v.length(); i++) {
+      char c = v.charAt(i);
+      if (c == '"' || c == '\\') {
+        s.append('\\').append(c);
+      } else if (c < 0x20) {
+        s.append(String.format(Locale.ROOT, "\\u%04x", (int) c));
+      } else {
+        s.append(c);
+      }
+    }
+    return s.append('"').toString();
+  }
+}

@@ -1,0 +1,399 @@
+// JNI bridge of the matching core for the Android demo (and host tests):
+// org.vprembedded.VprMap and org.vprembedded.VprSequenceMatcher.
+//
+// This library links vpr_core only. It must not call ExecuTorch's C++: the
+// ExecuTorch AAR exports only JNI symbols (DESIGN.md, "Known traps").
+//
+// Every entry point catches every C++ exception and turns it into a pending
+// Java exception (IllegalArgumentException, IOException, OutOfMemoryError or
+// RuntimeException), so a bad file or argument never takes the JVM down.
+// Handles are heap objects owned by the Java side; the Java wrappers check
+// for use after close() and serialise calls on one handle.
+#include <jni.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "vpr/map_file.hpp"
+#include "vpr/matcher.hpp"
+#include "vpr/sequence.hpp"
+
+namespace {
+
+constexpr const char* kIllegalArgument = "java/lang/IllegalArgumentException";
+constexpr const char* kIllegalState = "java/lang/IllegalStateException";
+constexpr const char* kIoException = "java/io/IOException";
+constexpr const char* kOutOfMemory = "java/lang/OutOfMemoryError";
+constexpr const char* kRuntime = "java/lang/RuntimeException";
+
+// A memory-mapped map shared by a VprMap and the sequence matchers made from
+// it, so closing the map never leaves a matcher reading unmapped memory.
+struct MapHandle {
+  std::shared_ptr<const vpr::MapFile> file;
+};
+
+struct SequenceHandle {
+  SequenceHandle(std::shared_ptr<const vpr::MapFile> f, const vpr::SequenceOptions& options)
+      : file(std::move(f)), matcher(file->view(), options, file->map().projection()) {}
+  std::shared_ptr<const vpr::MapFile> file;
+  vpr::SequenceMatcher matcher;
+};
+
+// Thrown by the helpers below when a Java exception is already pending.
+struct JavaExceptionPending {};
+
+void throw_java(JNIEnv* env, const char* cls, const std::string& message) {
+  if (env->ExceptionCheck()) return;  // keep the first exception
+  jclass c = env->FindClass(cls);
+  if (c == nullptr) return;  // FindClass left NoClassDefFoundError pending
+  env->ThrowNew(c, message.c_str());
+  env->DeleteLocalRef(c);
+}
+
+// Runs body(); maps C++ exceptions to Java ones (`runtime_error_class` for
+// std::runtime_error, e.g. IOException when opening a file) and returns
+// `fallback` when anything was thrown.
+template <typename T, typename Body>
+T guarded(JNIEnv* env, T fallback, const char* runtime_error_class, Body&& body) {
+  try {
+    return body();
+  } catch (const JavaExceptionPending&) {
+  } catch (const std::invalid_argument& e) {
+    throw_java(env, kIllegalArgument, e.what());
+  } catch (const std::out_of_range& e) {
+    throw_java(env, kIllegalArgument, e.what());
+  } catch (const std::bad_alloc&) {
+    throw_java(env, kOutOfMemory, "vpr_jni: out of native memory");
+  } catch (const std::runtime_error& e) {
+    throw_java(env, runtime_error_class, e.what());
+  } catch (const std::exception& e) {
+    throw_java(env, kRuntime, e.what());
+  } catch (...) {
+    throw_java(env, kRuntime, "vpr_jni: unknown native error");
+  }
+  return fallback;
+}
+
+template <typename Body>
+void guarded_void(JNIEnv* env, Body&& body) {
+  guarded<int>(env, 0, kRuntime, [&] {
+    body();
+    return 0;
+  });
+}
+
+void check_pending(JNIEnv* env) {
+  if (env->ExceptionCheck()) throw JavaExceptionPending{};
+}
+
+MapHandle& map_handle(JNIEnv* env, jlong handle) {
+  if (handle == 0) {
+    throw_java(env, kIllegalState, "the map is closed");
+    throw JavaExceptionPending{};
+  }
+  return *reinterpret_cast<MapHandle*>(handle);
+}
+
+SequenceHandle& sequence_handle(JNIEnv* env, jlong handle) {
+  if (handle == 0) {
+    throw_java(env, kIllegalState, "the sequence matcher is closed");
+    throw JavaExceptionPending{};
+  }
+  return *reinterpret_cast<SequenceHandle*>(handle);
+}
+
+const vpr::MapFileView& map_of(JNIEnv* env, jlong handle) {
+  return map_handle(env, handle).file->map();
+}
+
+std::string to_string(JNIEnv* env, jstring s) {
+  if (s == nullptr) throw std::invalid_argument("the path is null");
+  const char* chars = env->GetStringUTFChars(s, nullptr);
+  if (chars == nullptr) throw JavaExceptionPending{};  // OutOfMemoryError pending
+  std::string out(chars);
+  env->ReleaseStringUTFChars(s, chars);
+  return out;
+}
+
+// Copy of a Java float[] (a descriptor is small; no critical sections).
+std::vector<float> to_floats(JNIEnv* env, jfloatArray a) {
+  if (a == nullptr) throw std::invalid_argument("the descriptor is null");
+  std::vector<float> out(static_cast<std::size_t>(env->GetArrayLength(a)));
+  env->GetFloatArrayRegion(a, 0, static_cast<jsize>(out.size()), out.data());
+  check_pending(env);
+  return out;
+}
+
+jbyteArray to_bytes(JNIEnv* env, const char* data, std::size_t size) {
+  if (size > static_cast<std::size_t>(std::numeric_limits<jsize>::max())) {
+    throw std::length_error("string too long for a Java array");
+  }
+  jbyteArray out = env->NewByteArray(static_cast<jsize>(size));
+  if (out == nullptr) throw JavaExceptionPending{};
+  env->SetByteArrayRegion(out, 0, static_cast<jsize>(size), reinterpret_cast<const jbyte*>(data));
+  return out;
+}
+
+// Copies one query's results into ids/scores (as many as fit); returns the
+// number of results.
+jint copy_results(JNIEnv* env, const vpr::SearchResults& r, jintArray ids, jfloatArray scores) {
+  if (ids == nullptr || scores == nullptr) throw std::invalid_argument("result arrays are null");
+  const std::size_t n = std::min(r.ids.size(), r.scores.size());
+  const auto room =
+      static_cast<std::size_t>(std::min(env->GetArrayLength(ids), env->GetArrayLength(scores)));
+  const std::size_t m = std::min(n, room);
+  std::vector<jint> ids32(m);
+  for (std::size_t i = 0; i < m; ++i) ids32[i] = static_cast<jint>(r.ids[i]);
+  env->SetIntArrayRegion(ids, 0, static_cast<jsize>(m), ids32.data());
+  check_pending(env);
+  env->SetFloatArrayRegion(scores, 0, static_cast<jsize>(m), r.scores.data());
+  check_pending(env);
+  return static_cast<jint>(n);
+}
+
+std::size_t to_size(jint v, const char* what) {
+  if (v < 0) throw std::invalid_argument(std::string(what) + " must be >= 0");
+  return static_cast<std::size_t>(v);
+}
+
+}  // namespace
+
+extern "C" {
+
+// ---- org.vprembedded.VprMap ------------------------------------------------
+
+JNIEXPORT jlong JNICALL Java_org_vprembedded_VprMap_nativeOpen(JNIEnv* env, jclass, jstring path,
+                                                               jboolean verify_checksum) {
+  return guarded<jlong>(env, 0, kIoException, [&] {
+    vpr::MapOpenOptions options;
+    options.verify_checksum = verify_checksum == JNI_TRUE;
+    auto file = std::make_shared<vpr::MapFile>(vpr::MapFile::open(to_string(env, path), options));
+    if (file->map().count() > static_cast<std::size_t>(std::numeric_limits<jint>::max())) {
+      throw std::runtime_error("map " + file->path() + " has too many places for Java (> 2^31)");
+    }
+    return reinterpret_cast<jlong>(new MapHandle{std::move(file)});
+  });
+}
+
+// A second handle on the same mapping (for a sequence matcher).
+JNIEXPORT jlong JNICALL Java_org_vprembedded_VprMap_nativeRetain(JNIEnv* env, jclass,
+                                                                 jlong handle) {
+  return guarded<jlong>(env, 0, kRuntime, [&] {
+    return reinterpret_cast<jlong>(new MapHandle{map_handle(env, handle).file});
+  });
+}
+
+JNIEXPORT void JNICALL Java_org_vprembedded_VprMap_nativeClose(JNIEnv*, jclass, jlong handle) {
+  delete reinterpret_cast<MapHandle*>(handle);  // noexcept; null is a no-op
+}
+
+JNIEXPORT jint JNICALL Java_org_vprembedded_VprMap_nativeCount(JNIEnv* env, jclass, jlong h) {
+  return guarded<jint>(env, 0, kRuntime, [&] { return static_cast<jint>(map_of(env, h).count()); });
+}
+
+JNIEXPORT jint JNICALL Java_org_vprembedded_VprMap_nativeDim(JNIEnv* env, jclass, jlong h) {
+  return guarded<jint>(env, 0, kRuntime, [&] { return static_cast<jint>(map_of(env, h).dim()); });
+}
+
+JNIEXPORT jint JNICALL Java_org_vprembedded_VprMap_nativeInputDim(JNIEnv* env, jclass, jlong h) {
+  return guarded<jint>(env, 0, kRuntime,
+                       [&] { return static_cast<jint>(map_of(env, h).input_dim()); });
+}
+
+JNIEXPORT jint JNICALL Java_org_vprembedded_VprMap_nativeFormatVersion(JNIEnv* env, jclass,
+                                                                       jlong h) {
+  return guarded<jint>(env, 0, kRuntime,
+                       [&] { return static_cast<jint>(map_of(env, h).format_version()); });
+}
+
+JNIEXPORT jlong JNICALL Java_org_vprembedded_VprMap_nativeFileSize(JNIEnv* env, jclass, jlong h) {
+  return guarded<jlong>(env, 0, kRuntime,
+                        [&] { return static_cast<jlong>(map_of(env, h).file_size()); });
+}
+
+JNIEXPORT jstring JNICALL Java_org_vprembedded_VprMap_nativeStorage(JNIEnv* env, jclass, jlong h) {
+  return guarded<jstring>(env, nullptr, kRuntime, [&] {
+    return env->NewStringUTF(vpr::storage_name(map_of(env, h).storage()));  // ASCII
+  });
+}
+
+JNIEXPORT jstring JNICALL Java_org_vprembedded_VprMap_nativePositionKind(JNIEnv* env, jclass,
+                                                                         jlong h) {
+  return guarded<jstring>(env, nullptr, kRuntime, [&] {
+    return env->NewStringUTF(vpr::position_kind_name(map_of(env, h).position_kind()));  // ASCII
+  });
+}
+
+JNIEXPORT jstring JNICALL Java_org_vprembedded_VprMap_nativeModelSha256(JNIEnv* env, jclass,
+                                                                        jlong h) {
+  return guarded<jstring>(env, nullptr, kRuntime, [&] {
+    return env->NewStringUTF(map_of(env, h).model_sha256_hex().c_str());  // hex digits
+  });
+}
+
+// UTF-8 bytes (decoded in Java: NewStringUTF wants modified UTF-8).
+JNIEXPORT jbyteArray JNICALL Java_org_vprembedded_VprMap_nativeModelName(JNIEnv* env, jclass,
+                                                                         jlong h) {
+  return guarded<jbyteArray>(env, nullptr, kRuntime, [&] {
+    const std::string& name = map_of(env, h).model_name();
+    return to_bytes(env, name.data(), name.size());
+  });
+}
+
+JNIEXPORT jboolean JNICALL Java_org_vprembedded_VprMap_nativeHasNames(JNIEnv* env, jclass,
+                                                                      jlong h) {
+  return guarded<jboolean>(env, JNI_FALSE, kRuntime,
+                           [&] { return map_of(env, h).has_names() ? JNI_TRUE : JNI_FALSE; });
+}
+
+JNIEXPORT jboolean JNICALL Java_org_vprembedded_VprMap_nativeHasPositions(JNIEnv* env, jclass,
+                                                                          jlong h) {
+  return guarded<jboolean>(env, JNI_FALSE, kRuntime, [&] {
+    return map_of(env, h).positions() != nullptr ? JNI_TRUE : JNI_FALSE;
+  });
+}
+
+// UTF-8 bytes of place i's name; null if the map has no names.
+JNIEXPORT jbyteArray JNICALL Java_org_vprembedded_VprMap_nativeName(JNIEnv* env, jclass, jlong h,
+                                                                    jint i) {
+  return guarded<jbyteArray>(env, nullptr, kRuntime, [&]() -> jbyteArray {
+    const auto& map = map_of(env, h);
+    const std::size_t index = to_size(i, "the place index");
+    if (index >= map.count()) {
+      throw std::out_of_range("place index " + std::to_string(index) + " is out of range (" +
+                              std::to_string(map.count()) + " places)");
+    }
+    if (!map.has_names()) return nullptr;
+    const std::string_view name = map.name(index);
+    return to_bytes(env, name.data(), name.size());
+  });
+}
+
+// Positions of the places `ids` into out (2 per place); false if the map has none.
+JNIEXPORT jboolean JNICALL Java_org_vprembedded_VprMap_nativePositions(JNIEnv* env, jclass, jlong h,
+                                                                       jintArray ids,
+                                                                       jdoubleArray out) {
+  return guarded<jboolean>(env, JNI_FALSE, kRuntime, [&] {
+    const auto& map = map_of(env, h);
+    if (map.positions() == nullptr) return JNI_FALSE;
+    if (ids == nullptr || out == nullptr) throw std::invalid_argument("arrays are null");
+    const jsize n = env->GetArrayLength(ids);
+    if (env->GetArrayLength(out) < 2 * static_cast<std::int64_t>(n)) {
+      throw std::invalid_argument("the positions array is too short");
+    }
+    std::vector<jint> idx(static_cast<std::size_t>(n));
+    env->GetIntArrayRegion(ids, 0, n, idx.data());
+    check_pending(env);
+    std::vector<jdouble> xy(2 * idx.size());
+    for (std::size_t j = 0; j < idx.size(); ++j) {
+      const std::size_t i = to_size(idx[j], "a place index");
+      if (i >= map.count()) throw std::out_of_range("place index out of range");
+      xy[2 * j] = map.positions()[2 * i];
+      xy[2 * j + 1] = map.positions()[2 * i + 1];
+    }
+    env->SetDoubleArrayRegion(out, 0, static_cast<jsize>(xy.size()), xy.data());
+    check_pending(env);
+    return JNI_TRUE;
+  });
+}
+
+// Top-k places of one query into ids/scores; returns min(k, count).
+JNIEXPORT jint JNICALL Java_org_vprembedded_VprMap_nativeSearch(JNIEnv* env, jclass, jlong h,
+                                                                jfloatArray query, jint k,
+                                                                jint threads, jintArray ids,
+                                                                jfloatArray scores) {
+  return guarded<jint>(env, 0, kRuntime, [&] {
+    const auto& map = map_of(env, h);
+    const std::vector<float> q = to_floats(env, query);
+    vpr::SearchOptions options;
+    options.k = to_size(k, "k");
+    if (threads < 0) throw std::invalid_argument("threads must be >= 0 (0: all cores)");
+    options.num_threads = threads;
+    const vpr::SearchResults r = map.search(q.data(), 1, q.size(), options);
+    return copy_results(env, r, ids, scores);
+  });
+}
+
+// ---- org.vprembedded.VprSequenceMatcher -------------------------------------
+
+JNIEXPORT jlong JNICALL Java_org_vprembedded_VprSequenceMatcher_nativeCreate(
+    JNIEnv* env, jclass, jlong map, jint length, jfloat v_min, jfloat v_max, jint v_steps,
+    jint contrast_window, jint k, jint threads) {
+  return guarded<jlong>(env, 0, kRuntime, [&] {
+    const MapHandle& m = map_handle(env, map);
+    vpr::SequenceOptions options;
+    options.length = to_size(length, "length");
+    options.v_min = v_min;
+    options.v_max = v_max;
+    options.v_steps = to_size(v_steps, "vSteps");
+    options.contrast_window = to_size(contrast_window, "contrastWindow");
+    options.k = to_size(k, "k");
+    if (threads < 0) throw std::invalid_argument("threads must be >= 0 (0: all cores)");
+    options.num_threads = threads;
+    options.validate();
+    return reinterpret_cast<jlong>(new SequenceHandle(m.file, options));
+  });
+}
+
+JNIEXPORT void JNICALL Java_org_vprembedded_VprSequenceMatcher_nativeDestroy(JNIEnv*, jclass,
+                                                                             jlong handle) {
+  delete reinterpret_cast<SequenceHandle*>(handle);
+}
+
+JNIEXPORT jint JNICALL Java_org_vprembedded_VprSequenceMatcher_nativePush(
+    JNIEnv* env, jclass, jlong h, jfloatArray query, jintArray ids, jfloatArray scores) {
+  return guarded<jint>(env, 0, kRuntime, [&] {
+    SequenceHandle& s = sequence_handle(env, h);
+    const std::vector<float> q = to_floats(env, query);
+    const std::size_t want = s.file->map().input_dim();
+    if (q.size() != want) {
+      throw std::invalid_argument("the descriptor has " + std::to_string(q.size()) +
+                                  " values, the sequence matcher expects " + std::to_string(want));
+    }
+    return copy_results(env, s.matcher.push(q.data(), q.size()), ids, scores);
+  });
+}
+
+JNIEXPORT jint JNICALL Java_org_vprembedded_VprSequenceMatcher_nativeK(JNIEnv* env, jclass,
+                                                                       jlong h) {
+  return guarded<jint>(env, 0, kRuntime, [&] {
+    const std::size_t k = sequence_handle(env, h).matcher.scorer().options().k;
+    return static_cast<jint>(std::min<std::size_t>(k, std::numeric_limits<jint>::max()));
+  });
+}
+
+JNIEXPORT void JNICALL Java_org_vprembedded_VprSequenceMatcher_nativeReset(JNIEnv* env, jclass,
+                                                                           jlong h) {
+  guarded_void(env, [&] { sequence_handle(env, h).matcher.reset(); });
+}
+
+JNIEXPORT jint JNICALL Java_org_vprembedded_VprSequenceMatcher_nativeFrames(JNIEnv* env, jclass,
+                                                                            jlong h) {
+  return guarded<jint>(env, 0, kRuntime, [&] {
+    return static_cast<jint>(sequence_handle(env, h).matcher.scorer().frames());
+  });
+}
+
+// Sequence score of every place after the last push, into out (count values).
+JNIEXPORT void JNICALL Java_org_vprembedded_VprSequenceMatcher_nativeSequenceScores(
+    JNIEnv* env, jclass, jlong h, jfloatArray out) {
+  guarded_void(env, [&] {
+    const std::vector<float>& s = sequence_handle(env, h).matcher.scorer().sequence_scores();
+    if (out == nullptr || static_cast<std::size_t>(env->GetArrayLength(out)) < s.size()) {
+      throw std::invalid_argument("the scores array is too short");
+    }
+    env->SetFloatArrayRegion(out, 0, static_cast<jsize>(s.size()), s.data());
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,244 @@
+"""The Android JNI bridge (csrc/jni + org.vprembedded.VprMap), tested on the host.
+
+scripts/test_jni.sh builds libvpr_jni.so for this machine and compiles the Java
+wrapper (the very sources the Android app uses) and the harness
+csrc/jni/host_test/VprJniHarness.java with plain javac; these tests run the
+harness under ``java -Xcheck:jni`` on maps of the real corridor images (model-free
+SeqSLAM descriptors) and check that it finds exactly what the Python API finds,
+and that bad inputs are Java exceptions, never a crash of the JVM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import REPO
+from numpy.typing import NDArray
+
+from vpr_embedded.maps import Map, build_map
+from vpr_embedded.matching import STORAGES
+from vpr_embedded.sequence import SequenceConfig, SequenceMatcher, seqslam_descriptors
+
+BUILD = REPO / "build" / "jni-host"
+LIBRARY_DIR = BUILD / "csrc" / "jni"
+CLASSES = BUILD / "classes"
+WRAPPER = REPO / "android_demo" / "app" / "src" / "main" / "java" / "org" / "vprembedded"
+SHA = hashlib.sha256(b"seqslam-32x24").hexdigest()
+K = 5
+SEQ_LENGTH = 4
+SIZE = (32, 24)  # w, h: 768-dim descriptors
+
+
+@pytest.fixture(scope="module")
+def harness() -> list[str]:
+    """Command prefix that runs the harness (built by scripts/test_jni.sh)."""
+    for tool in ("cmake", "ninja", "javac", "java"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not found: the JNI host test needs cmake, ninja and a JDK")
+    if os.environ.get("VPR_JNI_BUILT") != "1":
+        subprocess.run(
+            ["bash", str(REPO / "scripts" / "test_jni.sh"), "--build-only"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    assert (LIBRARY_DIR / "libvpr_jni.so").is_file()
+    return [
+        "java",
+        "-Xcheck:jni",
+        f"-Djava.library.path={LIBRARY_DIR}",
+        "-cp",
+        str(CLASSES),
+        "VprJniHarness",
+    ]
+
+
+def run_harness(harness: list[str], *args: str | Path | int) -> list[dict[str, Any]]:
+    """Runs the harness; checks it exited normally with clean JNI use; returns its JSON lines."""
+    proc = subprocess.run([*harness, *map(str, args)], capture_output=True, text=True, timeout=120)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "WARNING in native method" not in output, output  # -Xcheck:jni complaints
+    assert "hs_err" not in output and "SIGSEGV" not in output, output
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert lines and lines[-1] == {"event": "done"}, output
+    return lines
+
+
+@pytest.fixture(scope="module")
+def corridor(shared_data: Path) -> tuple[NDArray[np.float32], NDArray[np.float32], list[str]]:
+    ref = sorted((shared_data / "corridor" / "ref").glob("*.jpg"))
+    query = sorted((shared_data / "corridor" / "query").glob("*.jpg"))
+    assert len(ref) > 50 and len(query) > 50
+    # Names exercise UTF-8 beyond the BMP (JNI's NewStringUTF would mangle these).
+    names = [f"lieu-é-{p.stem}" for p in ref]
+    names[0] = "couloir 😀 début"
+    return seqslam_descriptors(ref, SIZE), seqslam_descriptors(query, SIZE), names
+
+
+def make_map(
+    folder: Path,
+    corridor: tuple[NDArray[np.float32], NDArray[np.float32], list[str]],
+    storage: str,
+) -> Path:
+    ref, _, names = corridor
+    n = ref.shape[0]
+    extra: dict[str, Any] = {}
+    if storage == "float32":  # names and positions
+        positions = np.stack([np.arange(n) * 1.5 + 0.1, -np.arange(n) / 3.0], axis=1)
+        extra = {"names": names, "positions": positions, "position_kind": "utm"}
+    elif storage == "int8":  # names and a PCA projection (queries projected by the core)
+        extra = {"names": names, "pca_dim": 64}
+    return build_map(
+        ref,
+        out_path=folder / f"corridor-{storage}.vprmap",
+        model_sha256=SHA,
+        model_name="seqslam-32x24",
+        storage=storage,  # type: ignore[arg-type]
+        **extra,
+    )
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_java_matches_python(
+    harness: list[str],
+    corridor: tuple[NDArray[np.float32], NDArray[np.float32], list[str]],
+    tmp_path: Path,
+    storage: str,
+) -> None:
+    path = make_map(tmp_path, corridor, storage)
+    queries = corridor[1]
+    qfile = tmp_path / "queries.f32"
+    queries.astype("<f4").tofile(qfile)
+    lines = run_harness(harness, "search", path, qfile, K, SEQ_LENGTH)
+
+    m = Map.open(path)
+    info = lines[0]
+    assert info["event"] == "info"
+    assert info["count"] == m.count and info["dim"] == m.dim and info["input_dim"] == m.input_dim
+    assert info["storage"] == m.storage == storage
+    assert info["model_name"] == m.model_name and info["model_sha256"] == m.model_sha256 == SHA
+    assert info["position_kind"] == m.position_kind
+    assert info["nbytes"] == m.nbytes and info["format_version"] == m.format_version
+    assert info["has_names"] == (m.names is not None)
+    assert info["has_positions"] == (m.positions is not None)
+
+    single = [x for x in lines if x["event"] == "search"]
+    seq = [x for x in lines if x["event"] == "sequence"]
+    assert len(single) == len(seq) == len(queries)
+    matcher = SequenceMatcher(m, SequenceConfig(length=SEQ_LENGTH, k=K))
+    for j, (got, got_seq) in enumerate(zip(single, seq, strict=True)):
+        # One query per call, as the app does (a batch may take another kernel path,
+        # whose float sums can differ in the last bit).
+        expected = m.search(queries[j], K)
+        assert got["ids"] == expected.ids[0].tolist(), f"query {j}"
+        np.testing.assert_array_equal(np.float32(got["scores"]), expected.scores[0])
+        if expected.names is None:
+            assert got["names"] is None
+        else:
+            assert got["names"] == expected.names[0]
+        if expected.positions is None:
+            assert got["positions"] is None
+        else:
+            np.testing.assert_array_equal(
+                np.reshape(got["positions"], (-1, 2)), expected.positions[0]
+            )
+        want_seq = matcher.push(queries[j])
+        assert got_seq["ids"] == want_seq.ids[0].tolist(), f"sequence, query {j}"
+        np.testing.assert_array_equal(np.float32(got_seq["scores"]), want_seq.scores[0])
+    # Not a degenerate agreement: the queries find many different places.
+    assert len({x["ids"][0] for x in single}) > 20
+
+
+def flip_bit(src: Path, dst: Path, offset: int) -> Path:
+    data = bytearray(src.read_bytes())
+    data[offset] ^= 0x10
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_bad_inputs_are_java_exceptions(
+    harness: list[str],
+    corridor: tuple[NDArray[np.float32], NDArray[np.float32], list[str]],
+    tmp_path: Path,
+) -> None:
+    good = make_map(tmp_path, corridor, "float32")
+    size = good.stat().st_size
+    truncated = tmp_path / "truncated.vprmap"
+    truncated.write_bytes(good.read_bytes()[: size // 2])
+    not_a_map = tmp_path / "notes.vprmap"
+    not_a_map.write_text("this is not a map\n")
+    corrupt = [
+        flip_bit(good, tmp_path / "payload.vprmap", size // 2),  # descriptors: payload CRC
+        flip_bit(good, tmp_path / "header.vprmap", 40),  # a header field: header CRC
+        truncated,
+        not_a_map,
+        tmp_path,  # a folder
+    ]
+    lines = run_harness(harness, "errors", good, tmp_path / "missing.vprmap", *corrupt)
+    cases = {x["case"]: x for x in lines if x["event"] == "case"}
+    iae, ise = "java.lang.IllegalArgumentException", "java.lang.IllegalStateException"
+    expected = {
+        "missing_map": "java.io.FileNotFoundException",
+        **{f"corrupt_map:{i}": "java.io.IOException" for i in range(len(corrupt))},
+        "null_path": iae,
+        "wrong_dim_short": iae,
+        "wrong_dim_long": iae,
+        "null_descriptor": iae,
+        "bad_k": iae,
+        "bad_threads": iae,
+        "bad_name_index": iae,
+        "large_k": None,
+        "bad_sequence_config": iae,
+        "sequence_wrong_dim": iae,
+        "map_closed_twice": None,
+        "search_after_close": ise,
+        "count_after_close": ise,
+        "sequence_after_map_close": None,  # the matcher keeps its own mapping
+        "sequence_from_closed_map": ise,
+        "push_after_close": ise,
+    }
+    # The folder is refused up front as "does not exist" (not a regular file).
+    expected[f"corrupt_map:{len(corrupt) - 1}"] = "java.io.FileNotFoundException"
+    assert {name: c["exception"] for name, c in cases.items()} == expected
+    for name, c in cases.items():
+        if c["exception"] is not None:
+            assert c["message"], f"{name}: an exception without a message"
+    assert "checksum" in cases["corrupt_map:0"]["message"].lower()
+    assert "768" in cases["wrong_dim_long"]["message"]
+
+
+def test_wrapper_mirrors_python_api() -> None:
+    """VprMap has the Python Map's methods, under their camelCase names."""
+    source = (WRAPPER / "VprMap.java").read_text()
+    for name in (
+        "open",
+        "search",
+        "count",
+        "dim",
+        "input_dim",
+        "storage",
+        "model_name",
+        "model_sha256",
+        "nbytes",
+        "format_version",
+        "position_kind",
+        "path",
+    ):
+        assert hasattr(Map, name), name
+        java = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
+        assert re.search(rf"public (static )?(synchronized )?\w+ {java}\(", source), java
+    sequence = (WRAPPER / "VprSequenceMatcher.java").read_text()
+    for name in ("push", "reset", "frames", "count", "sequence_scores"):
+        assert hasattr(SequenceMatcher, name), name
+        java = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
+        assert re.search(rf"public (synchronized )?[\w\[\]]+ {java}\(", sequence), java
