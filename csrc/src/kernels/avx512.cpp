@@ -11,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+#include "short_codes.hpp"
 #include "tiling.hpp"
 #include "vpr/kernels.hpp"
 
@@ -258,36 +259,10 @@ struct HammingTile {
   }
 };
 
-// Short codes (common sizes up to 64 bytes) unrolled at compile time over 64-bit
-// words: one popcnt per word and no horizontal reduction per row.
-template <std::size_t W>
-void hamming_words(const std::uint8_t* q, const std::uint8_t* db, std::size_t n,
-                   std::uint32_t* out) {
-  std::uint64_t qw[W];
-  std::memcpy(qw, q, sizeof qw);
-  for (std::size_t i = 0; i < n; ++i) {
-    std::uint64_t row[W];
-    std::memcpy(row, db + i * sizeof row, sizeof row);
-    std::uint64_t acc = 0;
-    for (std::size_t w = 0; w < W; ++w) acc += _mm_popcnt_u64(qw[w] ^ row[w]);
-    out[i] = static_cast<std::uint32_t>(acc);
-  }
-}
-
 void hamming(const std::uint8_t* q, const std::uint8_t* db, std::size_t n, std::size_t nbytes,
              std::uint32_t* out) {
-  switch (nbytes) {
-    case 8:
-      return hamming_words<1>(q, db, n, out);
-    case 16:
-      return hamming_words<2>(q, db, n, out);
-    case 32:
-      return hamming_words<4>(q, db, n, out);
-    case 64:
-      return hamming_words<8>(q, db, n, out);
-    default:
-      run_tiled<HammingTile, 1, 4>(HammingTile{q, db, n, nbytes, out}, 1, n, nbytes, 0);
-  }
+  if (hamming_short_codes(q, db, n, nbytes, out)) return;
+  run_tiled<HammingTile, 1, 4>(HammingTile{q, db, n, nbytes, out}, 1, n, nbytes, 0);
 }
 
 void f16_to_f32(const std::uint16_t* src, std::size_t count, float* dst) {

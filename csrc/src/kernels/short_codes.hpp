@@ -1,0 +1,50 @@
+// Hamming distances of short binary codes (8, 16, 32 or 64 bytes, the common
+// descriptor sizes), unrolled at compile time over 64-bit words: one popcount
+// per word and no horizontal reduction per row. Internal linkage, as in
+// tiling.hpp: each kernel file compiles this with its own instruction flags.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace vpr {
+namespace {
+
+template <std::size_t W>
+void hamming_words(const std::uint8_t* q, const std::uint8_t* db, std::size_t n,
+                   std::uint32_t* out) {
+  std::uint64_t qw[W];
+  std::memcpy(qw, q, sizeof qw);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint64_t row[W];
+    std::memcpy(row, db + i * sizeof row, sizeof row);
+    std::uint64_t acc = 0;
+    for (std::size_t w = 0; w < W; ++w) acc += __builtin_popcountll(qw[w] ^ row[w]);
+    out[i] = static_cast<std::uint32_t>(acc);
+  }
+}
+
+// Fills out and returns true when nbytes is one of the unrolled sizes.
+inline bool hamming_short_codes(const std::uint8_t* q, const std::uint8_t* db, std::size_t n,
+                                std::size_t nbytes, std::uint32_t* out) {
+  switch (nbytes) {
+    case 8:
+      hamming_words<1>(q, db, n, out);
+      return true;
+    case 16:
+      hamming_words<2>(q, db, n, out);
+      return true;
+    case 32:
+      hamming_words<4>(q, db, n, out);
+      return true;
+    case 64:
+      hamming_words<8>(q, db, n, out);
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+}  // namespace vpr
