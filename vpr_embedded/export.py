@@ -1,0 +1,491 @@
+"""ExecuTorch export: XNNPACK lowering (fp32 or int8) to a model bundle, then checks.
+
+``export_bundle`` lowers a VPRModel with ``to_edge_transform_and_lower`` and the
+XnnpackPartitioner, writes ``model.pte`` + ``manifest.json`` (see bundle.py), and then
+checks what it wrote:
+
+- delegation: which operators run inside XNNPACK and which fall back to the portable
+  kernels, with their share of the multiply-accumulates;
+- parity: the ``.pte`` run by ``executorch.runtime`` on real images against the eager
+  float model, cosine per image (>= 0.999 float, >= 0.98 int8);
+- recall@1 on a dataset, when one is given: the bundle's against the eager float
+  model's (the bundle within 1 point).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import operator
+import re
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+from tqdm import tqdm  # type: ignore[import-untyped]
+
+from vpr_embedded.bundle import (
+    BUNDLE_FORMAT,
+    BUNDLE_VERSION,
+    PTE_NAME,
+    RESIZE_METHOD,
+    load_bundle,
+    sha256_file,
+    write_manifest,
+)
+from vpr_embedded.data.images import load_tensor
+from vpr_embedded.models.vpr import VPRModel
+from vpr_embedded.quantize import (
+    QUANT_MODES,
+    QuantizeConfig,
+    QuantMode,
+    calibration_tensors,
+    find_images,
+    quantize_model,
+    sample_evenly,
+)
+
+PARITY_MIN_COSINE = {"none": 0.999, "int8": 0.98, "dynamic": 0.98}
+MAX_RECALL_DROP = 0.01
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """quantize: "int8" (static PT2E, calibrated), "dynamic" (linear layers) or "none".
+    calib_images: folder of real images (searched recursively) for calibration and,
+    without a parity dataset, for the parity check. calib_count: calibration images.
+    parity_dataset: dataset folder for parity images and recall@1. parity_count: images
+    in the parity check. check: run the checks. progress: tqdm bars."""
+
+    quantize: QuantMode = "int8"
+    calib_images: Path | None = None
+    calib_count: int = 64
+    parity_dataset: Path | None = None
+    dataset_format: str | None = None
+    parity_count: int = 16
+    check: bool = True
+    progress: bool = True
+
+
+@dataclass
+class DelegationReport:
+    """Operators inside XNNPACK delegates and outside them (counts and MACs)."""
+
+    delegates: int = 0
+    delegated_ops: dict[str, int] = field(default_factory=dict)
+    fallback_ops: dict[str, int] = field(default_factory=dict)
+    delegated_macs: int = 0
+    fallback_macs: int = 0
+
+    @property
+    def fully_delegated(self) -> bool:
+        return self.delegates > 0 and not self.fallback_ops
+
+    @property
+    def delegated_mac_share(self) -> float:
+        total = self.delegated_macs + self.fallback_macs
+        return self.delegated_macs / total if total else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["fully_delegated"] = self.fully_delegated
+        d["delegated_mac_share"] = self.delegated_mac_share
+        return d
+
+    def format(self) -> str:
+        lines = [
+            f"delegation: {self.delegates} XNNPACK delegate(s), "
+            f"{100 * self.delegated_mac_share:.2f} % of "
+            f"{self.delegated_macs + self.fallback_macs:,} MACs delegated",
+            "  in XNNPACK: "
+            + ", ".join(f"{k} x{v}" for k, v in sorted(self.delegated_ops.items())),
+        ]
+        if self.fallback_ops:
+            lines.append(
+                f"  FALLBACK ({self.fallback_macs:,} MACs): "
+                + ", ".join(f"{k} x{v}" for k, v in sorted(self.fallback_ops.items()))
+            )
+        else:
+            lines.append("  fallback: none (fully delegated)")
+        return "\n".join(lines)
+
+
+@dataclass
+class ExportResult:
+    bundle: Path
+    model_name: str
+    quantize: str
+    pte_bytes: int
+    delegation: DelegationReport
+    parity_cosines: list[float] = field(default_factory=list)
+    parity_images: list[str] = field(default_factory=list)
+    recall: dict[str, dict[str, float]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["bundle"] = str(self.bundle)
+        d["delegation"] = self.delegation.to_dict()
+        d["passed"] = self.passed
+        return d
+
+    def format(self) -> str:
+        lines = [
+            f"bundle {self.bundle}: {self.model_name} quantize={self.quantize} "
+            f".pte {self.pte_bytes / 1e6:.2f} MB ({self.seconds:.0f} s)",
+            self.delegation.format(),
+        ]
+        if self.parity_cosines:
+            c = np.asarray(self.parity_cosines)
+            lines.append(
+                f"parity vs eager fp32 on {len(c)} images: cosine min {c.min():.5f} "
+                f"mean {c.mean():.5f} (need >= {PARITY_MIN_COSINE[self.quantize]})"
+            )
+        for ds, r in self.recall.items():
+            lines.append(
+                f"recall@1 on {ds}: eager fp32 {r['eager_fp32']:.4f}, bundle "
+                f"{r['bundle']:.4f} (drop {100 * (r['eager_fp32'] - r['bundle']):+.2f} points)"
+            )
+        lines += [f"CHECK FAILED: {f}" for f in self.failures]
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- lowering
+
+
+def _op_name(target: Any) -> str:
+    s = str(target)
+    m = re.match(r"<EdgeOpOverload: ([^>]+)>", s)
+    if m:
+        return m.group(1)
+    return getattr(target, "__name__", s)
+
+
+def _node_macs(node: torch.fx.Node) -> int:
+    """Multiply-accumulates of a convolution / matmul node from its shape metadata."""
+    name = _op_name(node.target)
+    out = node.meta.get("val")
+    if not isinstance(out, torch.Tensor):
+        return 0
+
+    def shape(i: int) -> tuple[int, ...]:
+        a = node.args[i] if i < len(node.args) else None
+        v = a.meta.get("val") if isinstance(a, torch.fx.Node) else None
+        return tuple(v.shape) if isinstance(v, torch.Tensor) else ()
+
+    if "convolution" in name:
+        w = shape(1)
+        return out.numel() * math.prod(w[1:]) if len(w) >= 3 else 0
+    if name.startswith(("aten.linear", "aten.mm", "aten.bmm")):
+        x = shape(0)
+        return out.numel() * x[-1] if x else 0
+    if name.startswith("aten.addmm"):
+        x = shape(1)
+        return out.numel() * x[-1] if x else 0
+    return 0
+
+
+def delegation_report(edge_program: Any) -> DelegationReport:
+    """Inspect a lowered edge program: ops inside ``executorch_call_delegate``
+    submodules count as delegated, other call_function nodes as fallback."""
+    rep = DelegationReport()
+    gm = edge_program.graph_module
+    for node in gm.graph.nodes:
+        if node.op != "call_function" or node.target is operator.getitem:
+            continue
+        name = _op_name(node.target)
+        if "executorch_call_delegate" in name:
+            rep.delegates += 1
+            lowered = getattr(gm, str(node.args[0].target))
+            sub = getattr(lowered, "_original_exported_program", None) or lowered.original_module
+            for n in sub.graph_module.graph.nodes:
+                if n.op != "call_function" or n.target is operator.getitem:
+                    continue
+                k = _op_name(n.target)
+                rep.delegated_ops[k] = rep.delegated_ops.get(k, 0) + 1
+                rep.delegated_macs += _node_macs(n)
+        else:
+            rep.fallback_ops[name] = rep.fallback_ops.get(name, 0) + 1
+            rep.fallback_macs += _node_macs(node)
+    return rep
+
+
+def lower_to_pte(module: nn.Module, example: torch.Tensor) -> tuple[bytes, DelegationReport]:
+    """torch.export + XNNPACK lowering; returns the .pte bytes and the delegation report."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    with torch.no_grad():
+        ep = torch.export.export(module, (example,))
+    edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
+    report = delegation_report(edge.exported_program())
+    program = edge.to_executorch()
+    return bytes(program.buffer), report
+
+
+# ------------------------------------------------------------------------------ bundle
+
+
+def _version(pkg: str) -> str:
+    try:
+        return importlib.metadata.version(pkg)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, Path):
+        return str(v)
+    if isinstance(v, tuple | list):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def build_manifest(
+    model: VPRModel,
+    pte: Path,
+    quantize: str,
+    calibration: Sequence[Path],
+    calib_source: Path | None,
+) -> dict[str, Any]:
+    p = model.preprocessing
+    quant: dict[str, Any] = {"mode": quantize}
+    if quantize == "int8":
+        quant |= {
+            "scheme": "PT2E static, XNNPACKQuantizer",
+            "weights": "int8 per-channel symmetric",
+            "activations": "int8 per-tensor affine",
+            "float_parts": "aggregator and final L2 normalisation",
+            "calibration_images": len(calibration),
+            "calibration_source": str(calib_source) if calib_source else None,
+        }
+    elif quantize == "dynamic":
+        quant |= {"scheme": "PT2E dynamic, linear layers", "weights": "int8 per-channel"}
+    name = model.config.name or f"{model.config.backbone}-{model.config.aggregator.name}"
+    return {
+        "format": BUNDLE_FORMAT,
+        "format_version": BUNDLE_VERSION,
+        "model_name": name,
+        "model_config": _jsonable(model.config.to_dict()),
+        "input": {
+            "height": p.height,
+            "width": p.width,
+            "channels": 3,
+            "layout": "NCHW",
+            "dtype": "float32",
+            "batch": 1,
+            "colour_order": p.colour_order,
+            "resize": RESIZE_METHOD,
+            "scale": 1.0 / 255.0,
+            "mean": list(p.mean),
+            "std": list(p.std),
+        },
+        "descriptor_dim": int(model.descriptor_dim),
+        "output": {"dtype": "float32", "l2_normalized": True},
+        "quantization": quant,
+        "versions": {
+            "torch": torch.__version__,
+            "executorch": _version("executorch"),
+            "torchao": _version("torchao"),
+            "vpr_embedded": _version("vpr-embedded"),
+        },
+        "pte": {"file": pte.name, "sha256": sha256_file(pte), "bytes": pte.stat().st_size},
+    }
+
+
+def _eager(model: VPRModel, xs: Sequence[torch.Tensor]) -> NDArray[np.float32]:
+    with torch.no_grad():
+        return np.stack([model(x.unsqueeze(0))[0].numpy() for x in xs]).astype(np.float32)
+
+
+def _cosines(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float64]:
+    na = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.asarray((a * b).sum(1) / np.maximum(na, 1e-12), np.float64)
+
+
+def _recall_at_1(
+    model: VPRModel, bundle_dir: Path, dataset: Path, fmt: str | None, progress: bool
+) -> tuple[str, float, float]:
+    from vpr_embedded.data.datasets import load_dataset
+    from vpr_embedded.evaluate import recall_at_n
+    from vpr_embedded.matching import Index
+
+    ds = load_dataset(dataset, fmt)
+    b = load_bundle(bundle_dir)
+    paths = list(ds.references) + list(ds.queries)
+    # Eager batches first, then the bundle: alternating the two runtimes per image makes
+    # their thread pools fight over the cores.
+    eager = np.empty((len(paths), model.descriptor_dim), np.float32)
+    ours = np.empty_like(eager)
+    bar = tqdm(total=2 * len(paths), desc=f"recall {ds.name}", unit="img", disable=not progress)
+    for s in range(0, len(paths), 32):
+        xs = torch.stack([load_tensor(p, model.preprocessing) for p in paths[s : s + 32]])
+        with torch.no_grad():
+            eager[s : s + len(xs)] = model(xs).numpy()
+        bar.update(len(xs))
+    for i, p in enumerate(paths):
+        ours[i] = b.embed_one(load_tensor(p, model.preprocessing).unsqueeze(0))
+        bar.update(1)
+    bar.close()
+    nr = len(ds.references)
+    out = []
+    for d in (eager, ours):
+        idx = Index.encode(np.ascontiguousarray(d[:nr]))
+        ids = np.asarray(idx.search(np.ascontiguousarray(d[nr:]), k=1).ids)
+        out.append(recall_at_n(ids, ds.positives, (1,))[1])
+    return ds.name, out[0], out[1]
+
+
+def export_bundle(model: VPRModel, out_dir: str | Path, config: ExportConfig) -> ExportResult:
+    """Quantize (optionally), lower to XNNPACK, write the bundle, run the checks."""
+    t0 = time.perf_counter()
+    if config.quantize not in QUANT_MODES:
+        raise ValueError(f"unknown quantization {config.quantize!r}; use one of {QUANT_MODES}")
+    if not getattr(model, "head_initialised", True):
+        raise ValueError(
+            "the model's NetVLAD head is not initialised: export a checkpoint whose head "
+            "was trained or initialised (vpr-embedded evaluate initialises it)"
+        )
+    if config.quantize == "int8" and config.calib_images is None:
+        raise ValueError("int8 export needs real calibration images: pass --calib-images DIR")
+    model.eval()
+    prep = model.preprocessing
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    calib: list[torch.Tensor] = []
+    calib_paths: list[Path] = []
+    if config.quantize == "int8" and config.calib_images is not None:
+        calib, calib_paths = calibration_tensors(config.calib_images, prep, config.calib_count)
+    example = calib[0] if calib else torch.zeros(1, 3, prep.height, prep.width)
+    module: nn.Module = model
+    if config.quantize != "none":
+        module = quantize_model(
+            model, calib, QuantizeConfig(config.quantize, progress=config.progress)
+        )
+    pte_bytes, report = lower_to_pte(module, example)
+    tmp = out / (PTE_NAME + ".tmp")
+    tmp.write_bytes(pte_bytes)
+    tmp.replace(out / PTE_NAME)
+    manifest = build_manifest(
+        model, out / PTE_NAME, config.quantize, calib_paths, config.calib_images
+    )
+    manifest["delegation"] = {
+        "fully_delegated": report.fully_delegated,
+        "delegated_mac_share": report.delegated_mac_share,
+        "fallback_ops": report.fallback_ops,
+    }
+    write_manifest(out, manifest)
+    cfg_doc = {k: _jsonable(v) for k, v in asdict(config).items()}
+    (out / "export_config.json").write_text(json.dumps(cfg_doc, indent=2) + "\n")
+    result = ExportResult(out, manifest["model_name"], config.quantize, len(pte_bytes), report)
+    if not report.fully_delegated:
+        result.failures.append(
+            "not fully delegated to XNNPACK: " + ", ".join(sorted(report.fallback_ops))
+        )
+    if config.check:
+        _check(model, out, config, result)
+        manifest["checks"] = {
+            "parity_min_cosine": min(result.parity_cosines) if result.parity_cosines else None,
+            "parity_images": len(result.parity_cosines),
+            "recall_at_1": result.recall,
+            "passed": result.passed,
+        }
+        write_manifest(out, manifest)
+    result.seconds = time.perf_counter() - t0
+    (out / "export_report.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    return result
+
+
+def _check(model: VPRModel, out: Path, config: ExportConfig, result: ExportResult) -> None:
+    paths: list[Path] = []
+    if config.parity_dataset is not None:
+        from vpr_embedded.data.datasets import load_dataset
+
+        ds = load_dataset(config.parity_dataset, config.dataset_format)
+        paths = sample_evenly(list(ds.queries), config.parity_count)
+    elif config.calib_images is not None:
+        paths = sample_evenly(find_images(config.calib_images), config.parity_count)
+    if paths:
+        xs = [load_tensor(p, model.preprocessing) for p in paths]
+        bundle = load_bundle(out)
+        ours = bundle.embed(torch.stack(xs))
+        cos = _cosines(ours, _eager(model, xs))
+        result.parity_cosines = [float(c) for c in cos]
+        result.parity_images = [str(p) for p in paths]
+        need = PARITY_MIN_COSINE[config.quantize]
+        if float(cos.min()) < need:
+            result.failures.append(f"parity: min cosine {cos.min():.5f} < {need}")
+    if config.parity_dataset is not None:
+        name, r_eager, r_bundle = _recall_at_1(
+            model, out, config.parity_dataset, config.dataset_format, config.progress
+        )
+        result.recall[name] = {"eager_fp32": r_eager, "bundle": r_bundle}
+        if r_eager - r_bundle > MAX_RECALL_DROP + 1e-9:
+            result.failures.append(
+                f"recall@1 on {name}: bundle {r_bundle:.4f} is more than 1 point below "
+                f"eager fp32 {r_eager:.4f}"
+            )
+
+
+def resolve_model(spec: str, input_size: tuple[int, int] | None = None) -> VPRModel:
+    """A checkpoint path or a registry name -> VPRModel."""
+    from vpr_embedded.models.checkpoints import load_checkpoint
+    from vpr_embedded.models.vpr import build_model, list_models
+
+    if Path(spec).is_file():
+        return load_checkpoint(spec, input_size=input_size)
+    if spec in list_models():
+        return build_model(spec, input_size=input_size)
+    raise ValueError(
+        f"{spec!r} is neither a checkpoint file nor a registered model "
+        "(`vpr-embedded models` lists them)"
+    )
+
+
+def run_export(
+    model: str,
+    out_dir: str,
+    *,
+    quantize: str = "int8",
+    calib_images: str | None = None,
+    calib_count: int = 64,
+    parity_dataset: str | None = None,
+    dataset_format: str | None = None,
+    parity_count: int = 16,
+    input_size: tuple[int, int] | None = None,
+    overwrite: bool = False,
+) -> ExportResult:
+    """CLI entry: export, print the report; the caller exits non-zero if a check failed."""
+    if quantize not in QUANT_MODES:
+        raise ValueError(f"unknown quantization {quantize!r}; use one of {QUANT_MODES}")
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise ValueError(f"{out} exists and is not a bundle: choose an empty or new folder")
+    if overwrite and out.exists():
+        shutil.rmtree(out)
+    cfg = ExportConfig(
+        quantize=quantize,
+        calib_images=Path(calib_images) if calib_images else None,
+        calib_count=calib_count,
+        parity_dataset=Path(parity_dataset) if parity_dataset else None,
+        dataset_format=dataset_format,
+        parity_count=parity_count,
+    )
+    result = export_bundle(resolve_model(model, input_size), out, cfg)
+    print(result.format())
+    return result
