@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml CMakeLists.txt $(shell find csrc -type f) scripts/insta
 
 install: $(STAMP)
 
+# The end-to-end pipeline on a real dataset (int8 export, map, localization, report).
 run: $(STAMP)
-	$(BIN)/vpr-embedded demo
+	$(BIN)/vpr-embedded pipeline --dataset $(DATA)/corridor --out runs/pipeline
 
 lint: $(STAMP)
 	$(BIN)/ruff check vpr_embedded tests benchmarks

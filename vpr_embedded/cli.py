@@ -111,6 +111,190 @@ def _run_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_build_map(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("build-map", help="extract descriptors of a folder of images into a map")
+    p.add_argument("--model", required=True, help="bundle folder, checkpoint or registry name")
+    p.add_argument("--images", required=True, help="folder of reference images")
+    p.add_argument("--out", required=True, help="map file to write (.vprmap)")
+    p.add_argument("--storage", default="int8", choices=["float32", "float16", "int8", "binary"])
+    p.add_argument("--pca", type=int, default=None, metavar="D", help="PCA to D dimensions")
+    p.add_argument("--whiten", action="store_true", help="PCA whitening")
+    p.add_argument("--positions", default=None, help="CSV: name,lat,lon or name,easting,northing")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(handler=_run_build_map)
+
+
+def _run_build_map(args: argparse.Namespace) -> int:
+    from vpr_embedded.localize import build_map_from_images
+
+    build_map_from_images(
+        args.model,
+        args.images,
+        args.out,
+        storage=args.storage,
+        pca_dim=args.pca,
+        whiten=args.whiten,
+        positions_csv=args.positions,
+        threads=args.threads,
+    )
+    return 0
+
+
+def _add_append(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("append", help="add a folder of images to an existing map")
+    p.add_argument("--model", required=True, help="the model the map was built with")
+    p.add_argument("--map", required=True, help="map file to extend (rewritten atomically)")
+    p.add_argument("--images", required=True, help="folder of new reference images")
+    p.add_argument("--positions", default=None, help="CSV: name,lat,lon or name,easting,northing")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(handler=_run_append)
+
+
+def _run_append(args: argparse.Namespace) -> int:
+    from vpr_embedded.localize import append_images
+
+    append_images(
+        args.model, args.map, args.images, positions_csv=args.positions, threads=args.threads
+    )
+    return 0
+
+
+def _add_localize(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("localize", help="top-k places of images (JSON lines)")
+    p.add_argument("--model", required=True, help="the model the map was built with")
+    p.add_argument("--map", required=True, help="map file (.vprmap)")
+    p.add_argument("--image", default=None, help="one image")
+    p.add_argument("--dir", default=None, help="a folder of frames, in name order")
+    p.add_argument("--k", type=int, default=5, help="places per image")
+    p.add_argument("--sequence", type=int, default=0, metavar="L", help="match over L frames")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(handler=_run_localize)
+
+
+def _run_localize(args: argparse.Namespace) -> int:
+    from vpr_embedded.localize import localize_cli
+
+    localize_cli(
+        args.model,
+        args.map,
+        args.image,
+        args.dir,
+        k=args.k,
+        sequence=args.sequence,
+        threads=args.threads,
+    )
+    return 0
+
+
+def _add_pipeline(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "pipeline", help="quantize, export, build a map and localize every query of a dataset"
+    )
+    p.add_argument("--dataset", default="../shared/data/corridor", help="dataset folder")
+    p.add_argument("--out", default="runs/pipeline", help="folder for every artefact")
+    p.add_argument("--model", default="efficientnet_lite0-gem", help="registry name or checkpoint")
+    p.add_argument("--format", default=None, choices=["vpr-bench", "aligned", "gmberton"])
+    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"))
+    p.add_argument("--quantize", default="int8", choices=["int8", "none"])
+    p.add_argument("--calib-count", type=int, default=64, help="reference images to calibrate")
+    p.add_argument("--storage", default="int8", choices=["float32", "float16", "int8", "binary"])
+    p.add_argument("--pca", type=int, default=None, metavar="D", help="PCA to D dimensions")
+    p.add_argument("--threads", type=int, default=1, help="extraction and matching threads")
+    p.add_argument("--sequence", type=int, default=0, metavar="L", help="also match over L frames")
+    p.add_argument("--no-eager", action="store_true", help="skip the eager fp32 yardstick")
+    p.set_defaults(handler=_run_pipeline)
+
+
+def _run_pipeline(args: argparse.Namespace) -> int:
+    from vpr_embedded.pipeline import PipelineConfig, run_pipeline
+
+    run_pipeline(
+        PipelineConfig(
+            dataset=args.dataset,
+            out=args.out,
+            model=args.model,
+            dataset_format=args.format,
+            input_size=tuple(args.input_size) if args.input_size else None,
+            quantize=args.quantize,
+            calib_count=args.calib_count,
+            storage=args.storage,
+            pca_dim=args.pca,
+            threads=args.threads,
+            sequence=args.sequence,
+            compare_eager=not args.no_eager,
+        )
+    )
+    return 0
+
+
+def _add_prune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "prune",
+        help="iterative backbone + descriptor pruning with label-free recovery (resumable)",
+    )
+    p.add_argument("--model", required=True, help="registry name or checkpoint path (teacher)")
+    p.add_argument("--backbone-ratio", type=float, default=0.0, help="channels removed per layer")
+    p.add_argument(
+        "--stage-ratios", type=float, nargs="+", default=None, help="per stage, stem first"
+    )
+    p.add_argument("--global", dest="global_pruning", action="store_true", help="global ranking")
+    d = p.add_mutually_exclusive_group()
+    d.add_argument("--descriptor-dim", type=int, default=None, help="target descriptor size")
+    d.add_argument("--descriptor-ratio", type=float, default=None, help="descriptor dims removed")
+    p.add_argument("--descriptor-importance", default="energy", choices=["energy", "l1"])
+    p.add_argument("--steps", type=int, default=1, help="iterative pruning steps")
+    p.add_argument("--schedule", default="linear", choices=["linear", "geometric"])
+    p.add_argument("--importance", default="l2", choices=["l2", "taylor", "random"])
+    p.add_argument(
+        "--recover-images",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="unlabelled images for recovery (repeatable; for an evaluation dataset, its "
+        "reference images only, never the queries)",
+    )
+    p.add_argument("--recover-max", type=int, default=400, help="images per folder (evenly)")
+    p.add_argument("--epochs", type=int, default=1, help="recovery epochs per step")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--feature-weight", type=float, default=1.0, help="feature distillation")
+    p.add_argument(
+        "--labels", action="store_true", help="multi-similarity on file-name place labels"
+    )
+    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="pruned checkpoint; state in OUT.steps/")
+    p.set_defaults(handler=_run_prune)
+
+
+def _run_prune(args: argparse.Namespace) -> int:
+    from vpr_embedded.prune import run_prune
+
+    run_prune(
+        args.model,
+        args.out,
+        backbone_ratio=args.backbone_ratio,
+        stage_ratios=tuple(args.stage_ratios) if args.stage_ratios else None,
+        global_pruning=args.global_pruning,
+        descriptor_dim=args.descriptor_dim,
+        descriptor_ratio=args.descriptor_ratio,
+        descriptor_importance=args.descriptor_importance,
+        steps=args.steps,
+        schedule=args.schedule,
+        importance=args.importance,
+        recover_images=tuple(args.recover_images),
+        recover_max=args.recover_max,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        feature_weight=args.feature_weight,
+        labels=args.labels,
+        input_size=tuple(args.input_size) if args.input_size else None,
+        seed=args.seed,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vpr-embedded", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_export(sub)
     _add_models(sub)
+    _add_build_map(sub)
+    _add_append(sub)
+    _add_localize(sub)
+    _add_pipeline(sub)
+    _add_prune(sub)
     return parser
 
 

@@ -1,0 +1,97 @@
+"""build-map / append / localize from images, with an eager model on real images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vpr_embedded.cli import main
+from vpr_embedded.localize import (
+    append_images,
+    build_map_from_images,
+    localize,
+    open_model,
+    read_positions,
+)
+from vpr_embedded.maps import Map
+
+MODEL = "efficientnet_lite0-gem"
+
+
+@pytest.fixture(scope="module")
+def gardens(shared_data: Path) -> Path:
+    return shared_data / "gardens_point_sample"
+
+
+@pytest.fixture(scope="module")
+def gardens_map(gardens: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("maps") / "gardens.vprmap"
+    build_map_from_images(MODEL, gardens / "ref", out, storage="float32", threads=1)
+    return out
+
+
+def test_build_map_records_the_model(gardens_map: Path) -> None:
+    m = Map.open(gardens_map)
+    assert m.count == 10 and m.dim == 1280 and m.storage == "float32"
+    assert m.model_sha256 == open_model(MODEL).sha256
+    assert m.names == [f"{i}.jpg" for i in range(10)]
+
+
+def test_localize_finds_the_place_of_a_reference_image(gardens: Path, gardens_map: Path) -> None:
+    # A reference image must find itself first, with a score of ~1.
+    results = localize(MODEL, gardens_map, [gardens / "ref" / "3.jpg"], k=3, threads=1)
+    assert results[0]["ids"][0] == 3 and results[0]["names"][0] == "3.jpg"
+    assert results[0]["scores"][0] == pytest.approx(1.0, abs=1e-4)
+    assert results[0]["scores"] == sorted(results[0]["scores"], reverse=True)
+
+
+def test_localize_with_sequences_returns_k_places(gardens: Path, gardens_map: Path) -> None:
+    frames = sorted((gardens / "query").glob("*.jpg"), key=lambda p: int(p.stem))
+    results = localize(MODEL, gardens_map, frames, k=2, sequence=3, threads=1)
+    assert len(results) == 10 and all(len(r["ids"]) == 2 for r in results)
+
+
+def test_a_map_refuses_another_model(gardens: Path, gardens_map: Path) -> None:
+    with pytest.raises(ValueError, match=MODEL):
+        localize("efficientnet_lite0-avg", gardens_map, [gardens / "query" / "0.jpg"])
+
+
+def test_append_adds_places_without_touching_old_ones(
+    gardens: Path, gardens_map: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy.vprmap"
+    copy.write_bytes(gardens_map.read_bytes())
+    before = np.array(Map.open(copy).codes)
+    append_images(MODEL, copy, gardens / "query", threads=1)
+    after = Map.open(copy)
+    assert after.count == 20
+    assert np.array_equal(np.array(after.codes)[:10], before)
+    assert after.names is not None and after.names[10] == "0.jpg"
+
+
+def test_positions_csv(tmp_path: Path) -> None:
+    csv = tmp_path / "pos.csv"
+    csv.write_text("name,lat,lon\na.jpg,1.5,2.5\nb.jpg,3,4\n")
+    positions, kind = read_positions(csv, ["b.jpg", "a.jpg"])
+    assert kind == "latlon" and positions.tolist() == [[3.0, 4.0], [1.5, 2.5]]
+    with pytest.raises(ValueError, match="no position for 1 images"):
+        read_positions(csv, ["a.jpg", "c.jpg"])
+    csv.write_text("name,x,y\na.jpg,1,2\n")
+    with pytest.raises(ValueError, match="unknown position columns"):
+        read_positions(csv, ["a.jpg"])
+
+
+def test_cli_localize_prints_json_and_reports_errors(
+    gardens: Path, gardens_map: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["localize", "--model", MODEL, "--map", str(gardens_map), "--k", "2"]
+    assert main([*args, "--image", str(gardens / "ref" / "7.jpg"), "--threads", "1"]) == 0
+    record = json.loads(capsys.readouterr().out.strip())
+    assert record["ids"][0] == 7
+    assert main([*args, "--image", "missing.jpg"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main([*args, "--image", "a.jpg", "--dir", "b"]) == 2
+    assert "exactly one" in capsys.readouterr().err

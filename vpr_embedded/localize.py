@@ -1,0 +1,276 @@
+"""Localization stage: images -> descriptors with a model bundle (or an eager model),
+maps built from them, and queries answered against a map.
+
+``open_model`` accepts a bundle folder (``model.pte`` + ``manifest.json``, the device
+path) or a checkpoint / registry name (eager PyTorch, for maps built before export).
+The map records the model's sha256 so that a map is never searched with descriptors
+of another model.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from tqdm import tqdm  # type: ignore[import-untyped]
+
+from vpr_embedded.data.datasets import list_images
+from vpr_embedded.data.images import load_tensor
+from vpr_embedded.maps import Map, PositionKind, append_to_map, build_map
+from vpr_embedded.matching import StorageName
+from vpr_embedded.models.vpr import Preprocessing, VPRModel
+from vpr_embedded.sequence import SequenceConfig, SequenceMatcher
+
+# Column names of a positions CSV (first column: image file name).
+_POSITION_COLUMNS: dict[tuple[str, str], PositionKind] = {
+    ("lat", "lon"): "latlon",
+    ("latitude", "longitude"): "latlon",
+    ("easting", "northing"): "utm",
+    ("utm_east", "utm_north"): "utm",
+}
+
+
+@dataclass
+class DescriptorModel:
+    """Something that turns images into descriptors: a bundle or an eager model."""
+
+    name: str
+    sha256: str
+    descriptor_dim: int
+    preprocessing: Preprocessing
+    kind: Literal["bundle", "eager"]
+    _bundle: Any = None
+    _eager: VPRModel | None = None
+    seconds_per_image: list[float] = field(default_factory=list)
+
+    def embed_one(self, image: torch.Tensor) -> NDArray[np.float32]:
+        """One preprocessed (1, 3, H, W) image -> descriptor (D,)."""
+        t0 = time.perf_counter()
+        if self._bundle is not None:
+            out: NDArray[np.float32] = self._bundle.embed_one(image)
+        else:
+            assert self._eager is not None
+            with torch.no_grad():
+                out = self._eager(image)[0].numpy().astype(np.float32)
+        self.seconds_per_image.append(time.perf_counter() - t0)
+        return out
+
+    def embed_paths(self, paths: Sequence[Path], desc: str = "extracting") -> NDArray[np.float32]:
+        """Image files -> descriptors (N, D), with a progress bar."""
+        out = np.empty((len(paths), self.descriptor_dim), np.float32)
+        for i, p in enumerate(tqdm(paths, desc=desc, unit="img", leave=False)):
+            out[i] = self.embed_one(load_tensor(p, self.preprocessing).unsqueeze(0))
+        return out
+
+
+def _state_sha256(model: VPRModel) -> str:
+    """Eager models are identified by their weights (a registry name alone is not)."""
+    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    for key, value in model.state_dict().items():
+        h.update(key.encode())
+        h.update(value.detach().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def open_model(spec: str | Path, *, threads: int | None = None) -> DescriptorModel:
+    """A bundle folder, a checkpoint file or a registry name -> DescriptorModel."""
+    path = Path(spec)
+    if path.is_dir():
+        from vpr_embedded.bundle import load_bundle
+
+        bundle = load_bundle(path, threads=threads)
+        return DescriptorModel(
+            name=bundle.name,
+            sha256=bundle.manifest.pte_sha256,
+            descriptor_dim=bundle.descriptor_dim,
+            preprocessing=bundle.preprocessing,
+            kind="bundle",
+            _bundle=bundle,
+        )
+    from vpr_embedded.export import resolve_model
+
+    model = resolve_model(str(spec))
+    if not model.head_initialised:
+        raise ValueError(
+            f"{spec}: this head needs data to initialise (NetVLAD centroids); pass a "
+            "checkpoint or a bundle exported from one"
+        )
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return DescriptorModel(
+        name=model.config.name or str(spec),
+        sha256=_state_sha256(model),
+        descriptor_dim=model.descriptor_dim,
+        preprocessing=model.preprocessing,
+        kind="eager",
+        _eager=model.eval(),
+    )
+
+
+def read_positions(
+    csv_path: str | Path, image_names: Sequence[str]
+) -> tuple[NDArray[np.float64], PositionKind]:
+    """Positions CSV (header ``name,lat,lon`` or ``name,easting,northing``) -> one row
+    per image, in the order of ``image_names``; every image needs a row."""
+    path = Path(csv_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"positions file {path} does not exist")
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or len(rows[0]) != 3:
+        raise ValueError(f"{path}: expected a header 'name,lat,lon' or 'name,easting,northing'")
+    columns = (rows[0][1].strip().lower(), rows[0][2].strip().lower())
+    if columns not in _POSITION_COLUMNS:
+        raise ValueError(
+            f"{path}: unknown position columns {columns}; use lat,lon or easting,northing"
+        )
+    table: dict[str, tuple[float, float]] = {}
+    for line, row in enumerate(rows[1:], start=2):
+        try:
+            table[row[0].strip()] = (float(row[1]), float(row[2]))
+        except (IndexError, ValueError) as exc:
+            raise ValueError(f"{path}:{line}: expected name,number,number ({exc})") from exc
+    missing = [n for n in image_names if n not in table]
+    if missing:
+        raise ValueError(f"{path}: no position for {len(missing)} images, e.g. {missing[:3]}")
+    positions = np.array([table[n] for n in image_names], dtype=np.float64)
+    return positions, _POSITION_COLUMNS[columns]
+
+
+def build_map_from_images(
+    model: str | Path,
+    images: str | Path,
+    out: str | Path,
+    *,
+    storage: StorageName = "int8",
+    pca_dim: int | None = None,
+    whiten: bool = False,
+    positions_csv: str | Path | None = None,
+    threads: int | None = None,
+) -> Path:
+    """Extract descriptors of every image of a folder and write them as a map."""
+    paths = list_images(Path(images))
+    extractor = open_model(model, threads=threads)
+    names = [p.name for p in paths]
+    positions, kind = read_positions(positions_csv, names) if positions_csv else (None, None)
+    descriptors = extractor.embed_paths(paths, desc="building map")
+    written = build_map(
+        descriptors,
+        out_path=out,
+        model_sha256=extractor.sha256,
+        model_name=extractor.name,
+        storage=storage,
+        names=names,
+        positions=positions,
+        position_kind=kind,
+        pca_dim=pca_dim,
+        whiten=whiten,
+    )
+    m = Map.open(written)
+    print(
+        f"wrote {written}: {m.count} places, {m.dim} dims ({m.storage}), "
+        f"{m.bytes_per_place:.0f} bytes/place, model {extractor.name}"
+    )
+    return written
+
+
+def append_images(
+    model: str | Path,
+    map_path: str | Path,
+    images: str | Path,
+    *,
+    positions_csv: str | Path | None = None,
+    threads: int | None = None,
+) -> Path:
+    """Add the images of a folder to an existing map (old places are not recomputed)."""
+    paths = list_images(Path(images))
+    extractor = open_model(model, threads=threads)
+    existing = Map.open(map_path, extractor.sha256)
+    names = [p.name for p in paths] if existing.names is not None else None
+    positions = None
+    if positions_csv:
+        positions, kind = read_positions(positions_csv, [p.name for p in paths])
+        if existing.position_kind not in (None, kind):
+            raise ValueError(f"{map_path} holds {existing.position_kind} positions, not {kind}")
+    descriptors = extractor.embed_paths(paths, desc="appending")
+    del existing  # release the mapping before the file is replaced
+    written = append_to_map(map_path, descriptors, names, positions)
+    print(f"appended {len(paths)} places to {written} ({Map.open(written).count} in all)")
+    return written
+
+
+def localize(
+    model: str | Path,
+    map_path: str | Path,
+    images: Sequence[Path],
+    *,
+    k: int = 5,
+    sequence: int = 0,
+    threads: int | None = None,
+) -> list[dict[str, Any]]:
+    """Top-k places of each image (in order; with ``sequence`` L > 1, images are
+    consecutive frames matched over the last L). Returns one JSON-ready dict each."""
+    if k <= 0:
+        raise ValueError(f"k must be >= 1, got {k}")
+    extractor = open_model(model, threads=threads)
+    the_map = Map.open(map_path, extractor.sha256)
+    matcher = (
+        SequenceMatcher(the_map, SequenceConfig(length=sequence, k=k)) if sequence > 1 else None
+    )
+    results = []
+    for path in images:
+        descriptor = extractor.embed_one(load_tensor(path, extractor.preprocessing).unsqueeze(0))
+        t0 = time.perf_counter()
+        if matcher is not None:
+            found = matcher.push(descriptor)
+            ids, scores = found.ids[0, :k], found.scores[0, :k]
+        else:
+            found_map = the_map.search(descriptor, k, threads=threads or 0)
+            ids, scores = found_map.ids[0], found_map.scores[0]
+        match_ms = (time.perf_counter() - t0) * 1e3
+        names = the_map.names
+        positions = the_map.positions
+        results.append(
+            {
+                "image": str(path),
+                "ids": [int(i) for i in ids],
+                "scores": [round(float(s), 6) for s in scores],
+                "names": [names[int(i)] for i in ids] if names is not None else None,
+                "positions": positions[ids].tolist() if positions is not None else None,
+                "extract_ms": round(extractor.seconds_per_image[-1] * 1e3, 3),
+                "match_ms": round(match_ms, 3),
+            }
+        )
+    return results
+
+
+def localize_cli(
+    model: str,
+    map_path: str,
+    image: str | None,
+    folder: str | None,
+    *,
+    k: int,
+    sequence: int,
+    threads: int | None,
+) -> None:
+    """CLI entry: one image or a folder; prints one JSON object per image."""
+    if (image is None) == (folder is None):
+        raise ValueError("give exactly one of --image FILE or --dir DIR")
+    if image is not None:
+        if not Path(image).is_file():
+            raise FileNotFoundError(f"image {image} does not exist")
+        paths = [Path(image)]
+    else:
+        paths = list_images(Path(str(folder)))
+    for result in localize(model, map_path, paths, k=k, sequence=sequence, threads=threads):
+        print(json.dumps(result))

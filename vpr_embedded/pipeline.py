@@ -1,0 +1,254 @@
+"""End-to-end pipeline on a real dataset: (prune) -> quantize -> export -> build the map
+from the reference side -> localize every query -> recall, latency and memory.
+
+Every artefact goes to one output folder: the bundle (``bundle/``), the map
+(``map.vprmap``), ``config.json`` (the resolved settings), ``localize.jsonl`` (the
+top-k of each query) and ``report.json``. Calibration and any recovery use the
+reference images only, never the queries.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from tqdm import tqdm  # type: ignore[import-untyped]
+
+from vpr_embedded.data.datasets import PlaceDataset, load_dataset
+from vpr_embedded.data.images import load_tensor
+from vpr_embedded.evaluate import recall_at_n
+from vpr_embedded.localize import DescriptorModel, open_model
+from vpr_embedded.maps import Map, build_map
+from vpr_embedded.matching import Index, StorageName
+from vpr_embedded.sequence import SequenceConfig, SequenceMatcher
+
+RECALL_AT = (1, 5, 10, 20)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """dataset: folder read in place (format detected unless given). model: registry
+    name or checkpoint. quantize: "int8" (static, calibrated on reference images) or
+    "none". storage: map encoding. sequence: also report sequence matching over L
+    frames (0: off). compare_eager: also measure the unquantized eager model with a
+    float32 map, the yardstick for what export and compression cost."""
+
+    dataset: str = "../shared/data/corridor"
+    out: str = "runs/pipeline"
+    model: str = "efficientnet_lite0-gem"
+    dataset_format: str | None = None
+    input_size: tuple[int, int] | None = None
+    quantize: str = "int8"
+    calib_count: int = 64
+    storage: StorageName = "int8"
+    pca_dim: int | None = None
+    threads: int = 1
+    sequence: int = 0
+    compare_eager: bool = True
+
+
+@dataclass
+class PipelineReport:
+    dataset: str
+    model: str
+    queries: int
+    references: int
+    recall: dict[str, float]
+    extract_ms: dict[str, float]
+    match_ms: dict[str, float]
+    pte_bytes: int
+    map_bytes: int
+    map_bytes_per_place: float
+    descriptor_dim: int
+    peak_rss_mb: float
+    export_checks: dict[str, Any]
+    sequence_recall: dict[str, float] | None = None
+    eager_fp32_recall: dict[str, float] | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def format(self) -> str:
+        r = self.recall
+        lines = [
+            f"dataset {self.dataset}: {self.references} reference places, {self.queries} queries",
+            f"model {self.model}: descriptor {self.descriptor_dim} dims, "
+            f".pte {self.pte_bytes / 1e6:.2f} MB, map {self.map_bytes / 1e3:.1f} kB "
+            f"({self.map_bytes_per_place:.0f} B/place)",
+            "",
+            "| path | R@1 | R@5 | R@10 | R@20 |",
+            "|---|---|---|---|---|",
+            "| deployed (bundle + map) | "
+            + " | ".join(f"{r[f'R@{n}']:.3f}" for n in RECALL_AT)
+            + " |",
+        ]
+        if self.sequence_recall is not None:
+            s = self.sequence_recall
+            lines.append(
+                "| deployed + sequence | "
+                + " | ".join(f"{s[f'R@{n}']:.3f}" for n in RECALL_AT)
+                + " |"
+            )
+        if self.eager_fp32_recall is not None:
+            e = self.eager_fp32_recall
+            lines.append(
+                "| eager fp32, float32 map | "
+                + " | ".join(f"{e[f'R@{n}']:.3f}" for n in RECALL_AT)
+                + " |"
+            )
+        lines += [
+            "",
+            f"per query: extraction {self.extract_ms['median']:.2f} ms (median), matching "
+            f"{self.match_ms['median']:.3f} ms (median); peak RSS {self.peak_rss_mb:.0f} MB",
+            "stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.stage_seconds.items()),
+        ]
+        return "\n".join(lines)
+
+
+def _recall(ids: NDArray[np.int64], dataset: PlaceDataset) -> dict[str, float]:
+    return {f"R@{n}": v for n, v in recall_at_n(ids, dataset.positives, RECALL_AT).items()}
+
+
+def _stats(seconds: list[float]) -> dict[str, float]:
+    ms = np.asarray(seconds) * 1e3
+    return {"median": float(np.median(ms)), "mean": float(ms.mean()), "max": float(ms.max())}
+
+
+def _export(model: Any, dataset: PlaceDataset, cfg: PipelineConfig, out: Path) -> dict[str, Any]:
+    from vpr_embedded.export import ExportConfig, export_bundle
+
+    # Calibrate and check parity on the reference side: queries stay unseen.
+    references = Path(dataset.references[0]).parent
+    result = export_bundle(
+        model,
+        out / "bundle",
+        ExportConfig(
+            quantize=cfg.quantize,  # type: ignore[arg-type]
+            calib_images=references if cfg.quantize == "int8" else None,
+            calib_count=cfg.calib_count,
+        ),
+    )
+    print(result.format())
+    if not result.passed:
+        raise ValueError(
+            "export checks failed: " + "; ".join(result.failures) + f" (see {out}/bundle)"
+        )
+    checks: dict[str, Any] = {
+        "quantize": result.quantize,
+        "fully_delegated": result.delegation.fully_delegated,
+        "parity_min_cosine": min(result.parity_cosines) if result.parity_cosines else None,
+        "calibration": str(references),
+    }
+    return checks
+
+
+def _localize(
+    extractor: DescriptorModel, the_map: Map, dataset: PlaceDataset, cfg: PipelineConfig, out: Path
+) -> tuple[NDArray[np.int64], NDArray[np.float32], list[float]]:
+    k = min(max(RECALL_AT), the_map.count)
+    ids = np.empty((len(dataset.queries), k), np.int64)
+    descriptors = np.empty((len(dataset.queries), extractor.descriptor_dim), np.float32)
+    match_seconds: list[float] = []
+    first_query = len(extractor.seconds_per_image)
+    with (out / "localize.jsonl").open("w") as log:
+        for i, path in enumerate(tqdm(dataset.queries, desc="localizing", unit="query")):
+            descriptors[i] = extractor.embed_one(
+                load_tensor(path, extractor.preprocessing).unsqueeze(0)
+            )
+            t0 = time.perf_counter()
+            found = the_map.search(descriptors[i], k, threads=cfg.threads)
+            match_seconds.append(time.perf_counter() - t0)
+            ids[i] = found.ids[0]
+            record = {
+                "query": str(path),
+                "ids": found.ids[0, :5].tolist(),
+                "scores": [round(float(s), 5) for s in found.scores[0, :5]],
+                "extract_ms": round(extractor.seconds_per_image[-1] * 1e3, 3),
+                "match_ms": round(match_seconds[-1] * 1e3, 4),
+            }
+            log.write(json.dumps(record) + "\n")
+    del extractor.seconds_per_image[:first_query]  # keep query-time extraction only
+    return ids, descriptors, match_seconds
+
+
+def _eager_recall(cfg: PipelineConfig, dataset: PlaceDataset) -> dict[str, float]:
+    eager = open_model(cfg.model, threads=cfg.threads)
+    db = eager.embed_paths(list(dataset.references), desc="eager fp32: references")
+    q = eager.embed_paths(list(dataset.queries), desc="eager fp32: queries")
+    k = min(max(RECALL_AT), len(dataset.references))
+    return _recall(Index.encode(db).search(q, k, threads=cfg.threads).ids, dataset)
+
+
+def run_pipeline(cfg: PipelineConfig) -> PipelineReport:
+    """Run every stage; writes the artefacts and report.json under ``cfg.out``."""
+    from vpr_embedded.export import resolve_model
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    dataset = load_dataset(cfg.dataset, cfg.dataset_format)
+    stages: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    model = resolve_model(cfg.model, cfg.input_size)
+    checks = _export(model, dataset, cfg, out)
+    stages["export"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    extractor = open_model(out / "bundle", threads=cfg.threads)
+    db = extractor.embed_paths(list(dataset.references), desc="building map")
+    map_path = build_map(
+        db,
+        out_path=out / "map.vprmap",
+        model_sha256=extractor.sha256,
+        model_name=extractor.name,
+        storage=cfg.storage,
+        names=[p.name for p in dataset.references],
+        pca_dim=cfg.pca_dim,
+    )
+    stages["map"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    the_map = Map.open(map_path, extractor.sha256)
+    ids, descriptors, match_seconds = _localize(extractor, the_map, dataset, cfg, out)
+    stages["localize"] = time.perf_counter() - t0
+
+    sequence_recall = None
+    if cfg.sequence > 1:
+        matcher = SequenceMatcher(
+            the_map, SequenceConfig(length=cfg.sequence, k=min(max(RECALL_AT), the_map.count))
+        )
+        sequence_recall = _recall(matcher.match(descriptors).ids, dataset)
+
+    eager_recall = None
+    if cfg.compare_eager:
+        t0 = time.perf_counter()
+        eager_recall = _eager_recall(cfg, dataset)
+        stages["eager yardstick"] = time.perf_counter() - t0
+
+    report = PipelineReport(
+        dataset=dataset.name,
+        model=extractor.name,
+        queries=len(dataset.queries),
+        references=len(dataset.references),
+        recall=_recall(ids, dataset),
+        extract_ms=_stats(extractor.seconds_per_image),
+        match_ms=_stats(match_seconds),
+        pte_bytes=(out / "bundle" / "model.pte").stat().st_size,
+        map_bytes=map_path.stat().st_size,
+        map_bytes_per_place=map_path.stat().st_size / the_map.count,
+        descriptor_dim=the_map.dim,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        export_checks=checks,
+        sequence_recall=sequence_recall,
+        eager_fp32_recall=eager_recall,
+        stage_seconds=stages,
+    )
+    (out / "report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+    print(report.format())
+    print(f"\nartefacts in {out}/: bundle/, map.vprmap, localize.jsonl, report.json")
+    return report
