@@ -1,0 +1,98 @@
+"""The pruning stage's configuration (one frozen dataclass, DESIGN.md conventions)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Importance = Literal["l2", "taylor", "random"]
+DescriptorImportance = Literal["energy", "l1"]
+Schedule = Literal["linear", "geometric"]
+IMPORTANCES: tuple[str, ...] = ("l2", "taylor", "random")
+DESCRIPTOR_IMPORTANCES: tuple[str, ...] = ("energy", "l1")
+SCHEDULES: tuple[str, ...] = ("linear", "geometric")
+
+
+@dataclass(frozen=True)
+class RecoveryConfig:
+    """Label-free recovery by distillation from the unpruned teacher.
+
+    epochs: passes over the recovery images after every pruning step (0: no recovery).
+    sim_weight: batch cosine-similarity-matrix MSE (works across descriptor dims).
+    feature_weight: MSE of the backbone output against the teacher's (kept channels),
+    normalised by the teacher's mean square. ms_weight: multi-similarity loss on place
+    labels (file name = place), only when ``labels`` is set. BatchNorm statistics stay
+    frozen (DESIGN.md: they drift to the recovery images otherwise).
+    """
+
+    epochs: int = 1
+    batch_size: int = 16
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    sim_weight: float = 1.0
+    feature_weight: float = 1.0
+    labels: bool = False
+    ms_weight: float = 1.0
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """What to prune and how.
+
+    backbone_ratio: fraction of channels removed per prunable layer (multiples of 8
+    kept); stage_ratios overrides it per stage (stem first). descriptor_dim or
+    descriptor_ratio: target descriptor size. steps/schedule: iterative path to the
+    targets. recover_images: folders of unlabelled images (recursive); recover_max
+    caps how many are used per folder (evenly sampled). cache_dir: where teacher outputs are
+    cached (default: beside the run).
+    """
+
+    backbone_ratio: float = 0.0
+    stage_ratios: tuple[float, ...] | None = None
+    global_pruning: bool = False
+    importance: Importance = "l2"
+    descriptor_dim: int | None = None
+    descriptor_ratio: float | None = None
+    descriptor_importance: DescriptorImportance = "energy"
+    steps: int = 1
+    schedule: Schedule = "linear"
+    round_to: int = 8
+    recover_images: tuple[Path, ...] = ()
+    recover_max: int = 400
+    calib_images: int = 64
+    seed: int = 0
+    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    cache_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.backbone_ratio < 1.0:
+            raise ValueError(f"backbone ratio must be in [0, 1), got {self.backbone_ratio}")
+        if self.stage_ratios is not None and any(not 0 <= r < 1 for r in self.stage_ratios):
+            raise ValueError(f"stage ratios must be in [0, 1), got {self.stage_ratios}")
+        if self.descriptor_dim is not None and self.descriptor_ratio is not None:
+            raise ValueError("give a descriptor dim or a descriptor ratio, not both")
+        if self.descriptor_ratio is not None and not 0 <= self.descriptor_ratio < 1:
+            raise ValueError(f"descriptor ratio must be in [0, 1), got {self.descriptor_ratio}")
+        if self.descriptor_dim is not None and self.descriptor_dim <= 0:
+            raise ValueError(f"descriptor dim must be positive, got {self.descriptor_dim}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.importance not in IMPORTANCES:
+            raise ValueError(f"unknown importance {self.importance!r}; use one of {IMPORTANCES}")
+        if self.descriptor_importance not in DESCRIPTOR_IMPORTANCES:
+            raise ValueError(
+                f"unknown descriptor importance {self.descriptor_importance!r}; "
+                f"use one of {DESCRIPTOR_IMPORTANCES}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; use one of {SCHEDULES}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (paths as strings)."""
+        d = asdict(self)
+        d["recover_images"] = [str(p) for p in self.recover_images]
+        d["cache_dir"] = str(self.cache_dir) if self.cache_dir else None
+        d["stage_ratios"] = list(self.stage_ratios) if self.stage_ratios else None
+        return d

@@ -1,0 +1,262 @@
+"""Recovery after a pruning step: distillation from the unpruned teacher, no labels.
+
+Losses (on a batch of recovery images):
+- similarity: MSE between the student's and the teacher's batch cosine-similarity
+  matrices (a relation, so it works whatever the descriptor dims);
+- feature: MSE of the student's backbone output against the teacher's on the kept
+  channels (the student's output channels are a tracked subset of the teacher's), over
+  the teacher's mean square;
+- multi-similarity (Wang et al., 2019) on place labels, optional: frame-aligned
+  traversals give them for free (same file name = same place).
+Teacher outputs are computed once and cached (images are not augmented). BatchNorm
+statistics are frozen (BN modules in eval mode, their affine weights still train):
+with running statistics updated, BN drifts to the recovery images (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm  # type: ignore[import-untyped]
+
+from vpr_embedded.data.images import load_tensor
+from vpr_embedded.models.ops import l2_normalize
+from vpr_embedded.models.vpr import VPRModel
+from vpr_embedded.prune.config import RecoveryConfig
+
+
+@dataclass
+class RecoveryData:
+    """Preprocessed images (N, 3, H, W), the teacher's descriptors (N, Dt) and backbone
+    outputs (N, C, h, w), and optional place labels (N,)."""
+
+    images: Tensor
+    teacher_desc: Tensor
+    teacher_feat: Tensor
+    labels: Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+def place_labels(paths: Sequence[Path]) -> Tensor:
+    """Frame-aligned traversals: the same file name is the same place."""
+    ids: dict[str, int] = {}
+    return torch.tensor([ids.setdefault(p.name, len(ids)) for p in paths], dtype=torch.long)
+
+
+def teacher_outputs(
+    teacher: VPRModel, images: Tensor, batch_size: int = 32, progress: bool = True
+) -> tuple[Tensor, Tensor]:
+    teacher.eval()
+    descs: list[Tensor] = []
+    feats: list[Tensor] = []
+    with torch.no_grad():
+        for i in tqdm(
+            range(0, len(images), batch_size), desc="teacher", unit="batch", disable=not progress
+        ):
+            f = teacher.backbone(images[i : i + batch_size])
+            feats.append(f)
+            descs.append(l2_normalize(teacher.aggregator(f), dim=-1))
+    return torch.cat(descs), torch.cat(feats)
+
+
+def build_recovery_data(
+    teacher: VPRModel,
+    paths: Sequence[Path],
+    *,
+    teacher_key: str,
+    cache_dir: Path | None,
+    labels: bool = False,
+    progress: bool = True,
+) -> RecoveryData:
+    """Load and preprocess ``paths``, run the teacher once, cache the result under
+    ``cache_dir`` (keyed by teacher, input size and the image list)."""
+    key_src = json.dumps(
+        [teacher_key, list(teacher.config.input_size), [str(p) for p in paths]]
+    ).encode()
+    key = hashlib.sha1(key_src).hexdigest()[:16]
+    cache = cache_dir / f"teacher-{key}.pt" if cache_dir is not None else None
+    lab = place_labels(paths) if labels else None
+    if cache is not None and cache.is_file():
+        obj = torch.load(str(cache), map_location="cpu", weights_only=True)
+        return RecoveryData(obj["images"], obj["desc"], obj["feat"], lab)
+    prep = teacher.preprocessing
+    imgs = torch.stack(
+        [
+            load_tensor(p, prep)
+            for p in tqdm(paths, desc="recovery images", unit="img", disable=not progress)
+        ]
+    )
+    desc, feat = teacher_outputs(teacher, imgs, progress=progress)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        torch.save({"images": imgs, "desc": desc, "feat": feat}, str(tmp))
+        tmp.replace(cache)
+    return RecoveryData(imgs, desc, feat, lab)
+
+
+def freeze_bn_stats(model: nn.Module) -> None:
+    """Train mode everywhere except BatchNorm, whose running statistics stay fixed."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+def similarity_loss(student: Tensor, teacher: Tensor) -> Tensor:
+    """MSE between the batch cosine-similarity matrices (unit-norm rows)."""
+    s = student @ student.T
+    t = teacher @ teacher.T
+    return ((s - t) ** 2).mean()
+
+
+def feature_loss(student: Tensor, teacher: Tensor) -> Tensor:
+    return ((student - teacher) ** 2).mean() / (teacher * teacher).mean().clamp(min=1e-12)
+
+
+def multi_similarity_loss(
+    desc: Tensor,
+    labels: Tensor,
+    alpha: float = 2.0,
+    beta: float = 50.0,
+    base: float = 0.5,
+    margin: float = 0.1,
+) -> Tensor:
+    """Multi-similarity loss with its hard-pair mining (Wang et al., CVPR 2019)."""
+    sim = desc @ desc.T
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(labels), dtype=torch.bool, device=desc.device)
+    pos_mask, neg_mask = same & ~eye, ~same
+    losses: list[Tensor] = []
+    for i in range(len(labels)):
+        pos, neg = sim[i][pos_mask[i]], sim[i][neg_mask[i]]
+        if len(pos) == 0 or len(neg) == 0:
+            continue
+        neg = neg[neg + margin > pos.min()]
+        pos = pos[pos - margin < sim[i][neg_mask[i]].max()]
+        if len(pos) == 0 or len(neg) == 0:
+            continue
+        lp = torch.log1p(torch.exp(-alpha * (pos - base)).sum()) / alpha
+        ln = torch.log1p(torch.exp(beta * (neg - base)).sum()) / beta
+        losses.append(lp + ln)
+    if not losses:
+        return desc.sum() * 0.0
+    return torch.stack(losses).mean()
+
+
+def distill_loss(
+    model: VPRModel,
+    data: RecoveryData,
+    idx: Tensor,
+    feat_keep: Tensor,
+    cfg: RecoveryConfig,
+) -> Tensor:
+    """The recovery objective on the images ``idx``."""
+    f = model.backbone(data.images[idx])
+    d = l2_normalize(model.aggregator(f), dim=-1)
+    loss = cfg.sim_weight * similarity_loss(d, data.teacher_desc[idx])
+    if cfg.feature_weight > 0:
+        ft = data.teacher_feat[idx].index_select(1, feat_keep)
+        loss = loss + cfg.feature_weight * feature_loss(f, ft)
+    if cfg.labels and data.labels is not None and cfg.ms_weight > 0:
+        loss = loss + cfg.ms_weight * multi_similarity_loss(d, data.labels[idx])
+    return loss
+
+
+def batches(
+    data: RecoveryData, batch_size: int, gen: torch.Generator, labelled: bool
+) -> list[Tensor]:
+    """Shuffled index batches; with labels, whole places per batch (so that every
+    anchor has positives)."""
+    if not labelled or data.labels is None:
+        perm = torch.randperm(len(data), generator=gen)
+        return [perm[i : i + batch_size] for i in range(0, len(perm), batch_size)]
+    places = torch.unique(data.labels)
+    places = places[torch.randperm(len(places), generator=gen)]
+    members = [torch.nonzero(data.labels == p).flatten() for p in places]
+    per = max(1, batch_size // max(1, max(len(m) for m in members)))
+    return [torch.cat(members[i : i + per]) for i in range(0, len(members), per)]
+
+
+def mean_loss(model: VPRModel, data: RecoveryData, feat_keep: Tensor, cfg: RecoveryConfig) -> float:
+    """The recovery objective over all images (no gradients), for logging and tests."""
+    model.eval()
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(data), cfg.batch_size):
+            idx = torch.arange(i, min(i + cfg.batch_size, len(data)))
+            total += float(distill_loss(model, data, idx, feat_keep, cfg)) * len(idx)
+            n += len(idx)
+    return total / max(n, 1)
+
+
+def accumulate_gradients(
+    model: VPRModel, data: RecoveryData, feat_keep: Tensor, cfg: RecoveryConfig, count: int
+) -> float:
+    """Fill .grad with d(distillation loss)/dw over the first ``count`` images (for
+    Taylor importance); returns the loss. BN statistics frozen."""
+    freeze_bn_stats(model)
+    total = 0.0
+    n = min(count, len(data))
+    for i in range(0, n, cfg.batch_size):
+        idx = torch.arange(i, min(i + cfg.batch_size, n))
+        loss = distill_loss(model, data, idx, feat_keep, cfg) * (len(idx) / n)
+        loss.backward()  # type: ignore[no-untyped-call]
+        total += float(loss.detach())
+    model.eval()
+    return total
+
+
+def recover(
+    model: VPRModel,
+    data: RecoveryData,
+    feat_keep: Tensor,
+    cfg: RecoveryConfig,
+    *,
+    seed: int = 0,
+    desc: str = "recover",
+) -> list[float]:
+    """AdamW on the recovery objective for cfg.epochs; returns mean loss per epoch."""
+    if cfg.epochs <= 0 or len(data) == 0:
+        return []
+    gen = torch.Generator().manual_seed(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    labelled = cfg.labels and data.labels is not None
+    history: list[float] = []
+    for epoch in range(cfg.epochs):
+        freeze_bn_stats(model)
+        bs = batches(data, cfg.batch_size, gen, labelled)
+        total, seen = 0.0, 0
+        bar = tqdm(
+            bs,
+            desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}",
+            unit="batch",
+            disable=not cfg.progress,
+        )
+        for idx in bar:
+            if len(idx) < 2:  # a similarity matrix needs two images
+                continue
+            loss = distill_loss(model, data, idx, feat_keep, cfg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            opt.step()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError("recovery loss is not finite: lower --lr")
+            total += value * len(idx)
+            seen += len(idx)
+            bar.set_postfix(loss=f"{total / seen:.4g}")
+        history.append(total / max(seen, 1))
+    model.eval()
+    model.zero_grad(set_to_none=True)
+    return history

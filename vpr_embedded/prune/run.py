@@ -1,0 +1,356 @@
+"""Iterative pruning: n steps of (descriptor pruning, backbone pruning, recovery)
+towards the targets, each step's state saved so that a rerun resumes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vpr_embedded.models.checkpoints import load_checkpoint, save_checkpoint
+from vpr_embedded.models.vpr import VPRModel
+from vpr_embedded.prune.backbone import conv_widths, n_stages, prune_backbone
+from vpr_embedded.prune.config import PruneConfig, RecoveryConfig
+from vpr_embedded.prune.descriptor import (
+    energy_importance,
+    l1_importance,
+    prune_descriptor_units,
+    select_units,
+    structure,
+    target_units,
+)
+from vpr_embedded.prune.recovery import (
+    RecoveryData,
+    accumulate_gradients,
+    build_recovery_data,
+    mean_loss,
+    recover,
+)
+from vpr_embedded.prune.schedule import dim_schedule, ratio_schedule
+from vpr_embedded.prune.widths import rebuild
+
+STATE_FORMAT = "vpr-embedded-prune-step/1"
+
+
+@dataclass
+class StepRecord:
+    step: int
+    stage_ratios: list[float]
+    descriptor_dim: int
+    parameters: int
+    loss_pruned: float | None = None
+    loss_recovered: float | None = None
+    epoch_losses: list[float] = field(default_factory=list)
+    importance: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class PruneResult:
+    model: VPRModel
+    steps: list[StepRecord]
+    recovery_images: list[str]
+    resumed_from: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "config": self.model.config.to_dict(),
+            "descriptor_dim": self.model.descriptor_dim,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "steps": [asdict(s) for s in self.steps],
+            "recovery_images": self.recovery_images,
+            "resumed_from": self.resumed_from,
+        }
+
+
+def _stage_targets(model: VPRModel, cfg: PruneConfig) -> list[float]:
+    n = n_stages(model.backbone)
+    if cfg.stage_ratios is None:
+        return [cfg.backbone_ratio] * n
+    if len(cfg.stage_ratios) != n:
+        raise ValueError(
+            f"{model.config.backbone} has {n} stages (stem first): got {len(cfg.stage_ratios)} "
+            "stage ratios"
+        )
+    return list(cfg.stage_ratios)
+
+
+def _target_dim(model: VPRModel, cfg: PruneConfig) -> int:
+    d = model.descriptor_dim
+    if cfg.descriptor_dim is not None:
+        if cfg.descriptor_dim > d:
+            raise ValueError(f"descriptor dim {cfg.descriptor_dim} exceeds the model's {d}")
+        return cfg.descriptor_dim
+    if cfg.descriptor_ratio is not None:
+        return round(d * (1 - cfg.descriptor_ratio))
+    return d
+
+
+def _recovery_paths(cfg: PruneConfig) -> list[Path]:
+    from vpr_embedded.quantize import find_images, sample_evenly
+
+    paths: list[Path] = []
+    for folder in cfg.recover_images:  # capped per folder: a small map is not drowned out
+        paths += sample_evenly(find_images(folder), cfg.recover_max)
+    return paths
+
+
+def _params(model: VPRModel) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def steps_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".steps")
+
+
+def _fingerprint(
+    teacher_spec: str, input_size: tuple[int, int], cfg: PruneConfig
+) -> dict[str, Any]:
+    d = cfg.to_dict()
+    d["recovery"] = {k: v for k, v in d["recovery"].items() if k != "progress"}
+    d.pop("cache_dir", None)  # where the cache lives does not change the result
+    return {"teacher": teacher_spec, "input_size": list(input_size), "prune": d}
+
+
+def _check_resume(folder: Path, fp: dict[str, Any]) -> None:
+    run = folder / "run.json"
+    if not run.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        run.write_text(json.dumps(fp, indent=2) + "\n")
+        return
+    old = json.loads(run.read_text())
+    if old != fp:
+        diff = sorted(
+            k
+            for k in set(old["prune"]) | set(fp["prune"])
+            if old["prune"].get(k) != fp["prune"].get(k)
+        )
+        diff += [k for k in ("teacher", "input_size") if old.get(k) != fp.get(k)]
+        raise ValueError(
+            f"{folder} holds a run made with different settings ({', '.join(diff)}): rerun "
+            "the original command to resume it, or delete that folder / choose another --out"
+        )
+
+
+def _save_step(
+    folder: Path, k: int, model: VPRModel, feat_keep: torch.Tensor, recs: list[StepRecord]
+) -> None:
+    obj = {
+        "format": "vpr-embedded/1",
+        "state_format": STATE_FORMAT,
+        "config": model.config.to_dict(),
+        "state_dict": model.state_dict(),
+        "feat_keep": feat_keep.clone(),
+        "records": json.dumps([asdict(r) for r in recs]),
+    }
+    tmp = folder / f"step_{k:03d}.pt.tmp"
+    torch.save(obj, str(tmp))
+    tmp.replace(folder / f"step_{k:03d}.pt")  # atomic: a killed run never leaves half a step
+
+
+def _last_step(folder: Path) -> tuple[int, Path | None]:
+    found = sorted(folder.glob("step_*.pt"))
+    if not found:
+        return 0, None
+    return int(found[-1].stem.split("_")[1]), found[-1]
+
+
+def prune_model(
+    teacher: VPRModel,
+    cfg: PruneConfig,
+    *,
+    teacher_spec: str = "",
+    out: Path | None = None,
+) -> PruneResult:
+    """Prune a copy of ``teacher`` per ``cfg``; with ``out``, resumable from OUT.steps/
+    and the final checkpoint written to ``out`` (+ ``out``.json)."""
+    torch.manual_seed(cfg.seed)
+    teacher.eval()
+    paths = _recovery_paths(cfg)
+    needs_data = (
+        cfg.recovery.epochs > 0
+        or cfg.importance == "taylor"
+        or (
+            _target_dim(teacher, cfg) < teacher.descriptor_dim
+            and cfg.descriptor_importance == "energy"
+        )
+    )
+    if needs_data and not paths:
+        raise ValueError(
+            "recovery, Taylor importance and energy descriptor importance need images: pass "
+            "--recover-images DIR (for an evaluation dataset, its reference images only)"
+        )
+    folder = steps_dir(out) if out is not None else None
+    if folder is not None:  # refuse a changed command before any expensive work
+        _check_resume(folder, _fingerprint(teacher_spec, teacher.config.input_size, cfg))
+    cache_dir = cfg.cache_dir or folder
+    data: RecoveryData | None = None
+    if paths:
+        data = build_recovery_data(
+            teacher,
+            paths,
+            teacher_key=teacher_spec or teacher.config.name,
+            cache_dir=cache_dir,
+            labels=cfg.recovery.labels,
+            progress=cfg.recovery.progress,
+        )
+    student = rebuild(teacher)
+    original = conv_widths(teacher.backbone)
+    feat_keep = torch.arange(teacher.backbone.out_channels)
+    records: list[StepRecord] = []
+    done = 0
+    if folder is not None:
+        done, last = _last_step(folder)
+        if last is not None:
+            obj = torch.load(str(last), map_location="cpu", weights_only=True)
+            student = load_checkpoint(last)
+            feat_keep = obj["feat_keep"]
+            records = [StepRecord(**r) for r in json.loads(obj["records"])]
+    stage_t = _stage_targets(teacher, cfg)
+    sched = [ratio_schedule(r, cfg.steps, cfg.schedule) for r in stage_t]
+    dims = dim_schedule(teacher.descriptor_dim, _target_dim(teacher, cfg), cfg.steps, cfg.schedule)
+    for k in range(done, cfg.steps):
+        t0 = time.perf_counter()
+        ratios = [s[k] for s in sched]
+        imp_used: str = cfg.importance
+        # 1. descriptor: keep the most important structural units
+        st = structure(student)
+        n_keep = target_units(student, dims[k], cfg.round_to)
+        if n_keep < st.units:
+            if cfg.descriptor_importance == "energy":
+                assert data is not None
+                calib = data.images[: cfg.calib_images]
+                scores = energy_importance(student, calib)
+            else:
+                scores = l1_importance(student)
+            keep = select_units(scores, n_keep)
+            prune_descriptor_units(student, keep)
+            if st.kind == "backbone":
+                feat_keep = feat_keep[keep]
+        # 2. backbone: Torch-Pruning towards the step's cumulative ratios
+        if any(r > 0 for r in ratios):
+            fill: Callable[[], object] | None = None
+            if cfg.importance == "taylor":
+                assert data is not None
+                if mean_loss(student, data, feat_keep, cfg.recovery) < 1e-9:
+                    # The distillation loss and its gradient vanish at the teacher itself.
+                    imp_used = "l2 (taylor: zero loss at the teacher)"
+                else:
+                    fill = functools.partial(
+                        accumulate_gradients,
+                        student,
+                        data,
+                        feat_keep,
+                        cfg.recovery,
+                        cfg.calib_images,
+                    )
+            prev = sched[0][k - 1] if k > 0 else 0.0
+            torch.manual_seed(cfg.seed * 1000 + k)  # random importance: reproducible
+            prune_backbone(
+                student.backbone,
+                original,
+                ratios,
+                importance=imp_used.split(" ")[0],
+                round_to=cfg.round_to,
+                global_pruning=cfg.global_pruning,
+                global_ratio=1.0 - (1.0 - ratios[0]) / (1.0 - prev),
+                fill_grads=fill,
+                input_size=student.config.input_size,
+            )
+        student = rebuild(student)
+        rec = StepRecord(
+            k + 1, ratios, student.descriptor_dim, _params(student), importance=imp_used
+        )
+        if data is not None:
+            rec.loss_pruned = mean_loss(student, data, feat_keep, cfg.recovery)
+            rec.epoch_losses = recover(
+                student,
+                data,
+                feat_keep,
+                cfg.recovery,
+                seed=cfg.seed + k,
+                desc=f"step {k + 1}/{cfg.steps}",
+            )
+            rec.loss_recovered = mean_loss(student, data, feat_keep, cfg.recovery)
+        rec.seconds = time.perf_counter() - t0
+        records.append(rec)
+        if folder is not None:
+            _save_step(folder, k + 1, student, feat_keep, records)
+    result = PruneResult(student.eval(), records, [str(p) for p in paths], done)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(student, out)
+        summary = result.summary()
+        summary["prune_config"] = cfg.to_dict()
+        summary["teacher"] = teacher_spec
+        Path(str(out) + ".json").write_text(json.dumps(summary, indent=2) + "\n")
+    return result
+
+
+def run_prune(
+    model: str,
+    out: str,
+    *,
+    backbone_ratio: float = 0.0,
+    stage_ratios: tuple[float, ...] | None = None,
+    global_pruning: bool = False,
+    descriptor_dim: int | None = None,
+    descriptor_ratio: float | None = None,
+    descriptor_importance: str = "energy",
+    steps: int = 1,
+    schedule: str = "linear",
+    importance: str = "l2",
+    recover_images: tuple[str, ...] = (),
+    recover_max: int = 400,
+    epochs: int = 1,
+    batch_size: int = 16,
+    lr: float = 1e-4,
+    feature_weight: float = 1.0,
+    labels: bool = False,
+    input_size: tuple[int, int] | None = None,
+    seed: int = 0,
+) -> PruneResult:
+    """CLI entry: resolve the teacher, prune, print a per-step table."""
+    from vpr_embedded.export import resolve_model
+
+    teacher = resolve_model(model, input_size)
+    rcfg = RecoveryConfig(
+        epochs=epochs, batch_size=batch_size, lr=lr, feature_weight=feature_weight, labels=labels
+    )
+    cfg = PruneConfig(
+        backbone_ratio=backbone_ratio,
+        stage_ratios=stage_ratios,
+        global_pruning=global_pruning,
+        importance=importance,  # type: ignore[arg-type]
+        descriptor_dim=descriptor_dim,
+        descriptor_ratio=descriptor_ratio,
+        descriptor_importance=descriptor_importance,  # type: ignore[arg-type]
+        steps=steps,
+        schedule=schedule,  # type: ignore[arg-type]
+        recover_images=tuple(Path(p) for p in recover_images),
+        recover_max=recover_max,
+        seed=seed,
+        recovery=rcfg,
+    )
+    spec = str(Path(model).resolve()) if Path(model).is_file() else model
+    res = prune_model(teacher, cfg, teacher_spec=spec, out=Path(out))
+    if res.resumed_from:
+        print(f"resumed after step {res.resumed_from} from {steps_dir(Path(out))}")
+    print("| step | ratios (stem..) | dim | params | loss pruned | loss recovered | s |")
+    print("|---|---|---|---|---|---|---|")
+    for r in res.steps:
+        lp = f"{r.loss_pruned:.4g}" if r.loss_pruned is not None else "-"
+        lr_ = f"{r.loss_recovered:.4g}" if r.loss_recovered is not None else "-"
+        rs = ",".join(f"{x:.2f}" for x in r.stage_ratios)
+        print(
+            f"| {r.step} | {rs} | {r.descriptor_dim} | {r.parameters:,} | {lp} | {lr_} | "
+            f"{r.seconds:.0f} |"
+        )
+    print(f"wrote {out} (config with pruned widths + state_dict; loads without torch-pruning)")
+    return res
