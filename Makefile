@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?= ../shared/data
 
-.PHONY: install run test lint test-cpp test-arm test-robustness test-python bench clean
+.PHONY: install run test lint test-cpp test-arm test-robustness test-runtime test-python bench clean
 
 $(STAMP): pyproject.toml CMakeLists.txt $(shell find csrc -type f) scripts/install_system_deps.sh
 	bash scripts/install_system_deps.sh
@@ -38,10 +38,15 @@ test-robustness: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH bash scripts/test_fuzz.sh
 	PATH=$(abspath $(BIN)):$$PATH bash scripts/test_soak.sh
 
+# The ExecuTorch localizer for x86_64 and aarch64; tests/test_runtime.py (in
+# test-python) compares it with Python on the host and under qemu.
+test-runtime: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH BUILD_ONLY=1 bash scripts/test_runtime.sh
+
 test-python: $(STAMP)
 	VPR_DATA_DIR=$(DATA) $(BIN)/pytest -q
 
-test: lint test-cpp test-arm test-robustness test-python
+test: lint test-cpp test-arm test-robustness test-runtime test-python
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_matching.py

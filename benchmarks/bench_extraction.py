@@ -1,0 +1,166 @@
+"""Descriptor extraction benchmark: PyTorch eager fp32 vs ExecuTorch (XNNPACK) fp32
+and int8, through the Python runtime and the C++ localizer, at 1 and 2 threads.
+
+Per model: ms per image (median of --repeat runs after a warm-up), .pte size, int8
+parity (cosine vs eager on real images) and the C++ localizer's peak resident memory
+(ru_maxrss of the child process: model + map). Prints a table and writes
+benchmarks/results/extraction.json. Needs the host localizer (scripts/test_runtime.sh).
+
+  python benchmarks/bench_extraction.py [--models efficientnet_lite0-gem resnet18-gem]
+      [--checkpoint PRUNED.pt ...] [--calib-images DIR] [--repeat 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vpr_embedded.bundle import load_bundle, set_runtime_threads
+from vpr_embedded.data.images import load_tensor
+from vpr_embedded.export import ExportConfig, export_bundle, resolve_model
+from vpr_embedded.maps import build_map
+from vpr_embedded.quantize import find_images, sample_evenly
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = REPO / "build/runtime-host/csrc/runtime/vpr-localize"
+
+
+def _median_ms(fn: object, repeat: int) -> float:
+    assert callable(fn)
+    fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(1000 * (time.perf_counter() - t))
+    return statistics.median(times)
+
+
+def _cpp(
+    bundle: Path, map_path: Path, image: Path, threads: int, repeat: int
+) -> tuple[float, float]:
+    """C++ per-frame ms (preprocess + inference, median, decode excluded) and the
+    child's peak resident memory in MB (VmHWM, reported by the binary: ru_maxrss would
+    include the forking Python's pages)."""
+    cmd = [str(BIN), "--bundle", str(bundle), "--map", str(map_path), "--threads", str(threads)]
+    cmd += ["--repeat", str(repeat + 1), str(image)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert p.stdout is not None
+    text = p.stdout.read()
+    if p.wait() != 0:
+        raise RuntimeError(f"{cmd} failed with {p.returncode}")
+    doc = json.loads(text)
+    ms = doc["median_ms"]["inference"] + doc["median_ms"]["preprocess"]
+    return float(ms), float(doc["peak_rss_kb"]) / 1024.0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--models", nargs="+", default=["efficientnet_lite0-gem", "resnet18-gem"])
+    ap.add_argument("--checkpoint", nargs="*", default=[], help="pruned checkpoints too")
+    data = Path(os.environ.get("VPR_DATA_DIR", REPO.parent / "shared" / "data"))
+    ap.add_argument("--calib-images", default=str(data / "corridor" / "ref"))
+    ap.add_argument("--images", default=str(data / "corridor" / "query"))
+    ap.add_argument("--calib-count", type=int, default=64)
+    ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--out", default=str(REPO / "benchmarks/results/extraction.json"))
+    ap.add_argument("--bundles", default=str(REPO / "build/bench_bundles"))
+    args = ap.parse_args()
+    if not BIN.is_file():
+        print(f"{BIN} missing: run scripts/test_runtime.sh first", file=sys.stderr)
+        return 2
+    images = sample_evenly(find_images(args.images), 16)
+    rows = []
+    for spec in [*args.models, *args.checkpoint]:
+        model = resolve_model(spec)
+        name = Path(spec).stem if Path(spec).is_file() else spec
+        prep = model.preprocessing
+        x = load_tensor(images[0], prep).unsqueeze(0)
+        bundles = {}
+        for q in ("none", "int8"):
+            out = Path(args.bundles) / f"{name}-{q}"
+            cfg = ExportConfig(
+                quantize=q,
+                calib_images=Path(args.calib_images),  # type: ignore[arg-type]
+                calib_count=args.calib_count,
+                parity_count=16,
+                progress=False,
+            )
+            res = export_bundle(model, out, cfg)
+            bundles[q] = (out, res)
+        # a map of 1000 random places for the C++ memory figure (model + map)
+        man = load_bundle(bundles["int8"][0]).manifest
+        rng = np.random.default_rng(0)
+        for out, _res in bundles.values():
+            mm = load_bundle(out).manifest
+            build_map(
+                rng.standard_normal((1000, mm.descriptor_dim)).astype(np.float32),
+                out_path=out / "bench.vprmap",
+                model_sha256=mm.pte_sha256,
+                model_name=mm.model_name,
+                storage="int8",
+            )
+        del man
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            with torch.no_grad():
+                eager = _median_ms(lambda m=model, x=x: m(x), args.repeat)
+            row: dict[str, object] = {
+                "model": name,
+                "threads": threads,
+                "input": list(model.config.input_size),
+                "eager_fp32_ms": eager,
+            }
+            for q, (out, res) in bundles.items():
+                tag = "fp32" if q == "none" else "int8"
+                set_runtime_threads(threads)
+                b = load_bundle(out)
+                row[f"et_{tag}_py_ms"] = _median_ms(lambda b=b, x=x: b.embed_one(x), args.repeat)
+                cpp_ms, rss = _cpp(out, out / "bench.vprmap", images[0], threads, args.repeat)
+                row[f"et_{tag}_cpp_ms"] = cpp_ms
+                row[f"et_{tag}_cpp_rss_mb"] = rss
+                row[f"pte_{tag}_mb"] = res.pte_bytes / 1e6
+                row[f"{tag}_min_cosine"] = min(res.parity_cosines) if res.parity_cosines else None
+                row[f"{tag}_fully_delegated"] = res.delegation.fully_delegated
+            rows.append(row)
+    hdr = (
+        f"{'model':24s} {'thr':>3s} {'eager':>7s} {'ET fp32':>8s} {'ET int8':>8s} "
+        f"{'C++ fp32':>8s} {'C++ int8':>8s} {'x eager':>7s} {'pte fp32':>8s} {'pte int8':>8s} "
+        f"{'cos int8':>8s} {'RSS MB':>7s}"
+    )
+    print(hdr)
+    for r in rows:
+        print(
+            f"{r['model']!s:24s} {r['threads']!s:>3s} {r['eager_fp32_ms']:7.2f} "
+            f"{r['et_fp32_py_ms']:8.2f} "
+            f"{r['et_int8_py_ms']:8.2f} {r['et_fp32_cpp_ms']:8.2f} {r['et_int8_cpp_ms']:8.2f} "
+            f"{float(r['eager_fp32_ms']) / float(r['et_int8_py_ms']):7.1f} "  # type: ignore[arg-type]
+            f"{r['pte_fp32_mb']:8.2f} {r['pte_int8_mb']:8.2f} {r['int8_min_cosine']:8.4f} "
+            f"{r['et_int8_cpp_rss_mb']:7.1f}"
+        )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "machine": os.uname().machine,
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "note": "ms per image, median; C++ = preprocess + inference (decode excluded)",
+        "rows": rows,
+    }
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+// On-device localizer: runs a model bundle (ExecuTorch .pte + manifest.json) on an
+// RGB8 frame and matches the descriptor against a map with vpr_core.
+//
+// Preprocessing reproduces vpr_embedded.data.images.to_tensor exactly: Pillow's
+// Image.resize(BILINEAR) (separable triangle filter, antialiased when shrinking,
+// 22-bit fixed-point weights, uint8 result after each pass), then
+// (x / 255 - mean) / std per channel in the manifest's colour order.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vpr/map_file.hpp"
+
+namespace vpr {
+
+// SHA-256 (FIPS 180-4) of a buffer / a file, as 64 lower-case hex digits.
+std::string sha256_hex(const void* data, std::size_t size);
+std::string sha256_file_hex(const std::string& path);
+
+// The validated fields of a bundle's manifest.json (bundle.py writes it).
+struct BundleManifest {
+  std::string model_name;
+  int height = 0;
+  int width = 0;
+  bool bgr = false;  // colour order of the model input
+  std::array<float, 3> mean{};
+  std::array<float, 3> std{};
+  std::size_t descriptor_dim = 0;
+  std::string quantization;
+  std::string pte_file;
+  std::string pte_sha256;
+  std::uint64_t pte_bytes = 0;
+
+  // Parses and validates a manifest document; throws std::runtime_error naming
+  // `where` and the bad field.
+  static BundleManifest parse(const std::string& json_text, const std::string& where);
+  // Reads <dir>/manifest.json and checks the .pte's size and sha256.
+  static BundleManifest load(const std::string& bundle_dir, bool check_pte = true);
+};
+
+// Non-owning RGB8 image: rows of width * 3 bytes, `stride` bytes apart (0: packed).
+struct ImageView {
+  const std::uint8_t* data = nullptr;
+  int width = 0;
+  int height = 0;
+  std::size_t stride = 0;
+};
+
+// Pillow-compatible bilinear resize of an RGB8 image to out_w x out_h (RGB8, packed).
+std::vector<std::uint8_t> resize_bilinear_pil(const ImageView& image, int out_w, int out_h);
+
+// Resize + colour order + normalisation into a (3, height, width) float32 tensor.
+void preprocess(const ImageView& image, const BundleManifest& manifest, float* chw);
+
+struct FrameTiming {
+  double preprocess_ms = 0.0;
+  double inference_ms = 0.0;
+  double match_ms = 0.0;
+};
+
+// Runs a bundle's model. threads >= 1 sizes the XNNPACK thread pool (shared by the
+// process); 0 keeps the current size.
+class Extractor {
+ public:
+  explicit Extractor(const std::string& bundle_dir, int threads = 1);
+  ~Extractor();
+  Extractor(const Extractor&) = delete;
+  Extractor& operator=(const Extractor&) = delete;
+
+  const BundleManifest& manifest() const { return manifest_; }
+  std::size_t descriptor_dim() const { return manifest_.descriptor_dim; }
+  // Preprocessed (3, H, W) float32 input -> descriptor (descriptor_dim floats).
+  void embed_preprocessed(const float* chw, float* descriptor);
+  // RGB8 frame -> descriptor.
+  std::vector<float> embed(const ImageView& image, FrameTiming* timing = nullptr);
+
+ private:
+  struct Impl;
+  BundleManifest manifest_;
+  std::unique_ptr<Impl> impl_;
+  std::vector<float> input_;
+};
+
+struct LocalizerOptions {
+  int threads = 1;    // XNNPACK and matching threads
+  std::size_t k = 5;  // results per frame
+  bool verify_map_checksum = true;
+  bool allow_model_mismatch = false;  // accept a map built with another model
+};
+
+struct PlaceMatch {
+  std::int64_t id = 0;
+  float score = 0.0F;
+  std::string name;  // empty if the map has no names
+};
+
+// Bundle + map: RGB8 frame -> top-k places.
+class Localizer {
+ public:
+  Localizer(const std::string& bundle_dir, const std::string& map_path,
+            const LocalizerOptions& options = {});
+  std::vector<PlaceMatch> localize(const ImageView& image, FrameTiming* timing = nullptr);
+  // Top-k of an already computed descriptor.
+  std::vector<PlaceMatch> match(const float* descriptor);
+  Extractor& extractor() { return extractor_; }
+  const MapFile& map() const { return map_; }
+
+ private:
+  LocalizerOptions options_;
+  Extractor extractor_;
+  MapFile map_;
+};
+
+}  // namespace vpr

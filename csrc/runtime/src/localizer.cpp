@@ -1,0 +1,150 @@
+// Extractor (ExecuTorch Module over the bundle's .pte) and Localizer (+ vpr_core map search).
+#include "vpr/localizer.hpp"
+
+#include <executorch/extension/module/module.h>
+#include <executorch/extension/tensor/tensor.h>
+
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+// The wheel ships no threadpool.h; these two declarations match the symbols exported
+// by libexecutorch_threadpool.so (executorch/extension/threadpool/threadpool.h).
+namespace executorch::extension::threadpool {
+class ThreadPool {
+ public:
+  bool _unsafe_reset_threadpool(std::uint32_t num_threads);
+  std::size_t get_thread_count() const;
+};
+ThreadPool* get_threadpool();
+}  // namespace executorch::extension::threadpool
+
+namespace vpr {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+namespace et = executorch;
+
+}  // namespace
+
+struct Extractor::Impl {
+  std::unique_ptr<et::extension::Module> module;
+};
+
+Extractor::Extractor(const std::string& bundle_dir, int threads)
+    : manifest_(BundleManifest::load(bundle_dir)), impl_(std::make_unique<Impl>()) {
+  if (threads < 0) throw std::invalid_argument("threads must be >= 0");
+  if (threads > 0) {
+    auto* pool = et::extension::threadpool::get_threadpool();
+    if (pool != nullptr) pool->_unsafe_reset_threadpool(static_cast<std::uint32_t>(threads));
+  }
+  const std::string pte = bundle_dir + "/" + manifest_.pte_file;
+  impl_->module =
+      std::make_unique<et::extension::Module>(pte, et::extension::Module::LoadMode::Mmap);
+  const auto err = impl_->module->load_method("forward");
+  if (err != et::runtime::Error::Ok) {
+    throw std::runtime_error(
+        pte + ": cannot load method 'forward' (ExecuTorch error " +
+        std::to_string(static_cast<int>(err)) +
+        "; a missing operator or backend means a kernel library is not linked)");
+  }
+  const auto meta = impl_->module->method_meta("forward");
+  if (!meta.ok() || meta->num_inputs() != 1 || meta->num_outputs() != 1) {
+    throw std::runtime_error(pte + ": the program must take 1 input and give 1 output");
+  }
+  const auto in = meta->input_tensor_meta(0);
+  const auto out = meta->output_tensor_meta(0);
+  if (!in.ok() || !out.ok()) throw std::runtime_error(pte + ": input/output are not tensors");
+  const auto is = in->sizes();
+  const auto os = out->sizes();
+  if (is.size() != 4 || is[0] != 1 || is[1] != 3 || is[2] != manifest_.height ||
+      is[3] != manifest_.width) {
+    throw std::runtime_error(pte + ": the program's input shape does not match the manifest (" +
+                             std::to_string(manifest_.height) + "x" +
+                             std::to_string(manifest_.width) + "); re-export the bundle");
+  }
+  if (os.size() != 2 || os[0] != 1 || static_cast<std::size_t>(os[1]) != manifest_.descriptor_dim) {
+    throw std::runtime_error(pte + ": the program's output does not match descriptor_dim " +
+                             std::to_string(manifest_.descriptor_dim) + "; re-export the bundle");
+  }
+  input_.resize(static_cast<std::size_t>(3) * manifest_.height * manifest_.width);
+}
+
+Extractor::~Extractor() = default;
+
+void Extractor::embed_preprocessed(const float* chw, float* descriptor) {
+  auto tensor =
+      et::extension::from_blob(const_cast<float*>(chw), {1, 3, manifest_.height, manifest_.width});
+  const auto result = impl_->module->forward(tensor);
+  if (!result.ok()) {
+    throw std::runtime_error("model execution failed (ExecuTorch error " +
+                             std::to_string(static_cast<int>(result.error())) + ")");
+  }
+  const auto& out = result->at(0).toTensor();
+  const float* p = out.const_data_ptr<float>();
+  std::copy(p, p + manifest_.descriptor_dim, descriptor);
+}
+
+std::vector<float> Extractor::embed(const ImageView& image, FrameTiming* timing) {
+  auto t0 = Clock::now();
+  preprocess(image, manifest_, input_.data());
+  if (timing != nullptr) timing->preprocess_ms = ms_since(t0);
+  std::vector<float> d(manifest_.descriptor_dim);
+  t0 = Clock::now();
+  embed_preprocessed(input_.data(), d.data());
+  if (timing != nullptr) timing->inference_ms = ms_since(t0);
+  return d;
+}
+
+Localizer::Localizer(const std::string& bundle_dir, const std::string& map_path,
+                     const LocalizerOptions& options)
+    : options_(options), extractor_(bundle_dir, options.threads) {
+  MapOpenOptions mo;
+  mo.verify_checksum = options.verify_map_checksum;
+  map_ = MapFile::open(map_path, mo);
+  const MapFileView& m = map_.map();
+  if (m.input_dim() != extractor_.descriptor_dim()) {
+    throw std::runtime_error(map_path + ": the map takes " + std::to_string(m.input_dim()) +
+                             "-d queries, the model gives " +
+                             std::to_string(extractor_.descriptor_dim()) +
+                             "-d descriptors: build the map with this bundle");
+  }
+  if (!options.allow_model_mismatch && m.model_sha256_hex() != extractor_.manifest().pte_sha256) {
+    throw std::runtime_error(
+        map_path + " was built with model " + m.model_sha256_hex().substr(0, 16) + "... (" +
+        m.model_name() + "), not this bundle's " + extractor_.manifest().pte_sha256.substr(0, 16) +
+        "...: rebuild the map with this bundle (or allow the mismatch)");
+  }
+  if (options.k == 0) throw std::invalid_argument("k must be >= 1");
+}
+
+std::vector<PlaceMatch> Localizer::match(const float* descriptor) {
+  SearchOptions so;
+  so.k = options_.k;
+  so.num_threads = options_.threads;
+  const MapFileView& m = map_.map();
+  const SearchResults r = m.search(descriptor, 1, extractor_.descriptor_dim(), so);
+  std::vector<PlaceMatch> out(r.k);
+  for (std::size_t i = 0; i < r.k; ++i) {
+    out[i].id = r.ids[i];
+    out[i].score = r.scores[i];
+    if (m.has_names()) out[i].name = std::string(m.name(static_cast<std::size_t>(r.ids[i])));
+  }
+  return out;
+}
+
+std::vector<PlaceMatch> Localizer::localize(const ImageView& image, FrameTiming* timing) {
+  const std::vector<float> d = extractor_.embed(image, timing);
+  const auto t0 = Clock::now();
+  std::vector<PlaceMatch> out = match(d.data());
+  if (timing != nullptr) timing->match_ms = ms_since(t0);
+  return out;
+}
+
+}  // namespace vpr

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds the ExecuTorch localizer (csrc/runtime) for the host against the venv's
+# executorch wheel, cross-builds it for aarch64 against the manylinux aarch64 wheel
+# (scripts/fetch_executorch_aarch64.sh), then runs tests/test_runtime.py: C++
+# preprocessing and descriptors vs Python's executorch.runtime on real images
+# (../shared/data/corridor), and the same top-k on the host and under
+# qemu-aarch64-static -cpu cortex-a76.
+#   SKIP_AARCH64=1  host only
+#   BUILD_ONLY=1    build both, leave the tests to a later pytest run (make test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ -f .venv/bin/activate ]]; then . .venv/bin/activate; fi
+et_host=$(python -c "import executorch, os; print(os.path.join(list(executorch.__path__)[0], 'share', 'cmake'))")
+
+echo "=== host: build/runtime-host (executorch from $et_host) ==="
+cmake -S . -B build/runtime-host -G Ninja -DCMAKE_BUILD_TYPE=Release -DVPR_BUILD_RUNTIME=ON \
+  -Dexecutorch_DIR="$et_host" >/dev/null
+cmake --build build/runtime-host --target vpr-localize
+
+if [[ "${SKIP_AARCH64:-0}" != 1 ]]; then
+  et_arm=$(bash scripts/fetch_executorch_aarch64.sh)
+  echo "=== aarch64: build/runtime-aarch64 (executorch from $et_arm) ==="
+  cmake -S . -B build/runtime-aarch64 -G Ninja -DCMAKE_BUILD_TYPE=Release -DVPR_BUILD_RUNTIME=ON \
+    -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/toolchains/aarch64-linux-gnu.cmake" \
+    -DVPR_AARCH64_MARCH=armv8.2-a+dotprod -DVPR_QEMU_CPU=cortex-a76 \
+    -Dexecutorch_DIR="$et_arm" >/dev/null
+  cmake --build build/runtime-aarch64 --target vpr-localize
+fi
+
+if [[ "${BUILD_ONLY:-0}" == 1 ]]; then exit 0; fi
+VPR_DATA_DIR=${VPR_DATA_DIR:-../shared/data} python -m pytest -q -rs tests/test_runtime.py

@@ -1,0 +1,248 @@
+"""The C++ localizer (csrc/runtime, built by scripts/test_runtime.sh) against Python:
+preprocessing, descriptors and top-k, on the host and for aarch64 under qemu."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vpr_embedded.bundle import load_bundle, read_manifest
+from vpr_embedded.data.images import load_tensor, read_image, to_tensor
+from vpr_embedded.export import ExportConfig, export_bundle
+from vpr_embedded.matching import Index
+from vpr_embedded.models import build_model
+
+REPO = Path(__file__).resolve().parents[1]
+HOST_BIN = Path(
+    os.environ.get("VPR_LOCALIZE", REPO / "build/runtime-host/csrc/runtime/vpr-localize")
+)
+ARM_BIN = REPO / "build/runtime-aarch64/csrc/runtime/vpr-localize"
+ARM_LIB = REPO / "build/wheels-aarch64/executorch-1.5.1/executorch/lib"
+QEMU = shutil.which("qemu-aarch64-static")
+SIZE = (96, 96)
+
+needs_host = pytest.mark.skipif(
+    not HOST_BIN.is_file(), reason=f"{HOST_BIN} not built: run scripts/test_runtime.sh"
+)
+
+
+def _arm_ready() -> str | None:
+    if not ARM_BIN.is_file():
+        return f"{ARM_BIN} not built: run scripts/test_runtime.sh"
+    if QEMU is None:
+        return "qemu-aarch64-static is not installed"
+    return None
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    if not HOST_BIN.is_file():
+        pytest.skip(f"{HOST_BIN} not built: run scripts/test_runtime.sh")
+    out = tmp_path_factory.mktemp("rt") / "int8"
+    torch.manual_seed(0)
+    model = build_model("efficientnet_lite0-gem", input_size=SIZE)
+    cfg = ExportConfig(
+        quantize="int8",
+        calib_images=shared_data / "corridor" / "ref",
+        calib_count=8,
+        check=False,
+        progress=False,
+    )
+    export_bundle(model, out, cfg)
+    return out
+
+
+@pytest.fixture(scope="module")
+def images(shared_data: Path) -> dict[str, list[Path]]:
+    c = shared_data / "corridor"
+    refs = sorted((c / "ref").glob("*.jpg"))[::4]
+    queries = sorted((c / "query").glob("*.jpg"))[1::12]
+    return {"refs": refs, "queries": queries}
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, object]:
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert p.returncode == 0, p.stderr
+    out: dict[str, object] = json.loads(p.stdout)
+    return out
+
+
+def _host(*args: str) -> list[str]:
+    return [str(HOST_BIN), *args]
+
+
+def _arm(*args: str) -> tuple[list[str], dict[str, str]]:
+    assert QEMU is not None
+    env = dict(os.environ, QEMU_LD_PREFIX="/usr/aarch64-linux-gnu", LD_LIBRARY_PATH=str(ARM_LIB))
+    cmd = [QEMU, "-L", "/usr/aarch64-linux-gnu", "-cpu", "cortex-a76", str(ARM_BIN), *args]
+    return cmd, env
+
+
+def _descriptors(path: Path, dim: int) -> np.ndarray:
+    return np.fromfile(path, dtype=np.float32).reshape(-1, dim)
+
+
+@needs_host
+def test_preprocessing_equals_python(
+    bundle: Path, images: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    """Same RGB pixels (PIL-decoded, written as PPM) -> bit-identical input tensors;
+    also a downscale (antialiased in PIL) of a large Gardens Point image."""
+    man = read_manifest(bundle)
+    gardens = images["refs"][0].parents[2] / "gardens_point_sample" / "query" / "0.jpg"
+    srcs = [*images["queries"][:3], gardens]  # 960x540: an antialiased downscale
+    srcs = [p for p in srcs if p.is_file()]
+    ppms = []
+    for i, p in enumerate(srcs):
+        q = tmp_path / f"{i}.ppm"
+        read_image(p).save(q)
+        ppms.append(q)
+    out = tmp_path / "inputs.f32"
+    _run(_host("--bundle", str(bundle), "--inputs-out", str(out), *map(str, ppms)))
+    got = np.fromfile(out, np.float32).reshape(len(ppms), 3, *SIZE)
+    for i, q in enumerate(ppms):
+        ref = to_tensor(Image.open(q), man.preprocessing).numpy()
+        np.testing.assert_array_equal(got[i], ref)
+
+
+@needs_host
+def test_jpeg_decode_close_to_pil(
+    bundle: Path, images: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    """stb_image and libjpeg decode JPEG slightly differently: inputs agree closely."""
+    man = read_manifest(bundle)
+    out = tmp_path / "inputs.f32"
+    q = images["queries"][:3]
+    _run(_host("--bundle", str(bundle), "--inputs-out", str(out), *map(str, q)))
+    got = np.fromfile(out, np.float32).reshape(len(q), 3, *SIZE)
+    for i, p in enumerate(q):
+        ref = load_tensor(p, man.preprocessing).numpy()
+        assert float(np.abs(got[i] - ref).mean()) < 0.02  # ~1 grey level in 255, normalised
+
+
+@needs_host
+def test_descriptors_and_topk_equal_python(
+    bundle: Path, images: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    from vpr_embedded.maps import build_map
+
+    man = read_manifest(bundle)
+    b = load_bundle(bundle, threads=1)
+    refs, queries = images["refs"], images["queries"]
+    # Python: PIL decode + executorch.runtime
+    py_ref = b.embed_images(refs)
+    py_q = b.embed_images(queries)
+    map_path = build_map(
+        py_ref,
+        out_path=tmp_path / "corridor.vprmap",
+        model_sha256=man.pte_sha256,
+        model_name=man.model_name,
+        storage="float32",
+        names=[p.name for p in refs],
+    )
+    # C++ on PPMs holding PIL's pixels: the descriptors equal Python's
+    ppms = []
+    for i, p in enumerate(queries):
+        ppm = tmp_path / f"q{i}.ppm"
+        read_image(p).save(ppm)
+        ppms.append(ppm)
+    dfile = tmp_path / "d.f32"
+    doc = _run(
+        _host(
+            "--bundle",
+            str(bundle),
+            "--map",
+            str(map_path),
+            "--k",
+            "3",
+            "--descriptors-out",
+            str(dfile),
+            *map(str, ppms),
+        )
+    )
+    cpp = _descriptors(dfile, b.descriptor_dim)
+    cos = (cpp * py_q).sum(1)
+    assert cos.min() > 0.99999, cos
+    ids = Index.encode(py_ref).search(py_q, k=3).ids
+    results = doc["results"]
+    assert isinstance(results, list)
+    got = np.array([[e["id"] for e in r["top"]] for r in results])
+    np.testing.assert_array_equal(got[:, 0], np.asarray(ids)[:, 0])
+    assert results[0]["top"][0]["name"] == refs[int(ids[0][0])].name
+    # C++ on the JPEGs themselves (stb decode): close to Python
+    doc2 = _run(_host("--bundle", str(bundle), "--descriptors-out", str(dfile), *map(str, queries)))
+    assert doc2["model"] == man.model_name
+    assert (_descriptors(dfile, b.descriptor_dim) * py_q).sum(1).min() > 0.995
+
+
+@needs_host
+def test_host_refuses_tampered_bundle_and_foreign_map(
+    bundle: Path, tmp_path: Path, images: dict[str, list[Path]]
+) -> None:
+    from vpr_embedded.maps import build_map
+
+    bad = tmp_path / "bad"
+    shutil.copytree(bundle, bad)
+    data = bytearray((bad / "model.pte").read_bytes())
+    data[100] ^= 1
+    (bad / "model.pte").write_bytes(bytes(data))
+    p = subprocess.run(
+        _host("--bundle", str(bad), str(images["queries"][0])),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert p.returncode == 1 and "sha256" in p.stderr
+    man = read_manifest(bundle)
+    other = build_map(
+        np.eye(3, man.descriptor_dim, dtype=np.float32),
+        out_path=tmp_path / "o.vprmap",
+        model_sha256="ab" * 32,
+        model_name="other",
+        storage="float32",
+    )
+    p = subprocess.run(
+        _host("--bundle", str(bundle), "--map", str(other), str(images["queries"][0])),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert p.returncode == 1 and "rebuild the map" in p.stderr
+
+
+def test_aarch64_under_qemu_equals_host(
+    bundle: Path, images: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    reason = _arm_ready()
+    if reason:
+        pytest.skip(reason)
+    from vpr_embedded.maps import build_map
+
+    man = read_manifest(bundle)
+    b = load_bundle(bundle, threads=1)
+    refs, queries = images["refs"], images["queries"][:4]
+    map_path = build_map(
+        b.embed_images(refs),
+        out_path=tmp_path / "m.vprmap",
+        model_sha256=man.pte_sha256,
+        model_name=man.model_name,
+        storage="int8",
+    )
+    args = ["--bundle", str(bundle), "--map", str(map_path), "--k", "3"]
+    host_d, arm_d = tmp_path / "h.f32", tmp_path / "a.f32"
+    host = _run(_host(*args, "--descriptors-out", str(host_d), *map(str, queries)))
+    cmd, env = _arm(*args, "--descriptors-out", str(arm_d), *map(str, queries))
+    arm = _run(cmd, env)
+    hd, ad = _descriptors(host_d, b.descriptor_dim), _descriptors(arm_d, b.descriptor_dim)
+    assert (hd * ad).sum(1).min() > 0.995
+    hr, ar = host["results"], arm["results"]
+    assert isinstance(hr, list) and isinstance(ar, list)
+    assert [r["top"][0]["id"] for r in hr] == [r["top"][0]["id"] for r in ar]
