@@ -47,6 +47,19 @@ void require(const py::array& a, const char* what, py::ssize_t ndim, const char*
   }
 }
 
+// (ids, scores) numpy arrays of shape (queries, k).
+py::tuple results_to_numpy(const vpr::SearchResults& r) {
+  const auto nq = static_cast<py::ssize_t>(r.num_queries);
+  const auto k = static_cast<py::ssize_t>(r.k);
+  py::array_t<std::int64_t> ids({nq, k});
+  py::array_t<float> scores({nq, k});
+  if (!r.ids.empty()) {
+    std::memcpy(ids.mutable_data(), r.ids.data(), r.ids.size() * sizeof(std::int64_t));
+    std::memcpy(scores.mutable_data(), r.scores.data(), r.scores.size() * sizeof(float));
+  }
+  return py::make_tuple(ids, scores);
+}
+
 // Zero-copy database over numpy buffers; keeps them alive.
 class PyIndex {
  public:
@@ -151,7 +164,7 @@ class PyIndex {
       py::gil_scoped_release release;
       r = vpr::search(view_, q, nq, qd, opt);
     }
-    return to_numpy(r);
+    return results_to_numpy(r);
   }
 
   py::tuple search_int8(py::array queries, py::array query_scales, std::size_t k,
@@ -171,7 +184,7 @@ class PyIndex {
       py::gil_scoped_release release;
       r = vpr::search_int8(view_, q, s, nq, qd, opt);
     }
-    return to_numpy(r);
+    return results_to_numpy(r);
   }
 
   std::size_t count() const { return view_.count; }
@@ -191,18 +204,6 @@ class PyIndex {
     opt.k = k;
     opt.num_threads = threads;
     return opt;
-  }
-
-  static py::tuple to_numpy(const vpr::SearchResults& r) {
-    const py::ssize_t nq = static_cast<py::ssize_t>(r.num_queries);
-    const py::ssize_t k = static_cast<py::ssize_t>(r.k);
-    py::array_t<std::int64_t> ids({nq, k});
-    py::array_t<float> scores({nq, k});
-    if (!r.ids.empty()) {
-      std::memcpy(ids.mutable_data(), r.ids.data(), r.ids.size() * sizeof(std::int64_t));
-      std::memcpy(scores.mutable_data(), r.scores.data(), r.scores.size() * sizeof(float));
-    }
-    return py::make_tuple(ids, scores);
   }
 
   py::array codes_;
@@ -341,18 +342,6 @@ class PyMapFile {
     return a;
   }
 
-  static py::tuple results_to_numpy(const vpr::SearchResults& r) {
-    const auto nq = static_cast<py::ssize_t>(r.num_queries);
-    const auto k = static_cast<py::ssize_t>(r.k);
-    py::array_t<std::int64_t> ids({nq, k});
-    py::array_t<float> scores({nq, k});
-    if (!r.ids.empty()) {
-      std::memcpy(ids.mutable_data(), r.ids.data(), r.ids.size() * sizeof(std::int64_t));
-      std::memcpy(scores.mutable_data(), r.scores.data(), r.scores.size() * sizeof(float));
-    }
-    return py::make_tuple(ids, scores);
-  }
-
  private:
   vpr::MapFile file_;
 };
@@ -435,7 +424,7 @@ class PySequenceMatcher {
       py::gil_scoped_release release;
       r = matcher_->push(static_cast<const float*>(query.data()), input_dim_);
     }
-    py::tuple t = PyMapFile::results_to_numpy(r);
+    py::tuple t = results_to_numpy(r);
     return py::make_tuple(t[0].attr("reshape")(-1), t[1].attr("reshape")(-1));
   }
 
@@ -451,7 +440,7 @@ class PySequenceMatcher {
                                static_cast<std::size_t>(queries.shape(0)), input_dim_, opt_,
                                projection_);
     }
-    return PyMapFile::results_to_numpy(r);
+    return results_to_numpy(r);
   }
 
   void reset() { matcher_->reset(); }
@@ -500,7 +489,7 @@ py::tuple sequence_match_scores(py::array scores, std::size_t length, float v_mi
                                     static_cast<std::size_t>(scores.shape(0)),
                                     static_cast<std::size_t>(scores.shape(1)), opt);
   }
-  return PyMapFile::results_to_numpy(r);
+  return results_to_numpy(r);
 }
 
 void register_maps_and_sequences(py::module_& m) {

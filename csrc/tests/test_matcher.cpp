@@ -8,26 +8,14 @@
 #include <stdexcept>
 #include <vector>
 
+#include "map_test_util.hpp"
 #include "vpr/kernels.hpp"
 #include "vpr/matcher.hpp"
 #include "vpr/simd.hpp"
 
 namespace {
 
-std::vector<float> unit_rows(std::size_t n, std::size_t d, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> x(n * d);
-  for (std::size_t i = 0; i < n; ++i) {
-    double norm = 0.0;
-    for (std::size_t j = 0; j < d; ++j) {
-      x[i * d + j] = normal(rng);
-      norm += static_cast<double>(x[i * d + j]) * x[i * d + j];
-    }
-    for (std::size_t j = 0; j < d; ++j) x[i * d + j] /= static_cast<float>(std::sqrt(norm));
-  }
-  return x;
-}
+using vpr_test::unit_rows;
 
 // Brute-force reference: sort every (score, id) pair.
 std::vector<std::int64_t> reference_top(const std::vector<float>& db, const float* q, std::size_t n,
