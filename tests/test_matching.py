@@ -216,6 +216,8 @@ def test_bad_queries_raise_value_error() -> None:
         index.search(unit_rows(rng, 2, 9))
     with pytest.raises(ValueError, match="float32"):
         index.search(q.astype(np.float64))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        index.search(np.asfortranarray(unit_rows(rng, 3, 8)))
     with pytest.raises(ValueError, match="non-finite"):
         index.search(np.full((1, 8), np.inf, np.float32))
     for k in (0, -3, 2.5):
@@ -254,3 +256,23 @@ def test_shapes_and_order_for_any_size(
         np.testing.assert_allclose(
             r.scores, np.take_along_axis(q @ db.T, r.ids, axis=1), rtol=1e-4, atol=1e-5
         )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    dtype=st.sampled_from(
+        [np.float64, np.float16, np.int8, np.uint8, np.int32, np.int64, np.complex64, np.bool_]
+    ),
+    ndim=st.integers(0, 3),
+    fortran=st.booleans(),
+)
+def test_queries_of_any_other_dtype_or_layout_raise_value_error(
+    dtype: type, ndim: int, fortran: bool
+) -> None:
+    index = Index.encode(unit_rows(np.random.default_rng(10), 20, 8))
+    shape = (3, 8, 2)[:ndim] if ndim != 1 else (8,)
+    q = np.zeros(shape, dtype=dtype)
+    if fortran:
+        q = np.asfortranarray(q)
+    with pytest.raises(ValueError):
+        index.search(q, 3)  # only float32 (or int8 with query_scales) rows of dim 8 are valid
