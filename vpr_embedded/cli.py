@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 Handler = Callable[[argparse.Namespace], int]
@@ -256,7 +258,7 @@ def _add_prune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--recover-max", type=int, default=400, help="images per folder (evenly)")
     p.add_argument("--epochs", type=int, default=1, help="recovery epochs per step")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--feature-weight", type=float, default=1.0, help="feature distillation")
     p.add_argument(
         "--labels", action="store_true", help="multi-similarity on file-name place labels"
@@ -295,6 +297,82 @@ def _run_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_prune_sweep(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "prune-sweep",
+        help="prune at several (backbone ratio, descriptor size) points; costs and recall",
+    )
+    p.add_argument("--models", nargs="+", default=["efficientnet_lite0-gem", "resnet18-gem"])
+    p.add_argument(
+        "--points",
+        nargs="+",
+        default=["0.3:0.5", "0.2:0.75", "0.4:0.4"],
+        help="RATIO:DIM (DIM < 1: kept fraction of the descriptor; 'full': unpruned); "
+        "MODEL@RATIO:DIM applies to MODEL only",
+    )
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--schedule", default="linear", choices=["linear", "geometric"])
+    p.add_argument("--importance", default="l2", choices=["l2", "taylor", "random"])
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--feature-weight", type=float, default=None)
+    p.add_argument("--recover-max", type=int, default=200, help="images per reference folder")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--threads", type=int, default=1, help="for pruning and recall")
+    p.add_argument("--repeats", type=int, default=20, help="latency repeats")
+    p.add_argument(
+        "--paired-rounds", type=int, default=5, help="interleaved re-timing rounds (0: off)"
+    )
+    p.add_argument("--match-places", type=int, default=100_000)
+    p.add_argument("--skip-export", action="store_true")
+    p.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["corridor", "nordland_part1", "gardens_point_sample"],
+        choices=["corridor", "nordland_part1", "gardens_point_sample"],
+    )
+    p.add_argument("--data-dir", default=None, help="default: ../shared/data")
+    p.add_argument("--work", default=None, help="checkpoints and caches (default runs/pruning)")
+    p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    p.add_argument("--tag", default="bench_pruning")
+    p.set_defaults(handler=_run_prune_sweep)
+
+
+def _run_prune_sweep(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from vpr_embedded.prune.sweep import SweepConfig, run_sweep
+
+    cfg = SweepConfig(
+        models=tuple(args.models),
+        points=tuple(args.points),
+        steps=args.steps,
+        epochs=args.epochs,
+        schedule=args.schedule,
+        importance=args.importance,
+        lr=args.lr,
+        feature_weight=args.feature_weight,
+        recover_max=args.recover_max,
+        seeds=tuple(args.seeds),
+        threads=args.threads,
+        repeats=args.repeats,
+        paired_rounds=args.paired_rounds,
+        match_places=args.match_places,
+        skip_export=args.skip_export,
+        datasets=tuple(args.datasets),
+        tag=args.tag,
+    )
+    if args.data_dir is not None:
+        cfg = replace(cfg, data_dir=Path(args.data_dir))
+    if args.work is not None:
+        cfg = replace(cfg, work=Path(args.work))
+    if args.out is not None:
+        cfg = replace(cfg, out=Path(args.out))
+    run_sweep(cfg)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vpr-embedded", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -307,10 +385,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_localize(sub)
     _add_pipeline(sub)
     _add_prune(sub)
+    _add_prune_sweep(sub)
     return parser
 
 
+def _quiet_third_party() -> None:
+    """Hide import-time noise of the export stack that says nothing about the user's run:
+    torchao's optional CUDA kernels and a torch deprecation inside torch.export."""
+    for name in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_third_party()
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler

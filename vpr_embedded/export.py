@@ -148,7 +148,9 @@ class ExportResult:
             f".pte {self.pte_bytes / 1e6:.2f} MB ({self.seconds:.0f} s)",
             self.delegation.format(),
         ]
-        if self.parity_cosines:
+        if not self.parity_cosines:
+            lines.append("parity: not checked (no images: pass --calib-images or --parity-dataset)")
+        else:
             c = np.asarray(self.parity_cosines)
             lines.append(
                 f"parity vs eager fp32 on {len(c)} images: cosine min {c.min():.5f} "
