@@ -308,7 +308,7 @@ def _add_prune_sweep(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         nargs="+",
         default=["0.3:0.5", "0.2:0.75", "0.4:0.4"],
         help="RATIO:DIM (DIM < 1: kept fraction of the descriptor; 'full': unpruned); "
-        "MODEL@RATIO:DIM applies to MODEL only",
+        "MODEL@RATIO:DIM applies to MODEL only; a #S1,S2 suffix sets that point's seeds",
     )
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--epochs", type=int, default=2)

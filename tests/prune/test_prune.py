@@ -61,7 +61,7 @@ def test_schedules() -> None:
     geo = ratio_schedule(0.4, 2, "geometric")
     assert geo[-1] == pytest.approx(0.4) and (1 - geo[0]) ** 2 == pytest.approx(0.6)
     assert dim_schedule(1280, 640, 2) == [960, 640]
-    assert round_width(11.2, 8, 16) == 8 and round_width(22.4, 8, 32) == 24
+    assert round_width(11.2, 8, 16) == 16 and round_width(22.4, 8, 32) == 24  # rounded up
     assert round_width(3, 8, 16) == 8  # never below one multiple
 
 
@@ -197,3 +197,17 @@ def test_resume_and_changed_command(shared_data: Path, tmp_path: Path) -> None:
     changed = [c if c != "640" else "512" for c in cmd]
     assert main(changed) == 2  # refused with a clear message, nothing overwritten
     assert load_checkpoint(out).descriptor_dim == 640
+
+
+def test_sweep_points() -> None:
+    from vpr_embedded.prune.sweep import parse_point, points_for
+
+    assert parse_point("0.3:0.5").resolve(1280) == 640
+    assert parse_point("0.2:960").resolve(1280) == 960
+    assert parse_point("0.2").resolve(1280) is None
+    specs = ("0.3:0.5", "resnet18-gem@0.5:256#1,2")
+    assert [(p.ratio, s) for p, s in points_for("resnet18-gem", specs)] == [
+        (0.3, (0,)),
+        (0.5, (1, 2)),
+    ]
+    assert [p.ratio for p, _ in points_for("efficientnet_lite0-gem", specs)] == [0.3]

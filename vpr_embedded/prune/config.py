@@ -19,6 +19,8 @@ class RecoveryConfig:
     """Label-free recovery by distillation from the unpruned teacher.
 
     epochs: passes over the recovery images after every pruning step (0: no recovery).
+    desc_weight: 1 - cosine between the student's descriptor and the teacher's
+    descriptor restricted to the dims the student kept (re-normalised).
     sim_weight: batch cosine-similarity-matrix MSE (works across descriptor dims).
     feature_weight: MSE of the backbone output against the teacher's (kept channels),
     normalised by the teacher's mean square. ms_weight: multi-similarity loss on place
@@ -28,9 +30,10 @@ class RecoveryConfig:
 
     epochs: int = 1
     batch_size: int = 16
-    lr: float = 1e-4
+    lr: float = 3e-4
     weight_decay: float = 1e-4
-    sim_weight: float = 1.0
+    desc_weight: float = 1.0
+    sim_weight: float = 10.0
     feature_weight: float = 1.0
     labels: bool = False
     ms_weight: float = 1.0

@@ -1,6 +1,8 @@
 """Recovery after a pruning step: distillation from the unpruned teacher, no labels.
 
 Losses (on a batch of recovery images):
+- descriptor: 1 - cosine to the teacher's descriptor restricted to the dims the
+  student kept (tracked through every descriptor-pruning step) and re-normalised;
 - similarity: MSE between the student's and the teacher's batch cosine-similarity
   matrices (a relation, so it works whatever the descriptor dims);
 - feature: MSE of the student's backbone output against the teacher's on the kept
@@ -153,19 +155,32 @@ def multi_similarity_loss(
     return torch.stack(losses).mean()
 
 
+@dataclass
+class Kept:
+    """Which of the teacher's backbone output channels and descriptor dims the student
+    still has (indices into the teacher's), in the student's order."""
+
+    channels: Tensor
+    dims: Tensor
+
+
 def distill_loss(
     model: VPRModel,
     data: RecoveryData,
     idx: Tensor,
-    feat_keep: Tensor,
+    kept: Kept,
     cfg: RecoveryConfig,
 ) -> Tensor:
     """The recovery objective on the images ``idx``."""
     f = model.backbone(data.images[idx])
     d = l2_normalize(model.aggregator(f), dim=-1)
-    loss = cfg.sim_weight * similarity_loss(d, data.teacher_desc[idx])
+    t = data.teacher_desc[idx]
+    loss = cfg.sim_weight * similarity_loss(d, t)
+    if cfg.desc_weight > 0:
+        tk = l2_normalize(t.index_select(1, kept.dims), dim=-1)
+        loss = loss + cfg.desc_weight * (1.0 - (d * tk).sum(1)).mean()
     if cfg.feature_weight > 0:
-        ft = data.teacher_feat[idx].index_select(1, feat_keep)
+        ft = data.teacher_feat[idx].index_select(1, kept.channels)
         loss = loss + cfg.feature_weight * feature_loss(f, ft)
     if cfg.labels and data.labels is not None and cfg.ms_weight > 0:
         loss = loss + cfg.ms_weight * multi_similarity_loss(d, data.labels[idx])
@@ -187,39 +202,47 @@ def batches(
     return [torch.cat(members[i : i + per]) for i in range(0, len(members), per)]
 
 
-def mean_loss(model: VPRModel, data: RecoveryData, feat_keep: Tensor, cfg: RecoveryConfig) -> float:
+def mean_loss(model: VPRModel, data: RecoveryData, kept: Kept, cfg: RecoveryConfig) -> float:
     """The recovery objective over all images (no gradients), for logging and tests."""
     model.eval()
     total, n = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(data), cfg.batch_size):
             idx = torch.arange(i, min(i + cfg.batch_size, len(data)))
-            total += float(distill_loss(model, data, idx, feat_keep, cfg)) * len(idx)
+            total += float(distill_loss(model, data, idx, kept, cfg)) * len(idx)
             n += len(idx)
     return total / max(n, 1)
 
 
 def accumulate_gradients(
-    model: VPRModel, data: RecoveryData, feat_keep: Tensor, cfg: RecoveryConfig, count: int
+    model: VPRModel, data: RecoveryData, kept: Kept, cfg: RecoveryConfig, images: Tensor
 ) -> float:
-    """Fill .grad with d(distillation loss)/dw over the first ``count`` images (for
-    Taylor importance); returns the loss. BN statistics frozen."""
+    """Fill .grad with d(distillation loss)/dw over the recovery images ``images``
+    (indices; for Taylor importance); returns the loss. BN statistics frozen."""
     freeze_bn_stats(model)
     total = 0.0
-    n = min(count, len(data))
+    n = len(images)
     for i in range(0, n, cfg.batch_size):
-        idx = torch.arange(i, min(i + cfg.batch_size, n))
-        loss = distill_loss(model, data, idx, feat_keep, cfg) * (len(idx) / n)
+        idx = images[i : i + cfg.batch_size]
+        loss = distill_loss(model, data, idx, kept, cfg) * (len(idx) / n)
         loss.backward()  # type: ignore[no-untyped-call]
         total += float(loss.detach())
     model.eval()
     return total
 
 
+def calibration_indices(n_images: int, count: int) -> Tensor:
+    """``count`` indices spread evenly over the recovery set (which lists its folders
+    one after the other), so that every folder informs the importance."""
+    idx = torch.linspace(0, n_images - 1, min(count, n_images)).round().long()
+    out: Tensor = torch.unique_consecutive(idx)
+    return out
+
+
 def recover(
     model: VPRModel,
     data: RecoveryData,
-    feat_keep: Tensor,
+    kept: Kept,
     cfg: RecoveryConfig,
     *,
     seed: int = 0,
@@ -246,7 +269,7 @@ def recover(
         for idx in bar:
             if len(idx) < 2:  # a similarity matrix needs two images
                 continue
-            loss = distill_loss(model, data, idx, feat_keep, cfg)
+            loss = distill_loss(model, data, idx, kept, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()

@@ -18,6 +18,7 @@ from vpr_embedded.models.vpr import VPRModel
 from vpr_embedded.prune.backbone import conv_widths, n_stages, prune_backbone
 from vpr_embedded.prune.config import PruneConfig, RecoveryConfig
 from vpr_embedded.prune.descriptor import (
+    dims_of_units,
     energy_importance,
     l1_importance,
     prune_descriptor_units,
@@ -26,9 +27,11 @@ from vpr_embedded.prune.descriptor import (
     target_units,
 )
 from vpr_embedded.prune.recovery import (
+    Kept,
     RecoveryData,
     accumulate_gradients,
     build_recovery_data,
+    calibration_indices,
     mean_loss,
     recover,
 )
@@ -138,15 +141,14 @@ def _check_resume(folder: Path, fp: dict[str, Any]) -> None:
         )
 
 
-def _save_step(
-    folder: Path, k: int, model: VPRModel, feat_keep: torch.Tensor, recs: list[StepRecord]
-) -> None:
+def _save_step(folder: Path, k: int, model: VPRModel, kept: Kept, recs: list[StepRecord]) -> None:
     obj = {
         "format": "vpr-embedded/1",
         "state_format": STATE_FORMAT,
         "config": model.config.to_dict(),
         "state_dict": model.state_dict(),
-        "feat_keep": feat_keep.clone(),
+        "kept_channels": kept.channels.clone(),
+        "kept_dims": kept.dims.clone(),
         "records": json.dumps([asdict(r) for r in recs]),
     }
     tmp = folder / f"step_{k:03d}.pt.tmp"
@@ -202,7 +204,7 @@ def prune_model(
         )
     student = rebuild(teacher)
     original = conv_widths(teacher.backbone)
-    feat_keep = torch.arange(teacher.backbone.out_channels)
+    kept = Kept(torch.arange(teacher.backbone.out_channels), torch.arange(teacher.descriptor_dim))
     records: list[StepRecord] = []
     done = 0
     if folder is not None:
@@ -210,7 +212,7 @@ def prune_model(
         if last is not None:
             obj = torch.load(str(last), map_location="cpu", weights_only=True)
             student = load_checkpoint(last)
-            feat_keep = obj["feat_keep"]
+            kept = Kept(obj["kept_channels"], obj["kept_dims"])
             records = [StepRecord(**r) for r in json.loads(obj["records"])]
     stage_t = _stage_targets(teacher, cfg)
     sched = [ratio_schedule(r, cfg.steps, cfg.schedule) for r in stage_t]
@@ -225,20 +227,21 @@ def prune_model(
         if n_keep < st.units:
             if cfg.descriptor_importance == "energy":
                 assert data is not None
-                calib = data.images[: cfg.calib_images]
-                scores = energy_importance(student, calib)
+                calib = calibration_indices(len(data), cfg.calib_images)
+                scores = energy_importance(student, data.images[calib])
             else:
                 scores = l1_importance(student)
             keep = select_units(scores, n_keep)
             prune_descriptor_units(student, keep)
+            kept.dims = kept.dims[dims_of_units(keep, st.dims_per_unit)]
             if st.kind == "backbone":
-                feat_keep = feat_keep[keep]
+                kept.channels = kept.channels[keep]
         # 2. backbone: Torch-Pruning towards the step's cumulative ratios
         if any(r > 0 for r in ratios):
             fill: Callable[[], object] | None = None
             if cfg.importance == "taylor":
                 assert data is not None
-                if mean_loss(student, data, feat_keep, cfg.recovery) < 1e-9:
+                if mean_loss(student, data, kept, cfg.recovery) < 1e-9:
                     # The distillation loss and its gradient vanish at the teacher itself.
                     imp_used = "l2 (taylor: zero loss at the teacher)"
                 else:
@@ -246,9 +249,9 @@ def prune_model(
                         accumulate_gradients,
                         student,
                         data,
-                        feat_keep,
+                        kept,
                         cfg.recovery,
-                        cfg.calib_images,
+                        calibration_indices(len(data), cfg.calib_images),
                     )
             prev = sched[0][k - 1] if k > 0 else 0.0
             torch.manual_seed(cfg.seed * 1000 + k)  # random importance: reproducible
@@ -268,20 +271,20 @@ def prune_model(
             k + 1, ratios, student.descriptor_dim, _params(student), importance=imp_used
         )
         if data is not None:
-            rec.loss_pruned = mean_loss(student, data, feat_keep, cfg.recovery)
+            rec.loss_pruned = mean_loss(student, data, kept, cfg.recovery)
             rec.epoch_losses = recover(
                 student,
                 data,
-                feat_keep,
+                kept,
                 cfg.recovery,
                 seed=cfg.seed + k,
                 desc=f"step {k + 1}/{cfg.steps}",
             )
-            rec.loss_recovered = mean_loss(student, data, feat_keep, cfg.recovery)
+            rec.loss_recovered = mean_loss(student, data, kept, cfg.recovery)
         rec.seconds = time.perf_counter() - t0
         records.append(rec)
         if folder is not None:
-            _save_step(folder, k + 1, student, feat_keep, records)
+            _save_step(folder, k + 1, student, kept, records)
     result = PruneResult(student.eval(), records, [str(p) for p in paths], done)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -310,7 +313,7 @@ def run_prune(
     recover_max: int = 400,
     epochs: int = 1,
     batch_size: int = 16,
-    lr: float = 1e-4,
+    lr: float = 3e-4,
     feature_weight: float = 1.0,
     labels: bool = False,
     input_size: tuple[int, int] | None = None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 def ratio_schedule(target: float, steps: int, kind: str = "linear") -> list[float]:
     """Cumulative pruned fraction after steps 1..n. linear: equal fractions of the
@@ -27,7 +29,9 @@ def dim_schedule(start: int, target: int, steps: int, kind: str = "linear") -> l
 
 
 def round_width(width: float, multiple: int, current: int) -> int:
-    """Nearest multiple of ``multiple`` (at least one multiple, never above ``current``)."""
+    """``width`` rounded UP to a multiple of ``multiple`` (never above ``current``): a
+    layer never loses more than asked, so thin early layers (16, 24 channels) are
+    spared rather than halved."""
     if multiple <= 1:
-        return max(1, min(current, round(width)))
-    return max(min(multiple, current), min(current, multiple * round(width / multiple)))
+        return max(1, min(current, math.ceil(width - 1e-9)))
+    return max(min(multiple, current), min(current, multiple * math.ceil(width / multiple - 1e-9)))
