@@ -12,13 +12,22 @@ BLAS_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 REEXEC_MARK = "VPR_BENCH_REEXECED"
 
 
+# Methods run interleaved, so an idle OpenMP/OpenBLAS pool of one library must sleep
+# instead of spinning on the second core while the next method runs (a spinning pool
+# made every 2-thread method after numpy look slower than its 1-thread self).
+QUIET_POOLS = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
+
+
 def reexec_without_blas_env(keep: bool) -> None:
-    """Re-exec this process without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (before numpy loads)."""
-    found = [v for v in BLAS_ENV_VARS if v in os.environ]
-    if keep or not found or os.environ.get(REEXEC_MARK):
+    """Re-exec this process without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE and with idle
+    thread pools that sleep (QUIET_POOLS), before numpy loads."""
+    if os.environ.get(REEXEC_MARK):
         return
-    env = {k: v for k, v in os.environ.items() if k not in BLAS_ENV_VARS}
-    env[REEXEC_MARK] = ",".join(found)
+    found = [] if keep else [v for v in BLAS_ENV_VARS if v in os.environ]
+    env = {k: v for k, v in os.environ.items() if k not in found}
+    for key, value in QUIET_POOLS.items():
+        env.setdefault(key, value)
+    env[REEXEC_MARK] = ",".join(found) or "-"
     sys.stdout.flush()
     os.execve(sys.executable, [sys.executable, *sys.argv], env)
 

@@ -534,7 +534,9 @@ def environment_lines(bw: float, bw_kernel: str) -> list[str]:
         f"python {platform.python_version()} numpy {np.__version__} faiss {faiss.__version__} "
         f"simsimd {simsimd.__version__} numkong {nk.__version__}",
         f"ours SIMD level: {simd_level()}; cpu: {platform.processor() or platform.machine()}",
-        f"unset for this process: {unset or 'nothing (not set, or --keep-openblas-env)'}",
+        f"unset for this process: {unset if unset and unset != '-' else 'nothing'}; "
+        f"idle pools sleep: OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} "
+        f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')}",
         *[f"threadpool: {line}" for line in blas_report()],
         f"single-thread read bandwidth: {bw / 1e9:.1f} GB/s ({bw_kernel})",
     ]
