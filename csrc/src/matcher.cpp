@@ -177,6 +177,21 @@ void run_parallel(std::size_t count, const std::function<void(std::size_t)>& bod
   if (error) std::rethrow_exception(error);
 }
 
+// Binary scores are 1 - 2 * hamming / dim: a row can beat `worst` only with a
+// distance at most this (a superset, rounded up; push() then decides exactly),
+// so most blocks are rejected on integers without computing scores.
+std::uint32_t hamming_limit(float worst, std::size_t dim) {
+  const double bound = (1.0 - static_cast<double>(worst)) * static_cast<double>(dim) / 2.0 + 1.0;
+  if (bound <= 0.0) return 0;
+  return bound >= 4294967295.0 ? 4294967295u : static_cast<std::uint32_t>(bound);
+}
+
+bool any_within(const std::uint32_t* dists, std::size_t n, std::uint32_t limit) {
+  bool any = false;
+  for (std::size_t i = 0; i < n; ++i) any |= dists[i] <= limit;
+  return any;
+}
+
 // Score rows [begin, end) of the database for every query into tops[q].
 void scan_range(const DatabaseView& db, const EncodedQueries& q, std::size_t begin, std::size_t end,
                 std::vector<TopK>& tops) {
@@ -187,7 +202,8 @@ void scan_range(const DatabaseView& db, const EncodedQueries& q, std::size_t beg
   std::vector<float> scores(block * nq);
   std::vector<std::int32_t> ints(block * nq);
   std::vector<std::uint32_t> dists(block);
-  std::vector<float> widened;  // float16 block widened to float32 (query batches)
+  std::vector<float> widened;     // float16 block widened to float32 (query batches)
+  std::vector<char> skip(nq, 0);  // binary: blocks already known to hold no better row
   const auto* base = static_cast<const std::uint8_t*>(db.codes);
 
   for (std::size_t start = begin; start < end; start += block) {
@@ -234,6 +250,9 @@ void scan_range(const DatabaseView& db, const EncodedQueries& q, std::size_t beg
         const float inv_dim = 2.0f / static_cast<float>(db.dim);
         for (std::size_t j = 0; j < nq; ++j) {
           kt.hamming(q.bits.data() + j * nbytes, rows, n, nbytes, dists.data());
+          skip[j] = tops[j].full() &&
+                    !any_within(dists.data(), n, hamming_limit(tops[j].worst_score(), db.dim));
+          if (skip[j]) continue;
           for (std::size_t i = 0; i < n; ++i) {
             scores[j * n + i] =
                 1.0f - static_cast<float>(static_cast<std::int32_t>(dists[i])) * inv_dim;
@@ -243,6 +262,7 @@ void scan_range(const DatabaseView& db, const EncodedQueries& q, std::size_t beg
       }
     }
     for (std::size_t j = 0; j < nq; ++j) {
+      if (skip[j]) continue;
       const float* s = scores.data() + j * n;
       TopK& top = tops[j];
       if (top.full()) {

@@ -259,10 +259,65 @@ struct HammingTile {
   }
 };
 
+// Per-row 64-bit popcount lanes of eight rows are summed by a transpose tree
+// (unpack, then two 128-bit lane shuffles): one reduction per eight rows instead
+// of one _mm512_reduce_add per row. Returns (r0 .. r7) when v[j] holds the
+// partial counts of rows (a_j, b_j) as below.
+inline __m512i pair_sums(__m512i a, __m512i b) {
+  // Lane k (128 bits) of the result: (a[2k] + a[2k+1], b[2k] + b[2k+1]).
+  return _mm512_add_epi64(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
+}
+
+inline __m512i fold_lanes(__m512i x, __m512i y) {
+  // (x.L0 + x.L1, x.L2 + x.L3, y.L0 + y.L1, y.L2 + y.L3) over 128-bit lanes.
+  return _mm512_add_epi64(_mm512_shuffle_i64x2(x, y, _MM_SHUFFLE(2, 0, 2, 0)),
+                          _mm512_shuffle_i64x2(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// Codes of a multiple of 64 bytes: acc[r] accumulates row r's 8 lanes.
+void hamming_rows8_wide(const std::uint8_t* q, const std::uint8_t* db, std::size_t nbytes,
+                        std::uint32_t* out) {
+  __m512i acc[8];
+  for (int r = 0; r < 8; ++r) acc[r] = _mm512_setzero_si512();
+  for (std::size_t k = 0; k < nbytes; k += 64) {
+    const __m512i x = _mm512_loadu_si512(q + k);
+    for (int r = 0; r < 8; ++r) {
+      const __m512i v = _mm512_xor_si512(x, _mm512_loadu_si512(db + r * nbytes + k));
+      acc[r] = _mm512_add_epi64(acc[r], _mm512_popcnt_epi64(v));
+    }
+  }
+  const __m512i total =
+      fold_lanes(fold_lanes(pair_sums(acc[0], acc[1]), pair_sums(acc[2], acc[3])),
+                 fold_lanes(pair_sums(acc[4], acc[5]), pair_sums(acc[6], acc[7])));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi64_epi32(total));
+}
+
+// 32-byte codes: one register holds two consecutive rows.
+void hamming_rows8_32(const __m512i qq, const std::uint8_t* db, std::uint32_t* out) {
+  __m512i v[4];
+  for (int j = 0; j < 4; ++j) {
+    v[j] = _mm512_popcnt_epi64(_mm512_xor_si512(qq, _mm512_loadu_si512(db + 64 * j)));
+  }
+  // Rows come out as (0, 2, 1, 3, 4, 6, 5, 7).
+  const __m512i mixed = fold_lanes(pair_sums(v[0], v[1]), pair_sums(v[2], v[3]));
+  const __m512i order = _mm512_setr_epi64(0, 2, 1, 3, 4, 6, 5, 7);
+  const __m512i total = _mm512_permutexvar_epi64(order, mixed);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi64_epi32(total));
+}
+
 void hamming(const std::uint8_t* q, const std::uint8_t* db, std::size_t n, std::size_t nbytes,
              std::uint32_t* out) {
-  if (hamming_short_codes(q, db, n, nbytes, out)) return;
-  run_tiled<HammingTile, 1, 4>(HammingTile{q, db, n, nbytes, out}, 1, n, nbytes, 0);
+  std::size_t i = 0;
+  if (nbytes % 64 == 0) {
+    for (; i + 8 <= n; i += 8) hamming_rows8_wide(q, db + i * nbytes, nbytes, out + i);
+  } else if (nbytes == 32) {
+    const __m512i qq =
+        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
+    for (; i + 8 <= n; i += 8) hamming_rows8_32(qq, db + i * 32, out + i);
+  }
+  const std::uint8_t* rest = db + i * nbytes;
+  if (hamming_short_codes(q, rest, n - i, nbytes, out + i)) return;
+  run_tiled<HammingTile, 1, 4>(HammingTile{q, rest, n - i, nbytes, out + i}, 1, n - i, nbytes, 0);
 }
 
 void f16_to_f32(const std::uint16_t* src, std::size_t count, float* dst) {
