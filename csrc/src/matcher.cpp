@@ -179,7 +179,7 @@ void run_parallel(std::size_t count, const std::function<void(std::size_t)>& bod
 
 // Binary scores are 1 - 2 * hamming / dim: a row can beat `worst` only with a
 // distance at most this (a superset, rounded up; push() then decides exactly),
-// so most blocks are rejected on integers without computing scores.
+// so most rows are rejected on integers without computing scores.
 std::uint32_t hamming_limit(float worst, std::size_t dim) {
   const double bound = (1.0 - static_cast<double>(worst)) * static_cast<double>(dim) / 2.0 + 1.0;
   if (bound <= 0.0) return 0;
@@ -202,8 +202,7 @@ void scan_range(const DatabaseView& db, const EncodedQueries& q, std::size_t beg
   std::vector<float> scores(block * nq);
   std::vector<std::int32_t> ints(block * nq);
   std::vector<std::uint32_t> dists(block);
-  std::vector<float> widened;     // float16 block widened to float32 (query batches)
-  std::vector<char> skip(nq, 0);  // binary: blocks already known to hold no better row
+  std::vector<float> widened;  // float16 block widened to float32 (query batches)
   const auto* base = static_cast<const std::uint8_t*>(db.codes);
 
   for (std::size_t start = begin; start < end; start += block) {
@@ -248,21 +247,28 @@ void scan_range(const DatabaseView& db, const EncodedQueries& q, std::size_t beg
       case Storage::Binary: {
         const std::size_t nbytes = row_bytes;
         const float inv_dim = 2.0f / static_cast<float>(db.dim);
+        // Candidates are found on integer distances, 64 rows at a time, and only
+        // they are scored and pushed.
+        constexpr std::size_t kChunk = 64;
         for (std::size_t j = 0; j < nq; ++j) {
           kt.hamming(q.bits.data() + j * nbytes, rows, n, nbytes, dists.data());
-          skip[j] = tops[j].full() &&
-                    !any_within(dists.data(), n, hamming_limit(tops[j].worst_score(), db.dim));
-          if (skip[j]) continue;
-          for (std::size_t i = 0; i < n; ++i) {
-            scores[j * n + i] =
-                1.0f - static_cast<float>(static_cast<std::int32_t>(dists[i])) * inv_dim;
+          TopK& top = tops[j];
+          for (std::size_t c = 0; c < n; c += kChunk) {
+            const std::size_t m = std::min(kChunk, n - c);
+            if (top.full() &&
+                !any_within(dists.data() + c, m, hamming_limit(top.worst_score(), db.dim))) {
+              continue;
+            }
+            for (std::size_t i = c; i < c + m; ++i) {
+              top.push(1.0f - static_cast<float>(static_cast<std::int32_t>(dists[i])) * inv_dim,
+                       static_cast<std::int64_t>(start + i));
+            }
           }
         }
-        break;
+        continue;  // pushed already
       }
     }
     for (std::size_t j = 0; j < nq; ++j) {
-      if (skip[j]) continue;
       const float* s = scores.data() + j * n;
       TopK& top = tops[j];
       if (top.full()) {
