@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm  # type: ignore[import-untyped]
+from tqdm import tqdm
 
 from vpr_embedded.data.datasets import PlaceDataset
 from vpr_embedded.data.images import ImageReadError, load_tensor

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import nn
-from tqdm import tqdm  # type: ignore[import-untyped]
+from tqdm import tqdm
 
 from vpr_embedded.bundle import (
     BUNDLE_FORMAT,

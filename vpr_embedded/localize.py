@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from tqdm import tqdm  # type: ignore[import-untyped]
+from tqdm import tqdm
 
 from vpr_embedded.data.datasets import list_images
 from vpr_embedded.data.images import load_tensor

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from tqdm import tqdm  # type: ignore[import-untyped]
+from tqdm import tqdm
 
 from vpr_embedded.data.datasets import PlaceDataset, load_dataset
 from vpr_embedded.data.images import load_tensor

@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 from torch.fx import Node
-from tqdm import tqdm  # type: ignore[import-untyped]
+from tqdm import tqdm
 
 from vpr_embedded.data.datasets import IMAGE_SUFFIXES, _natural_key
 from vpr_embedded.data.images import load_tensor

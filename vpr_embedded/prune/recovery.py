@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm  # type: ignore[import-untyped]
+from tqdm import tqdm
 
 from vpr_embedded.data.images import load_tensor
 from vpr_embedded.models.ops import l2_normalize
