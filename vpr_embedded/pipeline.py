@@ -135,7 +135,11 @@ def _export(model: Any, dataset: PlaceDataset, cfg: PipelineConfig, out: Path) -
     print(result.format())
     if not result.passed:
         raise ValueError(
-            "export checks failed: " + "; ".join(result.failures) + f" (see {out}/bundle)"
+            "export checks failed: "
+            + "; ".join(result.failures)
+            + f" (report in {out}/bundle/export_report.json). For int8 parity, calibrate on "
+            "more reference images (--calib-count) or export without quantization "
+            "(--quantize none)"
         )
     checks: dict[str, Any] = {
         "quantize": result.quantize,
