@@ -61,7 +61,8 @@ def test_relu6_gets_its_own_observer() -> None:
     256 levels); zero padding keeps its input's qparams."""
     torch.manual_seed(0)
     m = build_model("efficientnet_lite0-gem", input_size=(64, 64), pretrained=False)
-    q = quantize_model(m, [torch.randn(1, 3, 64, 64)], QuantizeConfig(progress=False))
+    cfg = QuantizeConfig(keep_float=(), progress=False)
+    q = quantize_model(m, [torch.randn(1, 3, 64, 64)], cfg)
     assert isinstance(q, torch.fx.GraphModule)
     relu6 = [n for n in q.graph.nodes if n.target == torch.ops.aten.relu6.default]
     assert len(relu6) == 33
@@ -70,6 +71,20 @@ def test_relu6_gets_its_own_observer() -> None:
         assert any("quantize_per_tensor" in str(u.target) for u in r.users)
     pads = [n for n in q.graph.nodes if n.target == torch.ops.aten.pad.default]
     assert pads and all("dequantize" in str(p.args[0].target) for p in pads[1:])
+
+
+def test_efficientnet_keeps_stem_and_first_block_float_by_default() -> None:
+    torch.manual_seed(0)
+    m = build_model("efficientnet_lite0-gem", input_size=(64, 64), pretrained=False)
+    x = [torch.randn(1, 3, 64, 64)]
+    convs = sum(isinstance(c, torch.nn.Conv2d) for c in m.backbone.modules())
+    q = quantize_model(m, x, QuantizeConfig(progress=False))
+    per_channel = "quantized_decomposed.dequantize_per_channel.default"
+    assert _targets(q)[per_channel] == convs - 3  # stem, block 0 depthwise + project
+    q = quantize_model(m, x, QuantizeConfig(keep_float=("_conv_head",), progress=False))
+    assert _targets(q)[per_channel] == convs - 1
+    with pytest.raises(ValueError, match="not a submodule"):
+        quantize_model(m, x, QuantizeConfig(keep_float=("_stem",), progress=False))
 
 
 def test_dynamic_quantizes_linear_layers() -> None:

@@ -78,6 +78,13 @@ def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument("--parity-count", type=int, default=16, help="images in the parity check")
     p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"))
+    p.add_argument(
+        "--keep-float",
+        default=None,
+        metavar="MODULES",
+        help="comma-separated backbone submodules int8 leaves float32 ('' for none; "
+        "default: the backbone's, e.g. _conv_stem,_bn0,_blocks.0 for EfficientNet-Lite0)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     p.add_argument("--out", required=True, help="bundle folder to write")
     p.set_defaults(handler=_run_export)
@@ -96,6 +103,9 @@ def _run_export(args: argparse.Namespace) -> int:
         dataset_format=args.format,
         parity_count=args.parity_count,
         input_size=tuple(args.input_size) if args.input_size else None,
+        keep_float=None
+        if args.keep_float is None
+        else tuple(n.strip() for n in args.keep_float.split(",") if n.strip()),
         overwrite=args.overwrite,
     )
     return 0 if result.passed else 3

@@ -49,6 +49,7 @@ from vpr_embedded.quantize import (
     QuantMode,
     calibration_tensors,
     find_images,
+    float_modules,
     quantize_model,
     sample_evenly,
 )
@@ -63,7 +64,8 @@ class ExportConfig:
     calib_images: folder of real images (searched recursively) for calibration and,
     without a parity dataset, for the parity check. calib_count: calibration images.
     parity_dataset: dataset folder for parity images and recall@1. parity_count: images
-    in the parity check. check: run the checks. progress: tqdm bars."""
+    in the parity check. keep_float: backbone submodules left float32 by int8 (None:
+    the backbone's default). check: run the checks. progress: tqdm bars."""
 
     quantize: QuantMode = "int8"
     calib_images: Path | None = None
@@ -71,6 +73,7 @@ class ExportConfig:
     parity_dataset: Path | None = None
     dataset_format: str | None = None
     parity_count: int = 16
+    keep_float: tuple[str, ...] | None = None
     check: bool = True
     progress: bool = True
 
@@ -264,6 +267,7 @@ def build_manifest(
     quantize: str,
     calibration: Sequence[Path],
     calib_source: Path | None,
+    keep_float: Sequence[str] = (),
 ) -> dict[str, Any]:
     p = model.preprocessing
     quant: dict[str, Any] = {"mode": quantize}
@@ -273,6 +277,7 @@ def build_manifest(
             "weights": "int8 per-channel symmetric",
             "activations": "int8 per-tensor affine",
             "float_parts": "aggregator and final L2 normalisation",
+            "float_backbone_modules": list(keep_float),
             "calibration_images": len(calibration),
             "calibration_source": str(calib_source) if calib_source else None,
         }
@@ -375,16 +380,19 @@ def export_bundle(model: VPRModel, out_dir: str | Path, config: ExportConfig) ->
         calib, calib_paths = calibration_tensors(config.calib_images, prep, config.calib_count)
     example = calib[0] if calib else torch.zeros(1, 3, prep.height, prep.width)
     module: nn.Module = model
+    keep_float: tuple[str, ...] = ()
     if config.quantize != "none":
-        module = quantize_model(
-            model, calib, QuantizeConfig(config.quantize, progress=config.progress)
+        qcfg = QuantizeConfig(
+            config.quantize, keep_float=config.keep_float, progress=config.progress
         )
+        module = quantize_model(model, calib, qcfg)
+        keep_float = float_modules(model, qcfg) if config.quantize == "int8" else ()
     pte_bytes, report = lower_to_pte(module, example)
     tmp = out / (PTE_NAME + ".tmp")
     tmp.write_bytes(pte_bytes)
     tmp.replace(out / PTE_NAME)
     manifest = build_manifest(
-        model, out / PTE_NAME, config.quantize, calib_paths, config.calib_images
+        model, out / PTE_NAME, config.quantize, calib_paths, config.calib_images, keep_float
     )
     manifest["delegation"] = {
         "fully_delegated": report.fully_delegated,
@@ -470,6 +478,7 @@ def run_export(
     dataset_format: str | None = None,
     parity_count: int = 16,
     input_size: tuple[int, int] | None = None,
+    keep_float: tuple[str, ...] | None = None,
     overwrite: bool = False,
 ) -> ExportResult:
     """CLI entry: export, print the report; the caller exits non-zero if a check failed."""
@@ -487,6 +496,7 @@ def run_export(
         parity_dataset=Path(parity_dataset) if parity_dataset else None,
         dataset_format=dataset_format,
         parity_count=parity_count,
+        keep_float=keep_float,
     )
     result = export_bundle(resolve_model(model, input_size), out, cfg)
     print(result.format())

@@ -32,12 +32,28 @@ QUANT_MODES: tuple[QuantMode, ...] = ("int8", "dynamic", "none")
 class QuantizeConfig:
     """mode: "int8" (static, calibrated), "dynamic" (linear layers only) or "none".
     per_channel: per-output-channel weight scales. quantize_head: also quantize the
-    aggregator (not recommended: see the module docstring). progress: tqdm bar."""
+    aggregator (not recommended: see the module docstring). keep_float: backbone
+    submodule names (``_conv_stem``, ``layer1.0``, ...) left float32; None: the
+    backbone's ``float_modules``. progress: tqdm bar."""
 
     mode: QuantMode = "int8"
     per_channel: bool = True
     quantize_head: bool = False
+    keep_float: tuple[str, ...] | None = None
     progress: bool = True
+
+
+def float_modules(model: VPRModel, config: QuantizeConfig) -> tuple[str, ...]:
+    """Backbone submodules that ``config`` leaves float32 (checked to exist)."""
+    names = model.backbone.float_modules if config.keep_float is None else config.keep_float
+    known = {n for n, _ in model.backbone.named_modules() if n}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(
+            f"--keep-float: {', '.join(unknown)} is not a submodule of the "
+            f"{model.config.backbone} backbone (e.g. {', '.join(sorted(known)[:4])})"
+        )
+    return tuple(names)
 
 
 def find_images(folder: str | Path) -> list[Path]:
@@ -146,7 +162,7 @@ def _annotate_conv_hardtanh(gm: torch.fx.GraphModule, qconfig: object, filter_fn
         )
 
 
-def _quantizer(config: QuantizeConfig) -> object:
+def _quantizer(config: QuantizeConfig, keep_float: tuple[str, ...]) -> object:
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
@@ -166,21 +182,30 @@ def _quantizer(config: QuantizeConfig) -> object:
     else:
         static = get_symmetric_quantization_config(is_per_channel=config.per_channel)
         q.set_global(static)
+        # Not set_module_name("backbone"): its filter rejects the weight get_attr
+        # nodes (no nn_module_stack), so no conv pattern would match.
+        float_prefixes = tuple("backbone." + n for n in keep_float)
         if not config.quantize_head:
-            # Not set_module_name("backbone"): its filter rejects the weight get_attr
-            # nodes (no nn_module_stack), so no conv pattern would match.
-            q.set_filter_function(_in_backbone)
+            q.set_filter_function(lambda n: _quantized(n, ("backbone",), float_prefixes))
+        elif float_prefixes:
+            q.set_filter_function(lambda n: _quantized(n, ("",), float_prefixes))
     return q
 
 
-def _in_backbone(node: Node) -> bool:
-    """True for nodes traced inside ``model.backbone`` (and for nodes without a module
-    stack: weights, placeholders)."""
+def _within(name: str, prefix: str) -> bool:
+    return prefix == "" or name == prefix or name.startswith(prefix + ".")
+
+
+def _quantized(node: Node, inside: tuple[str, ...], outside: tuple[str, ...]) -> bool:
+    """True for nodes traced inside a module of ``inside`` and none of ``outside`` (and
+    for nodes without a module stack: weights, placeholders)."""
     stack = node.meta.get("nn_module_stack")
     if not stack:
         return True
     names = [str(path).removeprefix("L['self'].") for path, _ in stack.values()]
-    return any(n == "backbone" or n.startswith("backbone.") for n in names)
+    if any(_within(n, p) for n in names for p in outside):
+        return False
+    return any(_within(n, p) for n in names for p in inside)
 
 
 def quantize_model(
@@ -202,7 +227,8 @@ def quantize_model(
     prep = model.preprocessing
     example = torch.zeros(1, 3, prep.height, prep.width)
     graph = torch.export.export(model, (example,)).module()
-    prepared = prepare_pt2e(graph, _quantizer(cfg))
+    keep_float = float_modules(model, cfg) if cfg.mode == "int8" else ()
+    prepared = prepare_pt2e(graph, _quantizer(cfg, keep_float))
     batches = list(calibration)
     if cfg.mode == "int8" and not batches:
         raise ValueError("static int8 quantization needs calibration images (--calib-images)")
