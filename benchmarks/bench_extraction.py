@@ -1,13 +1,13 @@
 """Descriptor extraction benchmark: PyTorch eager fp32 vs ExecuTorch (XNNPACK) fp32
 and int8, through the Python runtime and the C++ localizer, at 1 and 2 threads.
 
-Per model: ms per image (median of --repeat runs after a warm-up), .pte size, int8
-parity (cosine vs eager on real images) and the C++ localizer's peak resident memory
-(ru_maxrss of the child process: model + map). Prints a table and writes
+Per model: ms per image (median over --rounds interleaved rounds of --repeat runs),
+.pte size, int8 parity (cosine vs eager on real images) and the C++ localizer's peak
+resident memory (VmHWM of the child process: model + map). Prints a table and writes
 benchmarks/results/extraction.json. Needs the host localizer (scripts/test_runtime.sh).
 
   python benchmarks/bench_extraction.py [--models efficientnet_lite0-gem resnet18-gem]
-      [--checkpoint PRUNED.pt ...] [--calib-images DIR] [--repeat 30]
+      [--checkpoint PRUNED.pt ...] [--calib-images DIR] [--rounds 7] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = REPO / "build/runtime-host/csrc/runtime/vpr-localize"
 
 
-def _median_ms(fn: object, repeat: int) -> float:
+def _times_ms(fn: object, repeat: int) -> list[float]:
+    """``repeat`` timings of ``fn`` in ms, after one warm-up call."""
     assert callable(fn)
     fn()
     times = []
@@ -43,7 +44,11 @@ def _median_ms(fn: object, repeat: int) -> float:
         t = time.perf_counter()
         fn()
         times.append(1000 * (time.perf_counter() - t))
-    return statistics.median(times)
+    return times
+
+
+def _add(times: dict[str, list[float]], key: str, values: list[float]) -> None:
+    times.setdefault(key, []).extend(values)
 
 
 def _cpp(
@@ -72,7 +77,8 @@ def main() -> int:
     ap.add_argument("--calib-images", default=str(data / "corridor" / "ref"))
     ap.add_argument("--images", default=str(data / "corridor" / "query"))
     ap.add_argument("--calib-count", type=int, default=64)
-    ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--repeat", type=int, default=5, help="timed runs per variant and round")
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--out", default=str(REPO / "benchmarks/results/extraction.json"))
     ap.add_argument("--bundles", default=str(REPO / "build/bench_bundles"))
@@ -116,27 +122,40 @@ def main() -> int:
         del man
         for threads in args.threads:
             torch.set_num_threads(threads)
-            with torch.no_grad():
-                eager = _median_ms(lambda m=model, x=x: m(x), args.repeat)
+            set_runtime_threads(threads)
+            loaded = {q: load_bundle(out) for q, (out, _res) in bundles.items()}
+            # Every variant is timed in each round, in turn, so that a slow spell of this
+            # shared machine hits all of them alike; medians over all rounds.
+            times: dict[str, list[float]] = {}
+            for _ in range(args.rounds):
+                with torch.no_grad():
+                    _add(times, "eager", _times_ms(lambda m=model, x=x: m(x), args.repeat))
+                _add(
+                    times, "py_pre", _times_ms(lambda f=frame, p=prep: to_tensor(f, p), args.repeat)
+                )
+                for q, b in loaded.items():
+                    _add(times, f"py_{q}", _times_ms(lambda b=b, x=x: b.embed_one(x), args.repeat))
+                    out = bundles[q][0]
+                    pre, inf, rss = _cpp(out, out / "bench.vprmap", images[0], threads, args.repeat)
+                    _add(times, f"cpp_pre_{q}", [pre])
+                    _add(times, f"cpp_{q}", [inf])
+                    _add(times, f"rss_{q}", [rss])
+            med = {k: statistics.median(v) for k, v in times.items()}
             row: dict[str, object] = {
                 "model": name,
                 "threads": threads,
                 "input": list(model.config.input_size),
-                "eager_fp32_ms": eager,
+                "eager_fp32_ms": med["eager"],
+                "py_preprocess_ms": med["py_pre"],
             }
-            for q, (out, res) in bundles.items():
+            for q, (_out, res) in bundles.items():
                 tag = "fp32" if q == "none" else "int8"
-                set_runtime_threads(threads)
-                b = load_bundle(out)
-                row[f"et_{tag}_py_ms"] = _median_ms(lambda b=b, x=x: b.embed_one(x), args.repeat)
-                py_pre = _median_ms(lambda f=frame, p=prep: to_tensor(f, p), args.repeat)
-                row[f"et_{tag}_py_frame_ms"] = py_pre + float(row[f"et_{tag}_py_ms"])  # type: ignore[arg-type]
-                pre, inf, rss = _cpp(out, out / "bench.vprmap", images[0], threads, args.repeat)
-                row[f"et_{tag}_cpp_ms"] = inf
-                row[f"et_{tag}_cpp_frame_ms"] = pre + inf
-                row["py_preprocess_ms"] = py_pre
-                row["cpp_preprocess_ms"] = pre
-                row[f"et_{tag}_cpp_rss_mb"] = rss
+                row[f"et_{tag}_py_ms"] = med[f"py_{q}"]
+                row[f"et_{tag}_py_frame_ms"] = med["py_pre"] + med[f"py_{q}"]
+                row[f"et_{tag}_cpp_ms"] = med[f"cpp_{q}"]
+                row[f"et_{tag}_cpp_frame_ms"] = med[f"cpp_pre_{q}"] + med[f"cpp_{q}"]
+                row[f"cpp_preprocess_ms_{tag}"] = med[f"cpp_pre_{q}"]
+                row[f"et_{tag}_cpp_rss_mb"] = max(times[f"rss_{q}"])
                 row[f"pte_{tag}_mb"] = res.pte_bytes / 1e6
                 row[f"{tag}_min_cosine"] = min(res.parity_cosines) if res.parity_cosines else None
                 row[f"{tag}_fully_delegated"] = res.delegation.fully_delegated

@@ -275,6 +275,9 @@ def _add_prune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--device", default="cpu", help="where recovery trains: cpu, cuda, cuda:N (resumable)"
+    )
     p.add_argument("--out", required=True, help="pruned checkpoint; state in OUT.steps/")
     p.set_defaults(handler=_run_prune)
 
@@ -303,6 +306,7 @@ def _run_prune(args: argparse.Namespace) -> int:
         labels=args.labels,
         input_size=tuple(args.input_size) if args.input_size else None,
         seed=args.seed,
+        device=args.device,
     )
     return 0
 
@@ -329,6 +333,7 @@ def _add_prune_sweep(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--recover-max", type=int, default=200, help="images per reference folder")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--threads", type=int, default=1, help="for pruning and recall")
+    p.add_argument("--device", default="cpu", help="where recovery trains: cpu, cuda, cuda:N")
     p.add_argument("--repeats", type=int, default=20, help="latency repeats")
     p.add_argument(
         "--paired-rounds", type=int, default=5, help="interleaved re-timing rounds (0: off)"
@@ -366,6 +371,7 @@ def _run_prune_sweep(args: argparse.Namespace) -> int:
         recover_max=args.recover_max,
         seeds=tuple(args.seeds),
         threads=args.threads,
+        device=args.device,
         repeats=args.repeats,
         paired_rounds=args.paired_rounds,
         match_places=args.match_places,

@@ -25,7 +25,9 @@ class RecoveryConfig:
     feature_weight: MSE of the backbone output against the teacher's (kept channels),
     normalised by the teacher's mean square. ms_weight: multi-similarity loss on place
     labels (file name = place), only when ``labels`` is set. BatchNorm statistics stay
-    frozen (DESIGN.md: they drift to the recovery images otherwise).
+    frozen (DESIGN.md: they drift to the recovery images otherwise). device: where the
+    student trains ("cpu", "cuda", "cuda:1"); it does not change what a run means, so a
+    run started on one device resumes on another.
     """
 
     epochs: int = 1
@@ -38,6 +40,7 @@ class RecoveryConfig:
     labels: bool = False
     ms_weight: float = 1.0
     progress: bool = True
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)

@@ -96,9 +96,10 @@ def energy_importance(model: VPRModel, images: Tensor, batch_size: int = 32) -> 
     st = structure(model)
     acc = torch.zeros(st.units * st.dims_per_unit)
     model.eval()
+    dev = next(model.parameters()).device
     with torch.no_grad():
         for i in range(0, len(images), batch_size):
-            d = model(images[i : i + batch_size])
+            d = model(images[i : i + batch_size].to(dev))
             acc += (d * d).sum(0).cpu()
     return (acc / max(len(images), 1)).view(st.units, st.dims_per_unit).sum(1)
 

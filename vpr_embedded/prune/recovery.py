@@ -171,19 +171,20 @@ def distill_loss(
     kept: Kept,
     cfg: RecoveryConfig,
 ) -> Tensor:
-    """The recovery objective on the images ``idx``."""
-    f = model.backbone(data.images[idx])
+    """The recovery objective on the images ``idx`` (moved to the model's device)."""
+    dev = next(model.parameters()).device
+    f = model.backbone(data.images[idx].to(dev))
     d = l2_normalize(model.aggregator(f), dim=-1)
-    t = data.teacher_desc[idx]
+    t = data.teacher_desc[idx].to(dev)
     loss = cfg.sim_weight * similarity_loss(d, t)
     if cfg.desc_weight > 0:
-        tk = l2_normalize(t.index_select(1, kept.dims), dim=-1)
+        tk = l2_normalize(t.index_select(1, kept.dims.to(dev)), dim=-1)
         loss = loss + cfg.desc_weight * (1.0 - (d * tk).sum(1)).mean()
     if cfg.feature_weight > 0:
-        ft = data.teacher_feat[idx].index_select(1, kept.channels)
+        ft = data.teacher_feat[idx].index_select(1, kept.channels).to(dev)
         loss = loss + cfg.feature_weight * feature_loss(f, ft)
     if cfg.labels and data.labels is not None and cfg.ms_weight > 0:
-        loss = loss + cfg.ms_weight * multi_similarity_loss(d, data.labels[idx])
+        loss = loss + cfg.ms_weight * multi_similarity_loss(d, data.labels[idx].to(dev))
     return loss
 
 

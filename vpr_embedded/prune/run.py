@@ -116,7 +116,7 @@ def _fingerprint(
     teacher_spec: str, input_size: tuple[int, int], cfg: PruneConfig
 ) -> dict[str, Any]:
     d = cfg.to_dict()
-    d["recovery"] = {k: v for k, v in d["recovery"].items() if k != "progress"}
+    d["recovery"] = {k: v for k, v in d["recovery"].items() if k not in ("progress", "device")}
     d.pop("cache_dir", None)  # where the cache lives does not change the result
     return {"teacher": teacher_spec, "input_size": list(input_size), "prune": d}
 
@@ -146,7 +146,7 @@ def _save_step(folder: Path, k: int, model: VPRModel, kept: Kept, recs: list[Ste
         "format": "vpr-embedded/1",
         "state_format": STATE_FORMAT,
         "config": model.config.to_dict(),
-        "state_dict": model.state_dict(),
+        "state_dict": {n: t.cpu() for n, t in model.state_dict().items()},
         "kept_channels": kept.channels.clone(),
         "kept_dims": kept.dims.clone(),
         "records": json.dumps([asdict(r) for r in recs]),
@@ -202,7 +202,8 @@ def prune_model(
             labels=cfg.recovery.labels,
             progress=cfg.recovery.progress,
         )
-    student = rebuild(teacher)
+    device = torch.device(cfg.recovery.device)
+    student = rebuild(teacher).to(device)
     original = conv_widths(teacher.backbone)
     kept = Kept(torch.arange(teacher.backbone.out_channels), torch.arange(teacher.descriptor_dim))
     records: list[StepRecord] = []
@@ -211,7 +212,7 @@ def prune_model(
         done, last = _last_step(folder)
         if last is not None:
             obj = torch.load(str(last), map_location="cpu", weights_only=True)
-            student = load_checkpoint(last)
+            student = load_checkpoint(last).to(device)
             kept = Kept(obj["kept_channels"], obj["kept_dims"])
             records = [StepRecord(**r) for r in json.loads(obj["records"])]
     stage_t = _stage_targets(teacher, cfg)
@@ -266,7 +267,7 @@ def prune_model(
                 fill_grads=fill,
                 input_size=student.config.input_size,
             )
-        student = rebuild(student)
+        student = rebuild(student).to(device)
         rec = StepRecord(
             k + 1, ratios, student.descriptor_dim, _params(student), importance=imp_used
         )
@@ -285,6 +286,7 @@ def prune_model(
         records.append(rec)
         if folder is not None:
             _save_step(folder, k + 1, student, kept, records)
+    student = student.cpu()
     result = PruneResult(student.eval(), records, [str(p) for p in paths], done)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -318,13 +320,19 @@ def run_prune(
     labels: bool = False,
     input_size: tuple[int, int] | None = None,
     seed: int = 0,
+    device: str = "cpu",
 ) -> PruneResult:
     """CLI entry: resolve the teacher, prune, print a per-step table."""
     from vpr_embedded.export import resolve_model
 
     teacher = resolve_model(model, input_size)
     rcfg = RecoveryConfig(
-        epochs=epochs, batch_size=batch_size, lr=lr, feature_weight=feature_weight, labels=labels
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        feature_weight=feature_weight,
+        labels=labels,
+        device=device,
     )
     cfg = PruneConfig(
         backbone_ratio=backbone_ratio,

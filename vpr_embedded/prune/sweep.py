@@ -65,8 +65,9 @@ class SweepConfig:
     weights). points: "R:D" pairs (see parse_point). steps/epochs/schedule/importance/
     lr/feature_weight: the pruning recipe (None: RecoveryConfig's default). recover_max:
     images per reference folder. threads: for pruning and recall (latency is always
-    measured at 1 thread). repeats: latency repeats. paired_rounds: re-time all
-    variants of a model interleaved at the end (0: keep the solo timings).
+    measured at 1 thread). device: where recovery trains. repeats: latency repeats.
+    paired_rounds: re-time all variants of a model interleaved at the end (0: keep the
+    solo timings).
     match_places: synthetic map size."""
 
     models: tuple[str, ...] = ("efficientnet_lite0-gem", "resnet18-gem")
@@ -80,6 +81,7 @@ class SweepConfig:
     recover_max: int = 200
     seeds: tuple[int, ...] = (0,)
     threads: int = 1
+    device: str = "cpu"
     repeats: int = 20
     paired_rounds: int = 5
     match_places: int = 100_000
@@ -369,7 +371,9 @@ def run_model(
     fit = None
     for pt, seeds in points_for(name, args.points, args.seeds):
         for seed in seeds:
-            recovery = RecoveryConfig(epochs=args.epochs, batch_size=16, progress=False)
+            recovery = RecoveryConfig(
+                epochs=args.epochs, batch_size=16, progress=False, device=args.device
+            )
             if args.lr is not None:
                 recovery = replace(recovery, lr=args.lr)
             if args.feature_weight is not None:
