@@ -60,6 +60,9 @@ def int8_bundle(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> 
     assert res.delegation.fully_delegated, res.delegation.format()
     assert res.delegation.delegated_mac_share == 1.0
     assert len(res.parity_cosines) == 2
+    # the pad-free form: TF "same" stride-2 pads became conv padding (models/rotate.py)
+    assert "aten.constant_pad_nd.default" not in res.delegation.delegated_ops
+    assert read_manifest(out).preprocessing.rotate_180
     return out
 
 

@@ -111,6 +111,9 @@ class Manifest:
             raise BundleError(f"{where}: unknown resize method {resize!r} ({RESIZE_METHOD})")
         mean = _floats3(inp.get("mean"), "input.mean", where)
         std = _floats3(inp.get("std"), "input.std", where, positive=True)
+        rotate = inp.get("rotate_180", False)
+        if not isinstance(rotate, bool):
+            raise BundleError(f"{where}: input.rotate_180 must be true or false")
         dim = _require(d, "descriptor_dim", int, where)
         if dim <= 0:
             raise BundleError(f"{where}: descriptor_dim must be positive, got {dim}")
@@ -124,7 +127,14 @@ class Manifest:
             raise BundleError(f"{where}: pte.sha256 is not a sha256 hex digest")
         nbytes = _require(pte, "bytes", int, where)
         return Manifest(
-            name, Preprocessing(h, w, mean, std, colour), dim, quant, file, sha, nbytes, d
+            name,
+            Preprocessing(h, w, mean, std, colour, rotate),
+            dim,
+            quant,
+            file,
+            sha,
+            nbytes,
+            d,
         )
 
 

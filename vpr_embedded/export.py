@@ -22,7 +22,7 @@ import re
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from vpr_embedded.bundle import (
     write_manifest,
 )
 from vpr_embedded.data.images import load_tensor
+from vpr_embedded.models.rotate import rotated_180
 from vpr_embedded.models.vpr import VPRModel
 from vpr_embedded.quantize import (
     QUANT_MODES,
@@ -65,7 +66,8 @@ class ExportConfig:
     without a parity dataset, for the parity check. calib_count: calibration images.
     parity_dataset: dataset folder for parity images and recall@1. parity_count: images
     in the parity check. keep_float: backbone submodules left float32 by int8 (None:
-    the backbone's default). check: run the checks. progress: tqdm bars."""
+    the backbone's default). pad_free: export the 180-degree-rotated pad-free form when
+    the model has one (models/rotate.py). check: run the checks. progress: tqdm bars."""
 
     quantize: QuantMode = "int8"
     calib_images: Path | None = None
@@ -74,6 +76,7 @@ class ExportConfig:
     dataset_format: str | None = None
     parity_count: int = 16
     keep_float: tuple[str, ...] | None = None
+    pad_free: bool = True
     check: bool = True
     progress: bool = True
 
@@ -268,6 +271,7 @@ def build_manifest(
     calibration: Sequence[Path],
     calib_source: Path | None,
     keep_float: Sequence[str] = (),
+    rotate_180: bool = False,
 ) -> dict[str, Any]:
     p = model.preprocessing
     quant: dict[str, Any] = {"mode": quantize}
@@ -298,6 +302,7 @@ def build_manifest(
             "batch": 1,
             "colour_order": p.colour_order,
             "resize": RESIZE_METHOD,
+            "rotate_180": rotate_180,
             "scale": 1.0 / 255.0,
             "mean": list(p.mean),
             "std": list(p.std),
@@ -346,7 +351,7 @@ def _recall_at_1(
             eager[s : s + len(xs)] = model(xs).numpy()
         bar.update(len(xs))
     for i, p in enumerate(paths):
-        ours[i] = b.embed_one(load_tensor(p, model.preprocessing).unsqueeze(0))
+        ours[i] = b.embed_one(load_tensor(p, b.preprocessing).unsqueeze(0))
         bar.update(1)
     bar.close()
     nr = len(ds.references)
@@ -374,25 +379,36 @@ def export_bundle(model: VPRModel, out_dir: str | Path, config: ExportConfig) ->
     prep = model.preprocessing
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # The program runs the pad-free form when there is one: the same descriptors from the
+    # image rotated by 180 degrees, which the manifest tells every runtime to do.
+    rotated = rotated_180(model) if config.pad_free else None
+    deployed = rotated or model
+    dprep = replace(prep, rotate_180=rotated is not None)
     calib: list[torch.Tensor] = []
     calib_paths: list[Path] = []
     if config.quantize == "int8" and config.calib_images is not None:
-        calib, calib_paths = calibration_tensors(config.calib_images, prep, config.calib_count)
+        calib, calib_paths = calibration_tensors(config.calib_images, dprep, config.calib_count)
     example = calib[0] if calib else torch.zeros(1, 3, prep.height, prep.width)
-    module: nn.Module = model
+    module: nn.Module = deployed
     keep_float: tuple[str, ...] = ()
     if config.quantize != "none":
         qcfg = QuantizeConfig(
             config.quantize, keep_float=config.keep_float, progress=config.progress
         )
-        module = quantize_model(model, calib, qcfg)
-        keep_float = float_modules(model, qcfg) if config.quantize == "int8" else ()
+        module = quantize_model(deployed, calib, qcfg)
+        keep_float = float_modules(deployed, qcfg) if config.quantize == "int8" else ()
     pte_bytes, report = lower_to_pte(module, example)
     tmp = out / (PTE_NAME + ".tmp")
     tmp.write_bytes(pte_bytes)
     tmp.replace(out / PTE_NAME)
     manifest = build_manifest(
-        model, out / PTE_NAME, config.quantize, calib_paths, config.calib_images, keep_float
+        model,
+        out / PTE_NAME,
+        config.quantize,
+        calib_paths,
+        config.calib_images,
+        keep_float,
+        rotate_180=dprep.rotate_180,
     )
     manifest["delegation"] = {
         "fully_delegated": report.fully_delegated,
@@ -433,7 +449,7 @@ def _check(model: VPRModel, out: Path, config: ExportConfig, result: ExportResul
     if paths:
         xs = [load_tensor(p, model.preprocessing) for p in paths]
         bundle = load_bundle(out)
-        ours = bundle.embed(torch.stack(xs))
+        ours = bundle.embed(torch.stack([load_tensor(p, bundle.preprocessing) for p in paths]))
         cos = _cosines(ours, _eager(model, xs))
         result.parity_cosines = [float(c) for c in cos]
         result.parity_images = [str(p) for p in paths]

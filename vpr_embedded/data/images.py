@@ -28,7 +28,8 @@ def read_image(path: str | Path) -> Image.Image:
 
 
 def to_tensor(image: Image.Image, prep: Preprocessing) -> torch.Tensor:
-    """Resize to (prep.height, prep.width) bilinearly, order colours, normalise: (3, H, W)."""
+    """Resize to (prep.height, prep.width) bilinearly, order colours, normalise, rotate
+    by 180 degrees if ``prep.rotate_180``: (3, H, W)."""
     im = image.convert("RGB").resize((prep.width, prep.height), Image.Resampling.BILINEAR)
     a = np.asarray(im, dtype=np.float32) / 255.0
     if prep.colour_order == "BGR":
@@ -36,6 +37,8 @@ def to_tensor(image: Image.Image, prep: Preprocessing) -> torch.Tensor:
     elif prep.colour_order != "RGB":
         raise ValueError(f"unknown colour order {prep.colour_order!r}; use RGB or BGR")
     norm = np.subtract(a, np.asarray(prep.mean, np.float32)) / np.asarray(prep.std, np.float32)
+    if prep.rotate_180:
+        norm = norm[::-1, ::-1]
     return torch.from_numpy(np.ascontiguousarray(norm.transpose(2, 0, 1), dtype=np.float32))
 
 

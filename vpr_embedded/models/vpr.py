@@ -27,13 +27,15 @@ BACKBONES = ("efficientnet_lite0", *RESNET_DEPTHS)
 @dataclass(frozen=True)
 class Preprocessing:
     """What a model expects as input: resize to height x width, colour order, then
-    ``(x / 255 - mean) / std`` per channel (in ``colour_order``)."""
+    ``(x / 255 - mean) / std`` per channel (in ``colour_order``); rotate_180: the image
+    upside down (bundles exported in the pad-free form, models/rotate.py)."""
 
     height: int
     width: int
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     colour_order: str = "RGB"
+    rotate_180: bool = False
 
 
 @dataclass(frozen=True)

@@ -159,9 +159,16 @@ def ensure_pte(model: VPRModel, calib: list[torch.Tensor], prefix: Path, mode: s
     path = prefix.with_name(f"{prefix.name}.{mode}.pte")
     if path.is_file():
         return path
-    module: torch.nn.Module = model
+    from vpr_embedded.models.rotate import rotated_180
+
+    # The form export_bundle deploys: pad-free (180-degree rotated) where there is one.
+    rotated = rotated_180(model)
+    deployed = rotated or model
+    if rotated is not None:
+        calib = [x.flip(2, 3) for x in calib]
+    module: torch.nn.Module = deployed
     if mode == "int8":
-        module = quantize_model(model, calib, QuantizeConfig("int8", progress=False))
+        module = quantize_model(deployed, calib, QuantizeConfig("int8", progress=False))
     pte, report = lower_to_pte(module, torch.randn(1, 3, *model.config.input_size))
     if not report.fully_delegated:
         print(f"warning: {path.name} not fully delegated: {report.fallback_ops}", flush=True)

@@ -90,6 +90,10 @@ BundleManifest BundleManifest::parse(const std::string& text, const std::string&
   if (get_string(in, "resize", where) != kResize) fail(where, "unknown resize method");
   m.mean = get_floats3(in, "mean", where, false);
   m.std = get_floats3(in, "std", where, true);
+  if (const auto r = in.find("rotate_180"); r != in.end()) {
+    if (!r->is_boolean()) fail(where, "input.rotate_180 must be true or false");
+    m.rotate_180 = r->get<bool>();
+  }
   const long long dim = get_int(d, "descriptor_dim", where);
   if (dim <= 0) fail(where, "descriptor_dim must be positive");
   m.descriptor_dim = static_cast<std::size_t>(dim);

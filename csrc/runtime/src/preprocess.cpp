@@ -160,7 +160,8 @@ void preprocess(const ImageView& image, const BundleManifest& m, float* chw) {
     float* out = chw + plane * static_cast<std::size_t>(c);
     for (std::size_t i = 0; i < plane; ++i) {
       const float v = static_cast<float>(rgb[i * 3 + static_cast<std::size_t>(src_c)]) / 255.0F;
-      out[i] = (v - mean) / sd;
+      // Rotating by 180 degrees reverses the row-major pixel order.
+      out[m.rotate_180 ? plane - 1 - i : i] = (v - mean) / sd;
     }
   }
 }

@@ -27,7 +27,8 @@ struct BundleManifest {
   std::string model_name;
   int height = 0;
   int width = 0;
-  bool bgr = false;  // colour order of the model input
+  bool bgr = false;         // colour order of the model input
+  bool rotate_180 = false;  // the pad-free export takes the image upside down
   std::array<float, 3> mean{};
   std::array<float, 3> std{};
   std::size_t descriptor_dim = 0;

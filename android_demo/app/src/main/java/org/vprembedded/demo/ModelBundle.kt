@@ -20,6 +20,8 @@ class ModelBundle private constructor(
     val scale: Float,
     val mean: FloatArray,
     val std: FloatArray,
+    /** The pad-free export takes the image rotated by 180 degrees. */
+    val rotate180: Boolean,
     val descriptorDim: Int,
     val pte: File,
     val pteSha256: String,
@@ -88,6 +90,7 @@ class ModelBundle private constructor(
                 scale = input.optDouble("scale", 1.0 / 255.0).toFloat(),
                 mean = mean,
                 std = std,
+                rotate180 = input.optBoolean("rotate_180", false),
                 descriptorDim = dim,
                 pte = pteFile,
                 pteSha256 = pte.getString("sha256").lowercase(),

@@ -51,7 +51,9 @@ class Preprocessor(private val bundle: ModelBundle) {
             val b = -bundle.mean[c] / bundle.std[c]
             val base = c * plane
             for (i in 0 until plane) {
-                out[base + i] = ((argb[i] ushr shift) and 0xff) * a + b
+                // A 180-degree rotation reverses the row-major pixel order.
+                val j = if (bundle.rotate180) plane - 1 - i else i
+                out[base + j] = ((argb[i] ushr shift) and 0xff) * a + b
             }
         }
         return out
