@@ -162,3 +162,13 @@ def test_cli_errors(tmp_path: Path) -> None:
     assert rc == 2
     rc = cli.main(["export", "--model", "resnet18-gem", "--out", str(tmp_path / "y")])
     assert rc == 2  # int8 without --calib-images
+
+
+def test_cli_keep_float_names_must_exist(
+    tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["export", "--model", "efficientnet_lite0-gem", "--input-size", "64", "64"]
+    args += ["--calib-images", str(shared_data / "gardens_point_sample" / "ref")]
+    rc = cli.main([*args, "--keep-float", "_stem", "--out", str(tmp_path / "z")])
+    assert rc == 2
+    assert "not a submodule" in capsys.readouterr().err
