@@ -128,6 +128,7 @@ def test_tampered_pte_is_refused(fp32_bundle: Path, tmp_path: Path) -> None:
         (lambda d: d.update(descriptor_dim=256), "descriptor_dim"),
         (lambda d: d["input"].update(std=[0.2, 0.0, 0.2]), "positive"),
         (lambda d: d["input"].update(colour_order="XYZ"), "colour_order"),
+        (lambda d: d["input"].update(rotate_180="yes"), "rotate_180"),
         (lambda d: d["pte"].update(sha256="0" * 64), "does not match"),
         (lambda d: d["pte"].update(file="../model.pte"), "plain file name"),
         (lambda d: d.pop("model_config"), "lacks 'model_config'"),

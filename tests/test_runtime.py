@@ -201,6 +201,19 @@ def test_host_refuses_tampered_bundle_and_foreign_map(
         check=False,
     )
     assert p.returncode == 1 and "sha256" in p.stderr
+    bad_rot = tmp_path / "bad_rot"
+    shutil.copytree(bundle, bad_rot)
+    doc = json.loads((bad_rot / "manifest.json").read_text())
+    assert doc["input"]["rotate_180"] is True  # EfficientNet: the pad-free rotated form
+    doc["input"]["rotate_180"] = 1
+    (bad_rot / "manifest.json").write_text(json.dumps(doc))
+    p = subprocess.run(
+        _host("--bundle", str(bad_rot), str(images["queries"][0])),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert p.returncode == 1 and "rotate_180" in p.stderr
     man = read_manifest(bundle)
     other = build_map(
         np.eye(3, man.descriptor_dim, dtype=np.float32),
