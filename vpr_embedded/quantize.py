@@ -4,7 +4,9 @@ Static mode: per-channel symmetric int8 weights, per-tensor affine int8 activati
 calibrated on real images. Only the backbone is quantized: the pooling head (GeM's
 cube/log/exp, NetVLAD's softmax, ...) and the final L2 normalisation stay float32
 (they are a tiny share of the MACs, but cubing an int8 tensor loses most of the
-descriptor's dynamic range). Dynamic mode quantizes only linear layers (weights int8,
+descriptor's dynamic range). Within the backbone, ``float_modules`` stay float32 too
+(EfficientNet-Lite0: the stem and first block, the layers most of the int8 error came
+from on low-contrast frames). Dynamic mode quantizes only linear layers (weights int8,
 activations quantized per call), for heads with large projections.
 """
 
