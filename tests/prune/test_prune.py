@@ -192,6 +192,10 @@ def test_resume_and_changed_command(shared_data: Path, tmp_path: Path) -> None:
     (tmp_path / "p.pt.steps" / "step_002.pt").unlink()  # as if killed during step 2
     res_first = load_checkpoint(tmp_path / "p.pt.steps" / "step_001.pt")
     assert res_first.descriptor_dim == 960
+    assert main([*cmd, "--device", "nowhere"]) == 2  # a clear error, nothing written
+    assert main([*cmd, "--device", "cpu:0"]) == 0  # the device is no part of the run
+    assert load_checkpoint(out).descriptor_dim == 640
+    (tmp_path / "p.pt.steps" / "step_002.pt").unlink()
     assert main(cmd) == 0
     assert load_checkpoint(out).descriptor_dim == 640
     changed = [c if c != "640" else "512" for c in cmd]

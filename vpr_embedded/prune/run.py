@@ -104,6 +104,16 @@ def _recovery_paths(cfg: PruneConfig) -> list[Path]:
     return paths
 
 
+def _device(spec: str) -> torch.device:
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise ValueError(f"--device {spec!r} is not a device: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {spec}: this torch sees no CUDA device; use --device cpu")
+    return device
+
+
 def _params(model: VPRModel) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -174,6 +184,7 @@ def prune_model(
     and the final checkpoint written to ``out`` (+ ``out``.json)."""
     torch.manual_seed(cfg.seed)
     teacher.eval()
+    device = _device(cfg.recovery.device)  # before any expensive work
     paths = _recovery_paths(cfg)
     needs_data = (
         cfg.recovery.epochs > 0
@@ -202,7 +213,6 @@ def prune_model(
             labels=cfg.recovery.labels,
             progress=cfg.recovery.progress,
         )
-    device = torch.device(cfg.recovery.device)
     student = rebuild(teacher).to(device)
     original = conv_widths(teacher.backbone)
     kept = Kept(torch.arange(teacher.backbone.out_channels), torch.arange(teacher.descriptor_dim))
