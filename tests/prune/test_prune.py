@@ -198,6 +198,7 @@ def test_resume_and_changed_command(shared_data: Path, tmp_path: Path) -> None:
     (tmp_path / "p.pt.steps" / "step_002.pt").unlink()
     assert main(cmd) == 0
     assert load_checkpoint(out).descriptor_dim == 640
+    assert load_checkpoint(out).config.name == "efficientnet_lite0-gem-pruned-r0.20-d640"
     changed = [c if c != "640" else "512" for c in cmd]
     assert main(changed) == 2  # refused with a clear message, nothing overwritten
     assert load_checkpoint(out).descriptor_dim == 640

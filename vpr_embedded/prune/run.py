@@ -7,7 +7,7 @@ import functools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -297,6 +297,12 @@ def prune_model(
         if folder is not None:
             _save_step(folder, k + 1, student, kept, records)
     student = student.cpu()
+    # Its own name in bundles, maps and reports (the config still says the teacher's).
+    base = teacher.config.name or f"{teacher.config.backbone}-{teacher.config.aggregator.name}"
+    ratio = "stages" if cfg.stage_ratios else f"{cfg.backbone_ratio:.2f}"
+    student.config = replace(
+        student.config, name=f"{base}-pruned-r{ratio}-d{student.descriptor_dim}"
+    )
     result = PruneResult(student.eval(), records, [str(p) for p in paths], done)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
