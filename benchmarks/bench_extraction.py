@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vpr_embedded.bundle import load_bundle, set_runtime_threads
+from vpr_embedded.bundle import load_bundle, read_manifest, set_runtime_threads
 from vpr_embedded.data.images import load_tensor, to_tensor
 from vpr_embedded.export import ExportConfig, export_bundle, resolve_model
 from vpr_embedded.maps import build_map
@@ -91,8 +91,7 @@ def main() -> int:
     for spec in [*args.models, *args.checkpoint]:
         model = resolve_model(spec)
         name = Path(spec).stem if Path(spec).is_file() else spec
-        prep = model.preprocessing
-        x = load_tensor(images[0], prep).unsqueeze(0)
+        x = load_tensor(images[0], model.preprocessing).unsqueeze(0)
         with Image.open(images[0]) as im:
             frame = im.convert("RGB")  # decoded once: decode is excluded on both sides
         bundles = {}
@@ -108,10 +107,9 @@ def main() -> int:
             res = export_bundle(model, out, cfg)
             bundles[q] = (out, res)
         # a map of 1000 random places for the C++ memory figure (model + map)
-        man = load_bundle(bundles["int8"][0]).manifest
         rng = np.random.default_rng(0)
         for out, _res in bundles.values():
-            mm = load_bundle(out).manifest
+            mm = read_manifest(out)
             build_map(
                 rng.standard_normal((1000, mm.descriptor_dim)).astype(np.float32),
                 out_path=out / "bench.vprmap",
@@ -119,22 +117,23 @@ def main() -> int:
                 model_name=mm.model_name,
                 storage="int8",
             )
-        del man
         for threads in args.threads:
             torch.set_num_threads(threads)
             set_runtime_threads(threads)
             loaded = {q: load_bundle(out) for q, (out, _res) in bundles.items()}
+            # The bundles' input (rotated for the pad-free form), prepared as a device does.
+            bprep = loaded["int8"].preprocessing
+            xb = to_tensor(frame, bprep).unsqueeze(0)
             # Every variant is timed in each round, in turn, so that a slow spell of this
             # shared machine hits all of them alike; medians over all rounds.
             times: dict[str, list[float]] = {}
             for _ in range(args.rounds):
                 with torch.no_grad():
                     _add(times, "eager", _times_ms(lambda m=model, x=x: m(x), args.repeat))
-                _add(
-                    times, "py_pre", _times_ms(lambda f=frame, p=prep: to_tensor(f, p), args.repeat)
-                )
+                prep_frame = _times_ms(lambda f=frame, p=bprep: to_tensor(f, p), args.repeat)
+                _add(times, "py_pre", prep_frame)
                 for q, b in loaded.items():
-                    _add(times, f"py_{q}", _times_ms(lambda b=b, x=x: b.embed_one(x), args.repeat))
+                    _add(times, f"py_{q}", _times_ms(lambda b=b, x=xb: b.embed_one(x), args.repeat))
                     out = bundles[q][0]
                     pre, inf, rss = _cpp(out, out / "bench.vprmap", images[0], threads, args.repeat)
                     _add(times, f"cpp_pre_{q}", [pre])

@@ -75,6 +75,13 @@ def _run(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, object]
     return out
 
 
+def _refused(cmd: list[str]) -> str:
+    """Run a command that must fail with exit status 1; its stderr."""
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    return p.stderr
+
+
 def _host(*args: str) -> list[str]:
     return [str(HOST_BIN), *args]
 
@@ -194,26 +201,14 @@ def test_host_refuses_tampered_bundle_and_foreign_map(
     data = bytearray((bad / "model.pte").read_bytes())
     data[100] ^= 1
     (bad / "model.pte").write_bytes(bytes(data))
-    p = subprocess.run(
-        _host("--bundle", str(bad), str(images["queries"][0])),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert p.returncode == 1 and "sha256" in p.stderr
+    assert "sha256" in _refused(_host("--bundle", str(bad), str(images["queries"][0])))
     bad_rot = tmp_path / "bad_rot"
     shutil.copytree(bundle, bad_rot)
     doc = json.loads((bad_rot / "manifest.json").read_text())
     assert doc["input"]["rotate_180"] is True  # EfficientNet: the pad-free rotated form
     doc["input"]["rotate_180"] = 1
     (bad_rot / "manifest.json").write_text(json.dumps(doc))
-    p = subprocess.run(
-        _host("--bundle", str(bad_rot), str(images["queries"][0])),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert p.returncode == 1 and "rotate_180" in p.stderr
+    assert "rotate_180" in _refused(_host("--bundle", str(bad_rot), str(images["queries"][0])))
     man = read_manifest(bundle)
     other = build_map(
         np.eye(3, man.descriptor_dim, dtype=np.float32),
@@ -222,13 +217,8 @@ def test_host_refuses_tampered_bundle_and_foreign_map(
         model_name="other",
         storage="float32",
     )
-    p = subprocess.run(
-        _host("--bundle", str(bundle), "--map", str(other), str(images["queries"][0])),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert p.returncode == 1 and "rebuild the map" in p.stderr
+    err = _refused(_host("--bundle", str(bundle), "--map", str(other), str(images["queries"][0])))
+    assert "rebuild the map" in err
 
 
 def test_aarch64_under_qemu_equals_host(

@@ -271,7 +271,7 @@ def evaluate(model: VPRModel, dataset: PlaceDataset, config: EvaluateConfig) -> 
         b.numel() * 4 for b in model.buffers() if b.is_floating_point()
     )
     result = EvaluationResult(
-        model=model.config.name or model.config.backbone + "-" + model.config.aggregator.name,
+        model=model.config.display_name,
         dataset=dataset.name,
         references=len(dataset.references),
         queries=len(dataset.queries),

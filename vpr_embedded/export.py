@@ -22,7 +22,7 @@ import re
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ from vpr_embedded.bundle import (
     write_manifest,
 )
 from vpr_embedded.data.images import load_tensor
-from vpr_embedded.models.rotate import rotated_180
+from vpr_embedded.models.rotate import deployment_form
 from vpr_embedded.models.vpr import VPRModel
 from vpr_embedded.quantize import (
     QUANT_MODES,
@@ -287,7 +287,7 @@ def build_manifest(
         }
     elif quantize == "dynamic":
         quant |= {"scheme": "PT2E dynamic, linear layers", "weights": "int8 per-channel"}
-    name = model.config.name or f"{model.config.backbone}-{model.config.aggregator.name}"
+    name = model.config.display_name
     return {
         "format": BUNDLE_FORMAT,
         "format_version": BUNDLE_VERSION,
@@ -381,9 +381,7 @@ def export_bundle(model: VPRModel, out_dir: str | Path, config: ExportConfig) ->
     out.mkdir(parents=True, exist_ok=True)
     # The program runs the pad-free form when there is one: the same descriptors from the
     # image rotated by 180 degrees, which the manifest tells every runtime to do.
-    rotated = rotated_180(model) if config.pad_free else None
-    deployed = rotated or model
-    dprep = replace(prep, rotate_180=rotated is not None)
+    deployed, dprep = deployment_form(model, config.pad_free)
     calib: list[torch.Tensor] = []
     calib_paths: list[Path] = []
     if config.quantize == "int8" and config.calib_images is not None:

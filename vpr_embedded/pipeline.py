@@ -74,7 +74,9 @@ class PipelineReport:
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def format(self) -> str:
-        r = self.recall
+        def row(path: str, r: dict[str, float]) -> str:
+            return f"| {path} | " + " | ".join(f"{r[f'R@{n}']:.3f}" for n in RECALL_AT) + " |"
+
         lines = [
             f"dataset {self.dataset}: {self.references} reference places, {self.queries} queries",
             f"model {self.model}: descriptor {self.descriptor_dim} dims, "
@@ -83,24 +85,12 @@ class PipelineReport:
             "",
             "| path | R@1 | R@5 | R@10 | R@20 |",
             "|---|---|---|---|---|",
-            "| deployed (bundle + map) | "
-            + " | ".join(f"{r[f'R@{n}']:.3f}" for n in RECALL_AT)
-            + " |",
+            row("deployed (bundle + map)", self.recall),
         ]
         if self.sequence_recall is not None:
-            s = self.sequence_recall
-            lines.append(
-                "| deployed + sequence | "
-                + " | ".join(f"{s[f'R@{n}']:.3f}" for n in RECALL_AT)
-                + " |"
-            )
+            lines.append(row("deployed + sequence", self.sequence_recall))
         if self.eager_fp32_recall is not None:
-            e = self.eager_fp32_recall
-            lines.append(
-                "| eager fp32, float32 map | "
-                + " | ".join(f"{e[f'R@{n}']:.3f}" for n in RECALL_AT)
-                + " |"
-            )
+            lines.append(row("eager fp32, float32 map", self.eager_fp32_recall))
         lines += [
             "",
             f"per query: extraction {self.extract_ms['median']:.2f} ms (median), matching "

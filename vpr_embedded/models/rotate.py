@@ -13,12 +13,13 @@ it. So the rotated model on the rotated image gives the same descriptor, with no
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import torch
 from torch import nn
 
 from vpr_embedded.models.backbones import StaticSameConv2d
-from vpr_embedded.models.vpr import VPRModel
+from vpr_embedded.models.vpr import Preprocessing, VPRModel
 
 # Heads that pool over all positions without looking at where they are.
 ROTATION_INVARIANT_HEADS = ("gem", "avg", "netvlad")
@@ -57,3 +58,12 @@ def rotated_180(model: VPRModel) -> VPRModel | None:
                 m.padding = padding
                 m.pads = (0, 0, 0, 0)
     return rot.eval()
+
+
+def deployment_form(model: VPRModel, pad_free: bool = True) -> tuple[VPRModel, Preprocessing]:
+    """The model a bundle runs and the preprocessing its input needs: the pad-free
+    rotated form where there is one (and ``pad_free``), else ``model`` itself."""
+    rotated = rotated_180(model) if pad_free else None
+    if rotated is None:
+        return model, model.preprocessing
+    return rotated, replace(model.preprocessing, rotate_180=True)

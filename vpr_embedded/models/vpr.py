@@ -81,6 +81,11 @@ class ModelConfig:
     name: str = ""
 
     @property
+    def display_name(self) -> str:
+        """``name``, or backbone-aggregator for a config without one."""
+        return self.name or f"{self.backbone}-{self.aggregator.name}"
+
+    @property
     def preprocessing(self) -> Preprocessing:
         return Preprocessing(self.input_size[0], self.input_size[1], self.mean, self.std, "RGB")
 

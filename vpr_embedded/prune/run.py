@@ -298,10 +298,10 @@ def prune_model(
             _save_step(folder, k + 1, student, kept, records)
     student = student.cpu()
     # Its own name in bundles, maps and reports (the config still says the teacher's).
-    base = teacher.config.name or f"{teacher.config.backbone}-{teacher.config.aggregator.name}"
     ratio = "stages" if cfg.stage_ratios else f"{cfg.backbone_ratio:.2f}"
     student.config = replace(
-        student.config, name=f"{base}-pruned-r{ratio}-d{student.descriptor_dim}"
+        student.config,
+        name=f"{teacher.config.display_name}-pruned-r{ratio}-d{student.descriptor_dim}",
     )
     result = PruneResult(student.eval(), records, [str(p) for p in paths], done)
     if out is not None:

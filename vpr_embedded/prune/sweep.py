@@ -154,17 +154,15 @@ def ensure_pte(model: VPRModel, calib: list[torch.Tensor], prefix: Path, mode: s
     """Lower ``model`` to PREFIX.MODE.pte (fp32, or PT2E int8 calibrated on ``calib``)
     unless that file exists; returns its path."""
     from vpr_embedded.export import lower_to_pte
+    from vpr_embedded.models.rotate import deployment_form
     from vpr_embedded.quantize import QuantizeConfig, quantize_model
 
     path = prefix.with_name(f"{prefix.name}.{mode}.pte")
     if path.is_file():
         return path
-    from vpr_embedded.models.rotate import rotated_180
-
     # The form export_bundle deploys: pad-free (180-degree rotated) where there is one.
-    rotated = rotated_180(model)
-    deployed = rotated or model
-    if rotated is not None:
+    deployed, prep = deployment_form(model)
+    if prep.rotate_180:
         calib = [x.flip(2, 3) for x in calib]
     module: torch.nn.Module = deployed
     if mode == "int8":
