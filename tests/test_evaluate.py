@@ -62,3 +62,19 @@ def test_evaluate_gardens_end_to_end(name: str, tmp_path: Path) -> None:
     assert saved["dataset"] == "gardens_point_sample"
     assert (tmp_path / "examples.png").stat().st_size > 1000
     assert (tmp_path / "config.json").is_file()
+
+
+def test_device_is_checked_before_any_work(tmp_path: Path) -> None:
+    from vpr_embedded.cli import main
+    from vpr_embedded.devices import torch_device
+
+    assert torch_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="not a device"):
+        torch_device("nowhere")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            torch_device("cuda")
+    out = tmp_path / "ev"
+    cmd = ["evaluate", "--model", "efficientnet_lite0-gem", "--input-size", "64", "64",
+           "--dataset", str(DATA / "gardens_point_sample"), "--out", str(out)]  # fmt: skip
+    assert main([*cmd, "--device", "nowhere"]) == 2 and not out.exists()

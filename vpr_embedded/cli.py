@@ -43,6 +43,7 @@ def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"))
     p.add_argument("--tolerance", type=int, default=None, help="aligned datasets: +-frames")
     p.add_argument("--skip-unreadable", action="store_true", help="skip bad images, count them")
+    p.add_argument("--device", default="cpu", help="where descriptors are extracted: cpu, cuda")
     p.set_defaults(handler=_run_evaluate)
 
 
@@ -59,6 +60,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         input_size=tuple(args.input_size) if args.input_size else None,
         tolerance=args.tolerance,
         skip_unreadable=args.skip_unreadable,
+        device=args.device,
     )
     return 0
 
@@ -239,6 +241,50 @@ def _run_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_distill(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "distill",
+        help="train a model of another architecture from a teacher's descriptors (no labels)",
+    )
+    p.add_argument("--teacher", required=True, help="registry name or checkpoint path")
+    p.add_argument("--student", required=True, help="registry name (fresh) or checkpoint path")
+    p.add_argument(
+        "--images",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="unlabelled training images (repeatable; a map's references, never its queries)",
+    )
+    p.add_argument("--images-per-folder", type=int, default=2000, help="cap, evenly sampled")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--out", required=True, help="student checkpoint (+ OUT.json log)")
+    p.set_defaults(handler=_run_distill)
+
+
+def _run_distill(args: argparse.Namespace) -> int:
+    from vpr_embedded.distill import run_distill
+
+    run_distill(
+        args.teacher,
+        args.student,
+        args.images,
+        args.out,
+        input_size=tuple(args.input_size) if args.input_size else None,
+        images_per_folder=args.images_per_folder,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+    )
+    return 0
+
+
 def _add_prune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "prune",
@@ -273,6 +319,20 @@ def _add_prune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--labels", action="store_true", help="multi-similarity on file-name place labels"
     )
+    p.add_argument(
+        "--augment",
+        action="store_true",
+        help="random views of the recovery images, labelled by the teacher on the fly",
+    )
+    p.add_argument(
+        "--lr-schedule",
+        default="constant",
+        choices=["constant", "cosine"],
+        help="cosine: lr decays to 0 by the end of every step's recovery",
+    )
+    p.add_argument(
+        "--ema", type=float, default=0.0, help="weight-average decay, e.g. 0.99 (0: off)"
+    )
     p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -304,6 +364,9 @@ def _run_prune(args: argparse.Namespace) -> int:
         lr=args.lr,
         feature_weight=args.feature_weight,
         labels=args.labels,
+        augment=args.augment,
+        lr_schedule=args.lr_schedule,
+        ema=args.ema,
         input_size=tuple(args.input_size) if args.input_size else None,
         seed=args.seed,
         device=args.device,
@@ -330,6 +393,9 @@ def _add_prune_sweep(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--importance", default="l2", choices=["l2", "taylor", "random"])
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--feature-weight", type=float, default=None)
+    p.add_argument("--augment", action="store_true", help="augmented recovery (see prune)")
+    p.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
+    p.add_argument("--ema", type=float, default=0.0, help="weight-average decay (0: off)")
     p.add_argument("--recover-max", type=int, default=200, help="images per reference folder")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--threads", type=int, default=1, help="for pruning and recall")
@@ -368,6 +434,9 @@ def _run_prune_sweep(args: argparse.Namespace) -> int:
         importance=args.importance,
         lr=args.lr,
         feature_weight=args.feature_weight,
+        augment=args.augment,
+        lr_schedule=args.lr_schedule,
+        ema=args.ema,
         recover_max=args.recover_max,
         seeds=tuple(args.seeds),
         threads=args.threads,
@@ -401,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_localize(sub)
     _add_pipeline(sub)
     _add_prune(sub)
+    _add_distill(sub)
     _add_prune_sweep(sub)
     return parser
 

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from vpr_embedded.data.datasets import PlaceDataset
 from vpr_embedded.data.images import ImageReadError, load_tensor
+from vpr_embedded.devices import torch_device
 from vpr_embedded.models.aggregators import NetVLAD
 from vpr_embedded.models.vpr import VPRModel
 
@@ -26,7 +27,8 @@ class EvaluateConfig:
     recall_at: the N of recall@N. skip_unreadable: skip (and count) images that cannot be
     read instead of failing. out_dir: where JSON/PNG go (None: nothing written).
     examples: queries shown in the PNG. netvlad_init_images: reference images used for
-    k-means when the NetVLAD head is untrained. progress: show tqdm bars."""
+    k-means when the NetVLAD head is untrained. progress: show tqdm bars. device: where
+    descriptors are extracted (cpu, cuda, cuda:N); matching is always the C++ core."""
 
     batch_size: int = 32
     storage: str = "float32"
@@ -36,6 +38,7 @@ class EvaluateConfig:
     examples: int = 6
     netvlad_init_images: int = 200
     progress: bool = True
+    device: str = "cpu"
 
 
 @dataclass
@@ -112,6 +115,7 @@ def _batches(
     kept: list[int] = []
     skipped: list[str] = []
     secs = 0.0
+    device = next(model.parameters()).device
     bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not cfg.progress)
     for start in range(0, len(paths), cfg.batch_size):
         xs, idx = [], []
@@ -128,7 +132,7 @@ def _batches(
             continue
         t = time.perf_counter()
         with torch.no_grad():
-            d = model(torch.stack(xs))
+            d = model(torch.stack(xs).to(device)).cpu()
         secs += time.perf_counter() - t
         feats.append(d.numpy().astype(np.float32))
         kept += idx
@@ -254,8 +258,12 @@ def evaluate(model: VPRModel, dataset: PlaceDataset, config: EvaluateConfig) -> 
     head_init = "weights"
     if not model.head_initialised:
         head_init = init_netvlad(model, dataset.references, config)
-    refs, ref_kept, ref_skip, t_ref = _batches(dataset.references, model, config, "references")
-    qs, q_kept, q_skip, t_q = _batches(dataset.queries, model, config, "queries")
+    model.to(torch_device(config.device))
+    try:
+        refs, ref_kept, ref_skip, t_ref = _batches(dataset.references, model, config, "references")
+        qs, q_kept, q_skip, t_q = _batches(dataset.queries, model, config, "queries")
+    finally:
+        model.cpu()
     if len(ref_kept) == 0 or len(q_kept) == 0:
         raise ValueError(f"{dataset.name}: no readable reference or query images")
     index = Index.encode(refs, storage=config.storage)
@@ -311,12 +319,14 @@ def run_evaluate(
     input_size: tuple[int, int] | None = None,
     tolerance: int | None = None,
     skip_unreadable: bool = False,
+    device: str = "cpu",
 ) -> EvaluationResult:
     """CLI entry: model is a registry name or a checkpoint path; prints a table."""
     from vpr_embedded.data.datasets import load_dataset
     from vpr_embedded.models.checkpoints import load_checkpoint
     from vpr_embedded.models.vpr import build_model, list_models
 
+    torch_device(device)  # a bad --device fails before the model and images load
     if Path(model).is_file():
         m = load_checkpoint(model, input_size=input_size)
     elif model in list_models():
@@ -332,6 +342,7 @@ def run_evaluate(
         storage=storage,
         skip_unreadable=skip_unreadable,
         out_dir=Path(out_dir) if out_dir else None,
+        device=device,
     )
     result = evaluate(m, ds, cfg)
     print(format_table([result]))

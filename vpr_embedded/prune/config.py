@@ -9,6 +9,8 @@ from typing import Any, Literal
 Importance = Literal["l2", "taylor", "random"]
 DescriptorImportance = Literal["energy", "l1"]
 Schedule = Literal["linear", "geometric"]
+LrSchedule = Literal["constant", "cosine"]
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 IMPORTANCES: tuple[str, ...] = ("l2", "taylor", "random")
 DESCRIPTOR_IMPORTANCES: tuple[str, ...] = ("energy", "l1")
 SCHEDULES: tuple[str, ...] = ("linear", "geometric")
@@ -27,7 +29,12 @@ class RecoveryConfig:
     labels (file name = place), only when ``labels`` is set. BatchNorm statistics stay
     frozen (DESIGN.md: they drift to the recovery images otherwise). device: where the
     student trains ("cpu", "cuda", "cuda:1"); it does not change what a run means, so a
-    run started on one device resumes on another.
+    run started on one device resumes on another. augment: random zoom, shift, small
+    rotation, flip and brightness/contrast per image, with the teacher run on the same
+    augmented image (its outputs then cannot be cached): a few hundred images are
+    otherwise memorised. lr_schedule: "constant" or "cosine" (to zero at the end of every
+    step's recovery: the last iterates are less noisy). ema: decay of an exponential moving
+    average of the weights that replaces them at the end of the step (0: off).
     """
 
     epochs: int = 1
@@ -41,6 +48,15 @@ class RecoveryConfig:
     ms_weight: float = 1.0
     progress: bool = True
     device: str = "cpu"
+    augment: bool = False
+    lr_schedule: LrSchedule = "constant"
+    ema: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr schedule {self.lr_schedule!r}; use one of {LR_SCHEDULES}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema decay must be in [0, 1), got {self.ema}")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ Losses (on a batch of recovery images):
   the teacher's mean square;
 - multi-similarity (Wang et al., 2019) on place labels, optional: frame-aligned
   traversals give them for free (same file name = same place).
-Teacher outputs are computed once and cached (images are not augmented). BatchNorm
+Teacher outputs are computed once and cached; with augmentation the teacher also runs
+on every augmented batch (the cache still serves losses for logging and Taylor
+importance). BatchNorm
 statistics are frozen (BN modules in eval mode, their affine weights still train):
 with running statistics updated, BN drifts to the recovery images (DESIGN.md).
 """
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
@@ -164,28 +167,81 @@ class Kept:
     dims: Tensor
 
 
-def distill_loss(
-    model: VPRModel,
+@dataclass
+class Batch:
+    """Images on the student's device with the teacher's unit-norm descriptors (all its
+    dims) and backbone outputs (all its channels) for exactly those images."""
+
+    images: Tensor
+    teacher_desc: Tensor
+    teacher_feat: Tensor
+    labels: Tensor | None = None
+
+
+def augment(x: Tensor, gen: torch.Generator) -> Tensor:
+    """Per image: zoom in 0-30 %, shift within the zoom, rotate up to 8 degrees, flip
+    half of the time, scale contrast by 0.75-1.25 and shift brightness (normalised
+    units, +-0.3). One affine resample for the whole batch; parameters drawn on the CPU
+    so that a seed gives the same views on any device."""
+    b = x.shape[0]
+    r = torch.rand(b, 7, generator=gen)
+    scale = 1.0 - 0.3 * r[:, 0]
+    angle = (r[:, 1] - 0.5) * math.radians(16)
+    flip = torch.where(r[:, 2] < 0.5, -1.0, 1.0)
+    tx, ty = (r[:, 3] - 0.5) * 2 * (1 - scale), (r[:, 4] - 0.5) * 2 * (1 - scale)
+    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+    theta = torch.stack(
+        [torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1
+    ).to(x)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    contrast = (0.75 + 0.5 * r[:, 5]).view(b, 1, 1, 1).to(x)
+    brightness = (0.6 * r[:, 6] - 0.3).view(b, 1, 1, 1).to(x)
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    return (out - mean) * contrast + mean + brightness
+
+
+def make_batch(
     data: RecoveryData,
     idx: Tensor,
-    kept: Kept,
-    cfg: RecoveryConfig,
-) -> Tensor:
-    """The recovery objective on the images ``idx`` (moved to the model's device)."""
-    dev = next(model.parameters()).device
-    f = model.backbone(data.images[idx].to(dev))
+    device: torch.device,
+    teacher: VPRModel | None = None,
+    gen: torch.Generator | None = None,
+) -> Batch:
+    """The cached teacher outputs of ``idx``; with ``teacher`` (on ``device``) and
+    ``gen``, an augmented view of the images and the teacher's outputs on that view."""
+    x = data.images[idx].to(device)
+    labels = data.labels[idx].to(device) if data.labels is not None else None
+    if teacher is None:
+        desc, feat = data.teacher_desc[idx].to(device), data.teacher_feat[idx].to(device)
+        return Batch(x, desc, feat, labels)
+    if gen is not None:
+        x = augment(x, gen)
+    with torch.no_grad():
+        f = teacher.backbone(x)
+        d = l2_normalize(teacher.aggregator(f), dim=-1)
+    return Batch(x, d, f, labels)
+
+
+def distill_loss(model: VPRModel, batch: Batch, kept: Kept, cfg: RecoveryConfig) -> Tensor:
+    """The recovery objective on one batch (already on the model's device)."""
+    f = model.backbone(batch.images)
     d = l2_normalize(model.aggregator(f), dim=-1)
-    t = data.teacher_desc[idx].to(dev)
+    t = batch.teacher_desc
     loss = cfg.sim_weight * similarity_loss(d, t)
     if cfg.desc_weight > 0:
-        tk = l2_normalize(t.index_select(1, kept.dims.to(dev)), dim=-1)
+        tk = l2_normalize(t.index_select(1, kept.dims.to(t.device)), dim=-1)
         loss = loss + cfg.desc_weight * (1.0 - (d * tk).sum(1)).mean()
     if cfg.feature_weight > 0:
-        ft = data.teacher_feat[idx].index_select(1, kept.channels).to(dev)
+        ft = batch.teacher_feat.index_select(1, kept.channels.to(t.device))
         loss = loss + cfg.feature_weight * feature_loss(f, ft)
-    if cfg.labels and data.labels is not None and cfg.ms_weight > 0:
-        loss = loss + cfg.ms_weight * multi_similarity_loss(d, data.labels[idx].to(dev))
+    if cfg.labels and batch.labels is not None and cfg.ms_weight > 0:
+        loss = loss + cfg.ms_weight * multi_similarity_loss(d, batch.labels)
     return loss
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def batches(
@@ -210,7 +266,8 @@ def mean_loss(model: VPRModel, data: RecoveryData, kept: Kept, cfg: RecoveryConf
     with torch.no_grad():
         for i in range(0, len(data), cfg.batch_size):
             idx = torch.arange(i, min(i + cfg.batch_size, len(data)))
-            total += float(distill_loss(model, data, idx, kept, cfg)) * len(idx)
+            batch = make_batch(data, idx, _device_of(model))
+            total += float(distill_loss(model, batch, kept, cfg)) * len(idx)
             n += len(idx)
     return total / max(n, 1)
 
@@ -225,7 +282,8 @@ def accumulate_gradients(
     n = len(images)
     for i in range(0, n, cfg.batch_size):
         idx = images[i : i + cfg.batch_size]
-        loss = distill_loss(model, data, idx, kept, cfg) * (len(idx) / n)
+        batch = make_batch(data, idx, _device_of(model))
+        loss = distill_loss(model, batch, kept, cfg) * (len(idx) / n)
         loss.backward()  # type: ignore[no-untyped-call]
         total += float(loss.detach())
     model.eval()
@@ -240,23 +298,54 @@ def calibration_indices(n_images: int, count: int) -> Tensor:
     return out
 
 
+class WeightAverage:
+    """Exponential moving average of the trainable weights, with the usual warm-up
+    (decay min(d, (1 + t) / (10 + t))) so that the pruned starting point fades fast."""
+
+    def __init__(self, params: list[nn.Parameter], decay: float) -> None:
+        self.params = params
+        self.decay = decay
+        self.average = [p.detach().clone() for p in params]
+        self.updates = 0
+
+    def update(self) -> None:
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        self.updates += 1
+        with torch.no_grad():
+            for a, p in zip(self.average, self.params, strict=True):
+                a.lerp_(p.detach(), 1.0 - d)
+
+    def apply(self) -> None:
+        with torch.no_grad():
+            for a, p in zip(self.average, self.params, strict=True):
+                p.copy_(a)
+
+
 def recover(
     model: VPRModel,
     data: RecoveryData,
     kept: Kept,
     cfg: RecoveryConfig,
     *,
+    teacher: VPRModel | None = None,
     seed: int = 0,
     desc: str = "recover",
 ) -> list[float]:
-    """AdamW on the recovery objective for cfg.epochs; returns mean loss per epoch."""
+    """AdamW on the recovery objective for cfg.epochs; returns mean loss per epoch.
+    cfg.augment needs ``teacher`` (on the model's device) to label the augmented views."""
     if cfg.epochs <= 0 or len(data) == 0:
         return []
+    if cfg.augment and teacher is None:
+        raise ValueError("augmented recovery needs the teacher to label the augmented images")
+    device = _device_of(model)
     gen = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    average = WeightAverage(params, cfg.ema) if cfg.ema > 0 else None
     labelled = cfg.labels and data.labels is not None
     history: list[float] = []
+    total_updates = cfg.epochs * math.ceil(len(data) / cfg.batch_size)
+    updates = 0
     for epoch in range(cfg.epochs):
         freeze_bn_stats(model)
         bs = batches(data, cfg.batch_size, gen, labelled)
@@ -270,10 +359,21 @@ def recover(
         for idx in bar:
             if len(idx) < 2:  # a similarity matrix needs two images
                 continue
-            loss = distill_loss(model, data, idx, kept, cfg)
+            if cfg.lr_schedule == "cosine":
+                frac = min(updates / max(total_updates, 1), 1.0)
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * frac))
+            if cfg.augment:
+                batch = make_batch(data, idx, device, teacher, gen)
+            else:
+                batch = make_batch(data, idx, device)
+            loss = distill_loss(model, batch, kept, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
+            updates += 1
+            if average is not None:
+                average.update()
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise FloatingPointError("recovery loss is not finite: lower --lr")
@@ -281,6 +381,8 @@ def recover(
             seen += len(idx)
             bar.set_postfix(loss=f"{total / seen:.4g}")
         history.append(total / max(seen, 1))
+    if average is not None:
+        average.apply()
     model.eval()
     model.zero_grad(set_to_none=True)
     return history

@@ -3,6 +3,7 @@ towards the targets, each step's state saved so that a rerun resumes."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import time
@@ -13,6 +14,7 @@ from typing import Any
 
 import torch
 
+from vpr_embedded.devices import torch_device
 from vpr_embedded.models.checkpoints import load_checkpoint, save_checkpoint
 from vpr_embedded.models.vpr import VPRModel
 from vpr_embedded.prune.backbone import conv_widths, n_stages, prune_backbone
@@ -104,16 +106,6 @@ def _recovery_paths(cfg: PruneConfig) -> list[Path]:
     return paths
 
 
-def _device(spec: str) -> torch.device:
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise ValueError(f"--device {spec!r} is not a device: use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {spec}: this torch sees no CUDA device; use --device cpu")
-    return device
-
-
 def _params(model: VPRModel) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -184,7 +176,7 @@ def prune_model(
     and the final checkpoint written to ``out`` (+ ``out``.json)."""
     torch.manual_seed(cfg.seed)
     teacher.eval()
-    device = _device(cfg.recovery.device)  # before any expensive work
+    device = torch_device(cfg.recovery.device)  # before any expensive work
     paths = _recovery_paths(cfg)
     needs_data = (
         cfg.recovery.epochs > 0
@@ -213,6 +205,8 @@ def prune_model(
             labels=cfg.recovery.labels,
             progress=cfg.recovery.progress,
         )
+    # Augmented recovery labels every new view with a copy of the teacher on the device.
+    live_teacher = copy.deepcopy(teacher).to(device).eval() if cfg.recovery.augment else None
     student = rebuild(teacher).to(device)
     original = conv_widths(teacher.backbone)
     kept = Kept(torch.arange(teacher.backbone.out_channels), torch.arange(teacher.descriptor_dim))
@@ -288,6 +282,7 @@ def prune_model(
                 data,
                 kept,
                 cfg.recovery,
+                teacher=live_teacher,
                 seed=cfg.seed + k,
                 desc=f"step {k + 1}/{cfg.steps}",
             )
@@ -334,6 +329,9 @@ def run_prune(
     lr: float = 3e-4,
     feature_weight: float = 1.0,
     labels: bool = False,
+    augment: bool = False,
+    lr_schedule: str = "constant",
+    ema: float = 0.0,
     input_size: tuple[int, int] | None = None,
     seed: int = 0,
     device: str = "cpu",
@@ -348,6 +346,9 @@ def run_prune(
         lr=lr,
         feature_weight=feature_weight,
         labels=labels,
+        augment=augment,
+        lr_schedule=lr_schedule,  # type: ignore[arg-type]
+        ema=ema,
         device=device,
     )
     cfg = PruneConfig(

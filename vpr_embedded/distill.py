@@ -1,0 +1,179 @@
+"""Train a VPR model of another architecture from a teacher's descriptors, no labels.
+
+Why: ResNet ImageNet or VPR weights cannot be obtained offline here, and a randomly
+initialised ResNet means nothing. A ResNet distilled from the EfficientNet-Lite0 teacher
+on a map's reference images is a real ResNet-based VPR model (weaker than the teacher)
+that the pruning stage can then be measured on.
+
+The descriptors differ in size, so the loss compares relations within a batch: the MSE
+between the student's and the teacher's cosine-similarity matrices, plus the KL
+divergence between their row-wise softmax over the other images (temperature tau), which
+weighs each image's nearest neighbours, what recall@1 ranks by. Every batch is a new
+augmented view labelled by the teacher on the fly. BatchNorm trains (a fresh student has
+no statistics to keep). AdamW with a cosine learning rate; bf16 autocast on CUDA.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm import tqdm
+
+from vpr_embedded.data.images import load_tensor
+from vpr_embedded.devices import torch_device
+from vpr_embedded.models.checkpoints import save_checkpoint
+from vpr_embedded.models.vpr import VPRModel
+from vpr_embedded.prune.recovery import augment, similarity_loss
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """epochs: passes over the images. images_per_folder: evenly sampled cap per folder.
+    temperature: of the neighbour KL term; kl_weight / sim_weight weigh the two terms."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    sim_weight: float = 10.0
+    kl_weight: float = 1.0
+    temperature: float = 0.05
+    images_per_folder: int = 2000
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = True
+
+
+def relation_loss(student: Tensor, teacher: Tensor, cfg: DistillConfig) -> Tensor:
+    """Similarity-matrix MSE + neighbour KL between unit-norm descriptor batches."""
+    s, t = student @ student.T, teacher @ teacher.T
+    off = ~torch.eye(len(s), dtype=torch.bool, device=s.device)
+    log_p_s = F.log_softmax((s / cfg.temperature).masked_fill(~off, -1e4), dim=1)
+    p_t = F.softmax((t / cfg.temperature).masked_fill(~off, -1e4), dim=1)
+    kl = F.kl_div(log_p_s, p_t, reduction="batchmean")
+    return cfg.sim_weight * similarity_loss(student, teacher) + cfg.kl_weight * kl
+
+
+def image_paths(folders: Sequence[str | Path], per_folder: int) -> list[Path]:
+    """Image paths of every folder, at most ``per_folder`` of each (evenly spaced)."""
+    from vpr_embedded.quantize import find_images, sample_evenly
+
+    paths: list[Path] = []
+    for folder in folders:
+        paths += sample_evenly(find_images(folder), per_folder)
+    return paths
+
+
+def distill(
+    student: VPRModel, teacher: VPRModel, paths: Sequence[Path], cfg: DistillConfig
+) -> list[float]:
+    """Train ``student`` in place on ``paths``; returns the mean loss per epoch."""
+    if student.preprocessing != teacher.preprocessing:
+        raise ValueError(
+            "student and teacher must read images the same way (input size, mean/std): "
+            f"{student.preprocessing} vs {teacher.preprocessing}; pass --input-size"
+        )
+    if len(paths) < 2 * cfg.batch_size:
+        raise ValueError(
+            f"{len(paths)} images are too few for batches of {cfg.batch_size}: "
+            "add --images folders or lower --batch-size"
+        )
+    device = torch_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    images = torch.stack(
+        [
+            load_tensor(p, teacher.preprocessing)
+            for p in tqdm(paths, desc="images", unit="img", disable=not cfg.progress)
+        ]
+    ).to(device)
+    teacher = teacher.to(device).eval()
+    student.to(device)
+    opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    per_epoch = len(paths) // cfg.batch_size  # full batches only: BatchNorm trains
+    total = cfg.epochs * per_epoch
+    autocast = torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda")
+    history: list[float] = []
+    step = 0
+    for epoch in range(cfg.epochs):
+        student.train()
+        perm = torch.randperm(len(paths), generator=gen)
+        bar = tqdm(
+            range(per_epoch),
+            desc=f"distill epoch {epoch + 1}/{cfg.epochs}",
+            unit="batch",
+            disable=not cfg.progress,
+        )
+        running = 0.0
+        for b in bar:
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
+            x = augment(images[perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]], gen)
+            with torch.no_grad(), autocast:
+                t = teacher(x)
+            with autocast:
+                s = student(x)
+            loss = relation_loss(s.float(), t.float(), cfg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            opt.step()
+            step += 1
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError("distillation loss is not finite: lower --lr")
+            running += value
+            bar.set_postfix(loss=f"{running / (b + 1):.4g}")
+        history.append(running / max(per_epoch, 1))
+    student.cpu().eval()
+    teacher.cpu()
+    return history
+
+
+def run_distill(
+    teacher: str,
+    student: str,
+    images: Sequence[str],
+    out: str,
+    *,
+    input_size: tuple[int, int] | None = None,
+    **overrides: object,
+) -> VPRModel:
+    """CLI entry: resolve both models, distill, write OUT (+ OUT.json with the log)."""
+    from vpr_embedded.export import resolve_model
+
+    if not images:
+        raise ValueError("distillation needs --images DIR (a map's reference images)")
+    cfg = replace(DistillConfig(), **overrides)  # type: ignore[arg-type]
+    torch_device(cfg.device)  # refuse a bad device before loading anything
+    t_model = resolve_model(teacher, input_size)
+    s_model = resolve_model(student, input_size)
+    paths = image_paths(images, cfg.images_per_folder)
+    t0 = time.perf_counter()
+    history = distill(s_model, t_model, paths, cfg)
+    s_model.config = replace(
+        s_model.config,
+        name=f"{s_model.config.display_name}-distilled-{t_model.config.display_name}",
+    )
+    out_path = Path(out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(s_model, out_path)
+    log = {
+        "teacher": teacher,
+        "student": student,
+        "config": asdict(cfg),
+        "images": [str(p) for p in paths],
+        "epoch_losses": history,
+        "seconds": time.perf_counter() - t0,
+    }
+    Path(str(out_path) + ".json").write_text(json.dumps(log, indent=2) + "\n")
+    print(f"loss per epoch: {', '.join(f'{v:.4g}' for v in history)}")
+    print(f"wrote {out_path} ({s_model.config.name}, {s_model.descriptor_dim}-d descriptor)")
+    return s_model
