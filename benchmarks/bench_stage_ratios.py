@@ -86,9 +86,11 @@ def main() -> int:
         )
         models[name] = (prune_model(teacher, cfg).model, ratios)
     methods = {}
-    for name, (m, _) in models.items():
+    for name, (m, stage_r) in models.items():
         print(f"lowering {name} ...", flush=True)
-        methods[name] = load_method(ensure_pte(m, calib, work / f"{args.model}-{name}", "int8"))
+        widths = "-".join(f"{r:g}" for r in stage_r) if stage_r else "full"
+        prefix = work / f"{Path(args.model).stem}-{widths}-d{m.descriptor_dim}"
+        methods[name] = load_method(ensure_pte(m, calib, prefix, "int8"))
     torch.set_num_threads(1)
     set_runtime_threads(1)
     x = torch.randn(1, 3, *teacher.config.input_size)

@@ -49,6 +49,12 @@ def test_distillation_refusals(shared_data: Path) -> None:
         distill(build_model("resnet18-gem", input_size=SIZE), teacher, paths, DistillConfig())
 
 
+def test_distill_config_is_checked() -> None:
+    for bad in ({"epochs": 0}, {"batch_size": 1}, {"lr": 0.0}, {"temperature": -1.0}):
+        with pytest.raises(ValueError):
+            DistillConfig(**bad)  # type: ignore[arg-type]
+
+
 def test_distill_cli(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "r18.pt"
     cmd = ["distill", "--teacher", "efficientnet_lite0-gem", "--student", "resnet18-gem",
@@ -58,6 +64,10 @@ def test_distill_cli(shared_data: Path, tmp_path: Path) -> None:
     assert main(["distill", "--teacher", "efficientnet_lite0-gem", "--student", "resnet18-gem",
                  "--out", str(out)]) == 2  # fmt: skip
     assert main(cmd) == 0
+    again = tmp_path / "again.pt"
+    assert main([*cmd[:-1], str(again)]) == 0
+    first, second = load_checkpoint(out).state_dict(), load_checkpoint(again).state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)  # --seed repeats a run
     model = load_checkpoint(out)
     assert model.config.backbone == "resnet18" and "distilled" in model.config.display_name
     log = json.loads((tmp_path / "r18.pt.json").read_text())

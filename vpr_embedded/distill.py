@@ -51,6 +51,20 @@ class DistillConfig:
     device: str = "cpu"
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 2:
+            raise ValueError(
+                f"batch size must be >= 2 (similarities need pairs), got {self.batch_size}"
+            )
+        if self.lr <= 0 or self.temperature <= 0:
+            raise ValueError(
+                f"lr and temperature must be positive, got {self.lr}, {self.temperature}"
+            )
+        if self.images_per_folder < 1:
+            raise ValueError(f"images per folder must be >= 1, got {self.images_per_folder}")
+
 
 def relation_loss(student: Tensor, teacher: Tensor, cfg: DistillConfig) -> Tensor:
     """Similarity-matrix MSE + neighbour KL between unit-norm descriptor batches."""
@@ -97,15 +111,31 @@ def distill(
     ).to(device)
     teacher = teacher.to(device).eval()
     student.to(device)
+    try:
+        return _train(student, teacher, images, cfg, gen, device)
+    finally:  # also after an error: the caller's models stay on the CPU
+        student.cpu().eval()
+        teacher.cpu()
+
+
+def _train(
+    student: VPRModel,
+    teacher: VPRModel,
+    images: Tensor,
+    cfg: DistillConfig,
+    gen: torch.Generator,
+    device: torch.device,
+) -> list[float]:
+    n = len(images)
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    per_epoch = len(paths) // cfg.batch_size  # full batches only: BatchNorm trains
+    per_epoch = n // cfg.batch_size  # full batches only: BatchNorm trains
     total = cfg.epochs * per_epoch
     autocast = torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda")
     history: list[float] = []
     step = 0
     for epoch in range(cfg.epochs):
         student.train()
-        perm = torch.randperm(len(paths), generator=gen)
+        perm = torch.randperm(n, generator=gen)
         bar = tqdm(
             range(per_epoch),
             desc=f"distill epoch {epoch + 1}/{cfg.epochs}",
@@ -132,8 +162,6 @@ def distill(
             running += value
             bar.set_postfix(loss=f"{running / (b + 1):.4g}")
         history.append(running / max(per_epoch, 1))
-    student.cpu().eval()
-    teacher.cpu()
     return history
 
 
@@ -153,6 +181,7 @@ def run_distill(
         raise ValueError("distillation needs --images DIR (a map's reference images)")
     cfg = replace(DistillConfig(), **overrides)  # type: ignore[arg-type]
     torch_device(cfg.device)  # refuse a bad device before loading anything
+    torch.manual_seed(cfg.seed)  # a fresh student's initial weights
     t_model = resolve_model(teacher, input_size)
     s_model = resolve_model(student, input_size)
     paths = image_paths(images, cfg.images_per_folder)

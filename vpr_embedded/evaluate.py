@@ -60,6 +60,7 @@ class EvaluationResult:
     skipped_references: list[str] = field(default_factory=list)
     skipped_queries: list[str] = field(default_factory=list)
     head_init: str = "weights"
+    device: str = "cpu"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -296,6 +297,7 @@ def evaluate(model: VPRModel, dataset: PlaceDataset, config: EvaluateConfig) -> 
         skipped_references=ref_skip,
         skipped_queries=q_skip,
         head_init=head_init,
+        device=config.device,
     )
     if config.out_dir is not None:
         out = Path(config.out_dir)

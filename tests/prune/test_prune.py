@@ -204,6 +204,41 @@ def test_resume_and_changed_command(shared_data: Path, tmp_path: Path) -> None:
     assert load_checkpoint(out).descriptor_dim == 640
 
 
+def test_resume_of_a_run_recorded_before_newer_recovery_options(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    out = tmp_path / "p.pt"
+    gp = str(shared_data / "gardens_point_sample" / "ref")
+    cmd = ["prune", "--model", "efficientnet_lite0-gem", "--input-size", "64", "64",
+           "--backbone-ratio", "0.2", "--descriptor-dim", "640", "--steps", "2",
+           "--recover-images", gp, "--epochs", "0", "--out", str(out)]  # fmt: skip
+    assert main(cmd) == 0
+    run = tmp_path / "p.pt.steps" / "run.json"
+    old = json.loads(run.read_text())
+    for key in ("augment", "lr_schedule", "ema"):  # as written before these existed
+        del old["prune"]["recovery"][key]
+    run.write_text(json.dumps(old))
+    (tmp_path / "p.pt.steps" / "step_002.pt").unlink()
+    assert main(cmd) == 0  # the same command resumes
+    assert main([*cmd, "--ema", "0.9"]) == 2
+    assert "recovery.ema" in capsys.readouterr().err  # the setting that differs, by name
+
+
+def test_sweep_labels_a_checkpoint_teacher_by_name_and_content(tmp_path: Path) -> None:
+    from vpr_embedded.prune.sweep import file_label, model_label
+
+    m = effnet()
+    save_checkpoint(m, tmp_path / "a.pt")
+    m.config = replace(m.config, name="mine")
+    save_checkpoint(m, tmp_path / "b.pt")
+    assert model_label("resnet18-gem") == file_label("resnet18-gem") == "resnet18-gem"
+    assert model_label(str(tmp_path / "b.pt")) == "mine"
+    a, b = file_label(str(tmp_path / "a.pt")), file_label(str(tmp_path / "b.pt"))
+    assert a.startswith("efficientnet_lite0-gem-") and b.startswith("mine-") and a[-8:] != b[-8:]
+
+
 def test_sweep_points() -> None:
     from vpr_embedded.prune.sweep import parse_point, points_for
 

@@ -128,3 +128,23 @@ def test_augmented_recovery_needs_the_teacher_and_bad_options_are_refused(
         RecoveryConfig(lr_schedule="step")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="ema"):
         RecoveryConfig(ema=1.0)
+
+
+def test_augment_flag_decides_whether_views_are_drawn(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vpr_embedded.prune.recovery as recovery
+
+    calls: list[int] = []
+
+    def counting(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        calls.append(len(x))
+        return augment(x, gen)
+
+    monkeypatch.setattr(recovery, "augment", counting)
+    student, data, kept, teacher = _student_and_data(shared_data)
+    recover(student, data, kept, RecoveryConfig(epochs=1, batch_size=5, progress=False))
+    assert calls == []
+    cfg = RecoveryConfig(epochs=1, batch_size=5, augment=True, progress=False)
+    recover(student, data, kept, cfg, teacher=teacher)
+    assert calls == [5, 5]  # every batch of the 10 images is a new view

@@ -182,7 +182,8 @@ def augment(x: Tensor, gen: torch.Generator) -> Tensor:
     """Per image: zoom in 0-30 %, shift within the zoom, rotate up to 8 degrees, flip
     half of the time, scale contrast by 0.75-1.25 and shift brightness (normalised
     units, +-0.3). One affine resample for the whole batch; parameters drawn on the CPU
-    so that a seed gives the same views on any device."""
+    so that a seed gives the same views on any device. The rotation acts on normalised
+    coordinates: a slight shear for non-square inputs, harmless for a random view."""
     b = x.shape[0]
     r = torch.rand(b, 7, generator=gen)
     scale = 1.0 - 0.3 * r[:, 0]
@@ -300,7 +301,9 @@ def calibration_indices(n_images: int, count: int) -> Tensor:
 
 class WeightAverage:
     """Exponential moving average of the trainable weights, with the usual warm-up
-    (decay min(d, (1 + t) / (10 + t))) so that the pruned starting point fades fast."""
+    (decay min(d, (1 + t) / (10 + t))) so that the pruned starting point fades fast.
+    The warm-up reaches 0.95 after ~170 updates and 0.99 after ~890: with a few hundred
+    updates a step, decays above ~0.95 all act alike."""
 
     def __init__(self, params: list[nn.Parameter], decay: float) -> None:
         self.params = params
@@ -344,11 +347,12 @@ def recover(
     average = WeightAverage(params, cfg.ema) if cfg.ema > 0 else None
     labelled = cfg.labels and data.labels is not None
     history: list[float] = []
-    total_updates = cfg.epochs * math.ceil(len(data) / cfg.batch_size)
+    # All epochs' batches up front, so that the cosine schedule knows the true count.
+    plan = [batches(data, cfg.batch_size, gen, labelled) for _ in range(cfg.epochs)]
+    total_updates = sum(1 for bs in plan for idx in bs if len(idx) >= 2)
     updates = 0
-    for epoch in range(cfg.epochs):
+    for epoch, bs in enumerate(plan):
         freeze_bn_stats(model)
-        bs = batches(data, cfg.batch_size, gen, labelled)
         total, seen = 0.0, 0
         bar = tqdm(
             bs,
@@ -360,7 +364,7 @@ def recover(
             if len(idx) < 2:  # a similarity matrix needs two images
                 continue
             if cfg.lr_schedule == "cosine":
-                frac = min(updates / max(total_updates, 1), 1.0)
+                frac = updates / max(total_updates, 1)
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * frac))
             if cfg.augment:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -106,6 +107,15 @@ def _recovery_paths(cfg: PruneConfig) -> list[Path]:
     return paths
 
 
+def _teacher_key(spec: str, teacher: VPRModel) -> str:
+    """What the cached teacher outputs depend on: a checkpoint's content, not its path
+    (a checkpoint rewritten in place must not reuse the old outputs)."""
+    if spec and Path(spec).is_file():
+        digest = hashlib.sha256(Path(spec).read_bytes()).hexdigest()[:16]
+        return f"{spec}@{digest}"
+    return spec or teacher.config.name
+
+
 def _params(model: VPRModel) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -123,24 +133,47 @@ def _fingerprint(
     return {"teacher": teacher_spec, "input_size": list(input_size), "prune": d}
 
 
+def _with_new_defaults(fp: dict[str, Any]) -> dict[str, Any]:
+    """A run.json written before a recovery option existed ran with its default."""
+    defaults = {
+        k: v for k, v in asdict(RecoveryConfig()).items() if k not in ("progress", "device")
+    }
+    prune = dict(fp.get("prune", {}))
+    prune["recovery"] = {**defaults, **prune.get("recovery", {})}
+    return {**fp, "prune": prune}
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(prefix + k)
+    return out
+
+
 def _check_resume(folder: Path, fp: dict[str, Any]) -> None:
     run = folder / "run.json"
     if not run.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         run.write_text(json.dumps(fp, indent=2) + "\n")
         return
-    old = json.loads(run.read_text())
+    old = _with_new_defaults(json.loads(run.read_text()))
     if old != fp:
-        diff = sorted(
-            k
-            for k in set(old["prune"]) | set(fp["prune"])
-            if old["prune"].get(k) != fp["prune"].get(k)
-        )
-        diff += [k for k in ("teacher", "input_size") if old.get(k) != fp.get(k)]
+        diff = [k.removeprefix("prune.") for k in _differences(old, fp)]
         raise ValueError(
             f"{folder} holds a run made with different settings ({', '.join(diff)}): rerun "
             "the original command to resume it, or delete that folder / choose another --out"
         )
+
+
+def check_finished_run(out: Path, teacher_spec: str, teacher: VPRModel, cfg: PruneConfig) -> None:
+    """Refuse to reuse the finished checkpoint ``out`` for other settings (ValueError)
+    when its run record exists; a checkpoint without one cannot be checked."""
+    if (steps_dir(out) / "run.json").is_file():
+        _check_resume(steps_dir(out), _fingerprint(teacher_spec, teacher.config.input_size, cfg))
 
 
 def _save_step(folder: Path, k: int, model: VPRModel, kept: Kept, recs: list[StepRecord]) -> None:
@@ -200,7 +233,7 @@ def prune_model(
         data = build_recovery_data(
             teacher,
             paths,
-            teacher_key=teacher_spec or teacher.config.name,
+            teacher_key=_teacher_key(teacher_spec, teacher),
             cache_dir=cache_dir,
             labels=cfg.recovery.labels,
             progress=cfg.recovery.progress,

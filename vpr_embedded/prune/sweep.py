@@ -14,6 +14,7 @@ Entry points: ``vpr-embedded prune-sweep`` and ``benchmarks/bench_pruning.py``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -38,7 +39,7 @@ from vpr_embedded.prune.config import (
     RecoveryConfig,
     Schedule,
 )
-from vpr_embedded.prune.run import prune_model
+from vpr_embedded.prune.run import check_finished_run, prune_model
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("VPR_DATA_DIR", ROOT.parent / "shared" / "data"))
@@ -369,8 +370,17 @@ def teacher_model(name: str, seed: int) -> VPRModel:
 
 
 def model_label(name: str) -> str:
-    """Rows and file names: a checkpoint's own display name, else the registry name."""
+    """Rows: a checkpoint's own display name, else the registry name."""
     return load_checkpoint(name).config.display_name if Path(name).is_file() else name
+
+
+def file_label(name: str) -> str:
+    """Cached files: a checkpoint's display name plus a digest of its content (two
+    checkpoints may share a name; one rewritten in place must not reuse results)."""
+    if not Path(name).is_file():
+        return name
+    digest = hashlib.sha256(Path(name).read_bytes()).hexdigest()[:8]
+    return f"{model_label(name)}-{digest}"
 
 
 def teacher_init(name: str) -> str:
@@ -388,13 +398,14 @@ def run_model(
     from vpr_embedded.quantize import find_images, sample_evenly
 
     teacher = teacher_model(name, 0)
-    spec, name = name, model_label(name)
+    spec = str(Path(name).resolve()) if Path(name).is_file() else name
+    given, name, stem = name, model_label(name), file_label(name)
     rec_dirs = tuple(args.data_dir / d / REFERENCE_DIRS[d] for d in DATASETS)
     calib_paths = [p for d in rec_dirs for p in sample_evenly(find_images(d), 8)]
     calib = [load_tensor(p, teacher.preprocessing).unsqueeze(0) for p in calib_paths]
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    base_json = work / f"{name}-unpruned.json"
+    base_json = work / f"{stem}-unpruned.json"
     base = cached_measure(base_json, teacher, datasets, calib, args)
     variants = [(base, teacher, base_json.with_suffix(""))]
     base.update(model=name, ratio=0.0, dim=teacher.descriptor_dim, seed=0, kind="unpruned")
@@ -403,8 +414,9 @@ def run_model(
     print(f"{name} unpruned: {summary(base)}", flush=True)
     fit = None
     points = points_for(name, args.points, args.seeds)
-    if spec != name:  # a checkpoint: its points may be given by path or by name
-        points += points_for(spec, args.points, args.seeds)
+    if given != name:  # a checkpoint: its own points may also name it by path
+        own = tuple(p for p in args.points if p.rpartition("@")[0] == given)
+        points += points_for(given, own, args.seeds)
     for pt, seeds in points:
         for seed in seeds:
             recovery = RecoveryConfig(
@@ -432,9 +444,10 @@ def run_model(
                 cache_dir=work / "cache",
                 recovery=recovery,
             )
-            out = work / f"{name}-{pt.tag(teacher.descriptor_dim)}-{args.importance}-s{seed}.pt"
+            out = work / f"{stem}-{pt.tag(teacher.descriptor_dim)}-{args.importance}-s{seed}.pt"
             t0 = time.perf_counter()
             if out.is_file():
+                check_finished_run(out, spec, teacher, cfg)  # same recipe, or refused
                 student = load_checkpoint(out)
             else:
                 torch.set_num_threads(args.threads)
