@@ -29,7 +29,7 @@ from vpr_embedded.models import VPRModel
 from vpr_embedded.prune import PruneConfig, RecoveryConfig, prune_model
 from vpr_embedded.prune.backbone import n_stages
 from vpr_embedded.prune.sweep import DATA, REFERENCE_DIRS, ensure_pte, load_method
-from vpr_embedded.quantize import find_images, sample_evenly
+from vpr_embedded.quantize import sample_folders
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIGS = (
@@ -72,8 +72,7 @@ def main() -> int:
     configs = [parse_config(c, n_stages(teacher.backbone)) for c in args.config]
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    refs = [DATA / d / sub for d, sub in REFERENCE_DIRS.items()]
-    calib_paths = [p for folder in refs for p in sample_evenly(find_images(folder), 8)]
+    calib_paths = sample_folders([DATA / d / sub for d, sub in REFERENCE_DIRS.items()], 8)
     calib = [load_tensor(p, teacher.preprocessing).unsqueeze(0) for p in calib_paths]
     models: dict[str, tuple[VPRModel, tuple[float, ...] | None]] = {"unpruned": (teacher, None)}
     for name, ratios in configs:

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from vpr_embedded.cli import main
-from vpr_embedded.distill import DistillConfig, distill, image_paths, relation_loss
+from vpr_embedded.distill import DistillConfig, distill, relation_loss
 from vpr_embedded.models import build_model, load_checkpoint
 from vpr_embedded.models.ops import l2_normalize
+from vpr_embedded.quantize import sample_folders
 
 SIZE = (64, 64)
 
@@ -32,7 +33,7 @@ def test_short_distillation_lowers_the_loss(shared_data: Path) -> None:
     torch.manual_seed(0)
     teacher = build_model("efficientnet_lite0-gem", input_size=SIZE, pretrained=True)
     student = build_model("resnet18-gem", input_size=SIZE)
-    paths = image_paths([shared_data / "corridor" / "ref"], 2000)
+    paths = sample_folders([shared_data / "corridor" / "ref"], 2000)
     cfg = DistillConfig(epochs=4, batch_size=16, lr=1e-3, progress=False)
     history = distill(student, teacher, paths, cfg)
     assert len(history) == 4 and history[-1] < history[0]
@@ -41,7 +42,7 @@ def test_short_distillation_lowers_the_loss(shared_data: Path) -> None:
 
 def test_distillation_refusals(shared_data: Path) -> None:
     teacher = build_model("efficientnet_lite0-gem", input_size=SIZE)
-    paths = image_paths([shared_data / "gardens_point_sample" / "ref"], 100)
+    paths = sample_folders([shared_data / "gardens_point_sample" / "ref"], 100)
     other_size = build_model("resnet18-gem", input_size=(32, 32))
     with pytest.raises(ValueError, match="same way"):
         distill(other_size, teacher, paths, DistillConfig(progress=False))

@@ -32,6 +32,7 @@ from vpr_embedded.devices import torch_device
 from vpr_embedded.models.checkpoints import save_checkpoint
 from vpr_embedded.models.vpr import VPRModel
 from vpr_embedded.prune.recovery import augment, similarity_loss
+from vpr_embedded.quantize import sample_folders
 
 
 @dataclass(frozen=True)
@@ -76,16 +77,6 @@ def relation_loss(student: Tensor, teacher: Tensor, cfg: DistillConfig) -> Tenso
     return cfg.sim_weight * similarity_loss(student, teacher) + cfg.kl_weight * kl
 
 
-def image_paths(folders: Sequence[str | Path], per_folder: int) -> list[Path]:
-    """Image paths of every folder, at most ``per_folder`` of each (evenly spaced)."""
-    from vpr_embedded.quantize import find_images, sample_evenly
-
-    paths: list[Path] = []
-    for folder in folders:
-        paths += sample_evenly(find_images(folder), per_folder)
-    return paths
-
-
 def distill(
     student: VPRModel, teacher: VPRModel, paths: Sequence[Path], cfg: DistillConfig
 ) -> list[float]:
@@ -101,7 +92,6 @@ def distill(
             "add --images folders or lower --batch-size"
         )
     device = torch_device(cfg.device)
-    torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     images = torch.stack(
         [
@@ -184,7 +174,7 @@ def run_distill(
     torch.manual_seed(cfg.seed)  # a fresh student's initial weights
     t_model = resolve_model(teacher, input_size)
     s_model = resolve_model(student, input_size)
-    paths = image_paths(images, cfg.images_per_folder)
+    paths = sample_folders(images, cfg.images_per_folder)
     t0 = time.perf_counter()
     history = distill(s_model, t_model, paths, cfg)
     s_model.config = replace(

@@ -79,6 +79,12 @@ def sample_evenly(paths: Sequence[Path], count: int) -> list[Path]:
     return [paths[int(i * step)] for i in range(count)]
 
 
+def sample_folders(folders: Sequence[str | Path], per_folder: int) -> list[Path]:
+    """At most ``per_folder`` evenly spaced images of each folder, folder after folder
+    (a cap per folder, so that a small map is not drowned out by a large one)."""
+    return [p for folder in folders for p in sample_evenly(find_images(folder), per_folder)]
+
+
 def calibration_tensors(
     folder: str | Path, prep: Preprocessing, count: int
 ) -> tuple[list[Tensor], list[Path]]:

@@ -181,12 +181,17 @@ def test_taylor_and_random_importance_run(shared_data: Path) -> None:
         assert res.steps[0].importance == imp
 
 
+def _two_step_command(data: Path, out: Path) -> list[str]:
+    """A quick two-step prune run without recovery (resumable, writes OUT.steps/)."""
+    gp = str(data / "gardens_point_sample" / "ref")
+    return ["prune", "--model", "efficientnet_lite0-gem", "--input-size", "64", "64",
+            "--backbone-ratio", "0.2", "--descriptor-dim", "640", "--steps", "2",
+            "--recover-images", gp, "--epochs", "0", "--out", str(out)]  # fmt: skip
+
+
 def test_resume_and_changed_command(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "p.pt"
-    gp = str(shared_data / "gardens_point_sample" / "ref")
-    cmd = ["prune", "--model", "efficientnet_lite0-gem", "--input-size", "64", "64",
-           "--backbone-ratio", "0.2", "--descriptor-dim", "640", "--steps", "2",
-           "--recover-images", gp, "--epochs", "0", "--out", str(out)]  # fmt: skip
+    cmd = _two_step_command(shared_data, out)
     assert main(cmd) == 0
     assert out.is_file() and (tmp_path / "p.pt.steps" / "step_002.pt").is_file()
     (tmp_path / "p.pt.steps" / "step_002.pt").unlink()  # as if killed during step 2
@@ -210,10 +215,7 @@ def test_resume_of_a_run_recorded_before_newer_recovery_options(
     import json
 
     out = tmp_path / "p.pt"
-    gp = str(shared_data / "gardens_point_sample" / "ref")
-    cmd = ["prune", "--model", "efficientnet_lite0-gem", "--input-size", "64", "64",
-           "--backbone-ratio", "0.2", "--descriptor-dim", "640", "--steps", "2",
-           "--recover-images", gp, "--epochs", "0", "--out", str(out)]  # fmt: skip
+    cmd = _two_step_command(shared_data, out)
     assert main(cmd) == 0
     run = tmp_path / "p.pt.steps" / "run.json"
     old = json.loads(run.read_text())
@@ -227,15 +229,16 @@ def test_resume_of_a_run_recorded_before_newer_recovery_options(
 
 
 def test_sweep_labels_a_checkpoint_teacher_by_name_and_content(tmp_path: Path) -> None:
-    from vpr_embedded.prune.sweep import file_label, model_label
+    from vpr_embedded.prune.sweep import file_label, model_label, teacher_model
 
     m = effnet()
     save_checkpoint(m, tmp_path / "a.pt")
     m.config = replace(m.config, name="mine")
     save_checkpoint(m, tmp_path / "b.pt")
-    assert model_label("resnet18-gem") == file_label("resnet18-gem") == "resnet18-gem"
+    registry = teacher_model("resnet18-gem", 0)
+    assert model_label("resnet18-gem") == file_label("resnet18-gem", registry) == "resnet18-gem"
     assert model_label(str(tmp_path / "b.pt")) == "mine"
-    a, b = file_label(str(tmp_path / "a.pt")), file_label(str(tmp_path / "b.pt"))
+    a, b = (file_label(str(tmp_path / n), load_checkpoint(tmp_path / n)) for n in ("a.pt", "b.pt"))
     assert a.startswith("efficientnet_lite0-gem-") and b.startswith("mine-") and a[-8:] != b[-8:]
 
 

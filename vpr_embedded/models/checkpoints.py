@@ -3,6 +3,7 @@ torch.hub weights and plain torchvision ResNet state_dicts. Always weights_only=
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import warnings
@@ -18,6 +19,11 @@ from vpr_embedded.models.vpr import AggregatorConfig, ModelConfig, VPRModel, bui
 
 NATIVE_FORMAT = "vpr-embedded/1"
 FORMATS = ("native", "mixvpr", "cosplace", "torchvision")
+
+
+def file_digest(path: str | Path) -> str:
+    """First 16 hex digits of the file's sha256: names a checkpoint by its content."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def save_checkpoint(model: VPRModel, path: str | Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from typing import Any
 import torch
 
 from vpr_embedded.devices import torch_device
-from vpr_embedded.models.checkpoints import load_checkpoint, save_checkpoint
+from vpr_embedded.models.checkpoints import file_digest, load_checkpoint, save_checkpoint
 from vpr_embedded.models.vpr import VPRModel
 from vpr_embedded.prune.backbone import conv_widths, n_stages, prune_backbone
 from vpr_embedded.prune.config import PruneConfig, RecoveryConfig
@@ -40,6 +39,7 @@ from vpr_embedded.prune.recovery import (
 )
 from vpr_embedded.prune.schedule import dim_schedule, ratio_schedule
 from vpr_embedded.prune.widths import rebuild
+from vpr_embedded.quantize import sample_folders
 
 STATE_FORMAT = "vpr-embedded-prune-step/1"
 
@@ -98,21 +98,11 @@ def _target_dim(model: VPRModel, cfg: PruneConfig) -> int:
     return d
 
 
-def _recovery_paths(cfg: PruneConfig) -> list[Path]:
-    from vpr_embedded.quantize import find_images, sample_evenly
-
-    paths: list[Path] = []
-    for folder in cfg.recover_images:  # capped per folder: a small map is not drowned out
-        paths += sample_evenly(find_images(folder), cfg.recover_max)
-    return paths
-
-
 def _teacher_key(spec: str, teacher: VPRModel) -> str:
     """What the cached teacher outputs depend on: a checkpoint's content, not its path
     (a checkpoint rewritten in place must not reuse the old outputs)."""
     if spec and Path(spec).is_file():
-        digest = hashlib.sha256(Path(spec).read_bytes()).hexdigest()[:16]
-        return f"{spec}@{digest}"
+        return f"{spec}@{file_digest(spec)}"
     return spec or teacher.config.name
 
 
@@ -210,7 +200,7 @@ def prune_model(
     torch.manual_seed(cfg.seed)
     teacher.eval()
     device = torch_device(cfg.recovery.device)  # before any expensive work
-    paths = _recovery_paths(cfg)
+    paths = sample_folders(cfg.recover_images, cfg.recover_max)
     needs_data = (
         cfg.recovery.epochs > 0
         or cfg.importance == "taylor"

@@ -14,7 +14,6 @@ Entry points: ``vpr-embedded prune-sweep`` and ``benchmarks/bench_pruning.py``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -30,7 +29,7 @@ import torch
 from vpr_embedded.data.datasets import PlaceDataset, load_dataset
 from vpr_embedded.evaluate import count_macs, recall_at_n
 from vpr_embedded.matching import Index
-from vpr_embedded.models.checkpoints import load_checkpoint
+from vpr_embedded.models.checkpoints import file_digest, load_checkpoint
 from vpr_embedded.models.vpr import VPRModel, build_model
 from vpr_embedded.prune.config import (
     Importance,
@@ -374,13 +373,12 @@ def model_label(name: str) -> str:
     return load_checkpoint(name).config.display_name if Path(name).is_file() else name
 
 
-def file_label(name: str) -> str:
-    """Cached files: a checkpoint's display name plus a digest of its content (two
-    checkpoints may share a name; one rewritten in place must not reuse results)."""
-    if not Path(name).is_file():
-        return name
-    digest = hashlib.sha256(Path(name).read_bytes()).hexdigest()[:8]
-    return f"{model_label(name)}-{digest}"
+def file_label(name: str, teacher: VPRModel) -> str:
+    """Cached files: ``teacher``'s display name, plus a digest of the checkpoint ``name``
+    if it is one (two checkpoints may share a name; one rewritten in place must not
+    reuse results)."""
+    label = teacher.config.display_name
+    return f"{label}-{file_digest(name)[:8]}" if Path(name).is_file() else label
 
 
 def teacher_init(name: str) -> str:
@@ -395,13 +393,13 @@ def run_model(
     name: str, args: SweepConfig, datasets: dict[str, PlaceDataset], work: Path
 ) -> list[dict[str, Any]]:
     from vpr_embedded.data.images import load_tensor
-    from vpr_embedded.quantize import find_images, sample_evenly
+    from vpr_embedded.quantize import sample_folders
 
     teacher = teacher_model(name, 0)
     spec = str(Path(name).resolve()) if Path(name).is_file() else name
-    given, name, stem = name, model_label(name), file_label(name)
+    given, name, stem = name, teacher.config.display_name, file_label(name, teacher)
     rec_dirs = tuple(args.data_dir / d / REFERENCE_DIRS[d] for d in DATASETS)
-    calib_paths = [p for d in rec_dirs for p in sample_evenly(find_images(d), 8)]
+    calib_paths = sample_folders(rec_dirs, 8)
     calib = [load_tensor(p, teacher.preprocessing).unsqueeze(0) for p in calib_paths]
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
