@@ -333,6 +333,14 @@ def _add_prune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--ema", type=float, default=0.0, help="weight-average decay, e.g. 0.99 (0: off)"
     )
+    p.add_argument(
+        "--soup",
+        type=int,
+        default=1,
+        metavar="K",
+        help="average the weights of K recoveries (different data orders) at every step; "
+        "K times the recovery time (1: off)",
+    )
     p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -367,6 +375,7 @@ def _run_prune(args: argparse.Namespace) -> int:
         augment=args.augment,
         lr_schedule=args.lr_schedule,
         ema=args.ema,
+        soup=args.soup,
         input_size=tuple(args.input_size) if args.input_size else None,
         seed=args.seed,
         device=args.device,
@@ -396,6 +405,7 @@ def _add_prune_sweep(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--augment", action="store_true", help="augmented recovery (see prune)")
     p.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
     p.add_argument("--ema", type=float, default=0.0, help="weight-average decay (0: off)")
+    p.add_argument("--soup", type=int, default=1, metavar="K", help="recoveries averaged")
     p.add_argument("--recover-max", type=int, default=200, help="images per reference folder")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--threads", type=int, default=1, help="for pruning and recall")
@@ -437,6 +447,7 @@ def _run_prune_sweep(args: argparse.Namespace) -> int:
         augment=args.augment,
         lr_schedule=args.lr_schedule,
         ema=args.ema,
+        soup=args.soup,
         recover_max=args.recover_max,
         seeds=tuple(args.seeds),
         threads=args.threads,

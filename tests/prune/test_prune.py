@@ -219,13 +219,15 @@ def test_resume_of_a_run_recorded_before_newer_recovery_options(
     assert main(cmd) == 0
     run = tmp_path / "p.pt.steps" / "run.json"
     old = json.loads(run.read_text())
-    for key in ("augment", "lr_schedule", "ema"):  # as written before these existed
+    for key in ("augment", "lr_schedule", "ema", "soup"):  # as written before these existed
         del old["prune"]["recovery"][key]
     run.write_text(json.dumps(old))
     (tmp_path / "p.pt.steps" / "step_002.pt").unlink()
     assert main(cmd) == 0  # the same command resumes
     assert main([*cmd, "--ema", "0.9"]) == 2
     assert "recovery.ema" in capsys.readouterr().err  # the setting that differs, by name
+    assert main([*cmd, "--soup", "2"]) == 2
+    assert "recovery.soup" in capsys.readouterr().err
 
 
 def test_sweep_labels_a_checkpoint_teacher_by_name_and_content(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Recovery options: augmentation labelled by a live teacher, cosine lr, weight averaging."""
+"""Recovery options: augmentation labelled by a live teacher, cosine lr, weight averaging,
+weight soups."""
 
 from __future__ import annotations
 
@@ -88,6 +89,7 @@ def _student_and_data(shared_data: Path) -> tuple[VPRModel, RecoveryData, Kept, 
         {"augment": True},
         {"lr_schedule": "cosine", "ema": 0.9},
         {"augment": True, "lr_schedule": "cosine", "ema": 0.9},
+        {"soup": 2},
     ],
 )
 def test_recovery_options_lower_the_loss(shared_data: Path, options: dict[str, object]) -> None:
@@ -128,6 +130,38 @@ def test_augmented_recovery_needs_the_teacher_and_bad_options_are_refused(
         RecoveryConfig(lr_schedule="step")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="ema"):
         RecoveryConfig(ema=1.0)
+    with pytest.raises(ValueError, match="soup"):
+        RecoveryConfig(soup=0)
+
+
+def test_soup_is_the_mean_of_its_members(shared_data: Path) -> None:
+    from vpr_embedded.prune.recovery import SOUP_SEED_STRIDE
+
+    student, data, kept, _ = _student_and_data(shared_data)
+    start = {k: v.clone() for k, v in student.state_dict().items()}
+    one = RecoveryConfig(epochs=1, batch_size=5, lr=1e-3, progress=False)
+    members = []
+    for m in range(3):  # member m trains alone on the data order of its own seed
+        student.load_state_dict(start)
+        recover(student, data, kept, one, seed=7 + m * SOUP_SEED_STRIDE)
+        members.append({k: v.clone() for k, v in student.state_dict().items()})
+    student.load_state_dict(start)
+    recover(
+        student,
+        data,
+        kept,
+        RecoveryConfig(epochs=1, batch_size=5, lr=1e-3, progress=False, soup=3),
+        seed=7,
+    )
+    soup = student.state_dict()
+    moved = 0
+    for k, v in soup.items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, sum(m[k] for m in members) / 3)
+            moved += int(not torch.allclose(members[0][k], members[1][k]))
+        else:
+            assert torch.equal(v, start[k])  # BN counters frozen
+    assert moved > 0  # the members differ: the data orders are not the same
 
 
 def test_augment_flag_decides_whether_views_are_drawn(

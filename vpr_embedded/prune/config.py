@@ -34,7 +34,10 @@ class RecoveryConfig:
     augmented image (its outputs then cannot be cached): a few hundred images are
     otherwise memorised. lr_schedule: "constant" or "cosine" (to zero at the end of every
     step's recovery: the last iterates are less noisy). ema: decay of an exponential moving
-    average of the weights that replaces them at the end of the step (0: off).
+    average of the weights that replaces them at the end of the step (0: off). soup: how
+    many recoveries (different data orders) start from the same pruned weights at every
+    step; their weights are averaged (1: a single recovery). It costs soup times the
+    recovery time.
     """
 
     epochs: int = 1
@@ -51,8 +54,11 @@ class RecoveryConfig:
     augment: bool = False
     lr_schedule: LrSchedule = "constant"
     ema: float = 0.0
+    soup: int = 1
 
     def __post_init__(self) -> None:
+        if self.soup < 1:
+            raise ValueError(f"soup must be >= 1 recoveries to average, got {self.soup}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown lr schedule {self.lr_schedule!r}; use one of {LR_SCHEDULES}")
         if not 0.0 <= self.ema < 1.0:

@@ -335,11 +335,49 @@ def recover(
     desc: str = "recover",
 ) -> list[float]:
     """AdamW on the recovery objective for cfg.epochs; returns mean loss per epoch.
-    cfg.augment needs ``teacher`` (on the model's device) to label the augmented views."""
+    cfg.augment needs ``teacher`` (on the model's device) to label the augmented views.
+
+    With cfg.soup = K > 1, K recoveries start from the same pruned weights with
+    different data orders (member 0 is the plain run) and their weights are averaged
+    (a "model soup", Wortsman et al., 2022): they share one structure and one starting
+    point, so the average is a model of its own, and it carries less of a single data
+    order's luck into the next pruning step. The epoch losses are the members' means."""
     if cfg.epochs <= 0 or len(data) == 0:
         return []
     if cfg.augment and teacher is None:
         raise ValueError("augmented recovery needs the teacher to label the augmented images")
+    if cfg.soup == 1:
+        return _recover_once(model, data, kept, cfg, teacher, seed, desc)
+    start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    total: dict[str, Tensor] = {}
+    histories: list[list[float]] = []
+    for member in range(cfg.soup):
+        model.load_state_dict(start)
+        member_desc = f"{desc} soup {member + 1}/{cfg.soup}"
+        member_seed = seed + SOUP_SEED_STRIDE * member
+        histories.append(_recover_once(model, data, kept, cfg, teacher, member_seed, member_desc))
+        for k, v in model.state_dict().items():
+            if v.is_floating_point():
+                total[k] = total[k] + v if k in total else v.detach().clone()
+    with torch.no_grad():
+        for k, v in model.state_dict().items():
+            if k in total:  # integer buffers (BN counters) are frozen, equal in all members
+                v.copy_(total[k] / cfg.soup)
+    return [sum(h[e] for h in histories) / cfg.soup for e in range(len(histories[0]))]
+
+
+SOUP_SEED_STRIDE = 100_003  # member m of a soup trains on the data order of seed + m * this
+
+
+def _recover_once(
+    model: VPRModel,
+    data: RecoveryData,
+    kept: Kept,
+    cfg: RecoveryConfig,
+    teacher: VPRModel | None,
+    seed: int,
+    desc: str,
+) -> list[float]:
     device = _device_of(model)
     gen = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]

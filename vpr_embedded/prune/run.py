@@ -355,6 +355,7 @@ def run_prune(
     augment: bool = False,
     lr_schedule: str = "constant",
     ema: float = 0.0,
+    soup: int = 1,
     input_size: tuple[int, int] | None = None,
     seed: int = 0,
     device: str = "cpu",
@@ -372,6 +373,7 @@ def run_prune(
         augment=augment,
         lr_schedule=lr_schedule,  # type: ignore[arg-type]
         ema=ema,
+        soup=soup,
         device=device,
     )
     cfg = PruneConfig(

@@ -70,7 +70,7 @@ class SweepConfig:
     """models: registry names (ResNet: seeded random init, no offline ImageNet
     weights) or checkpoint paths (e.g. a distilled ResNet). points: "R:D" pairs (see
     parse_point). steps/epochs/schedule/importance/lr/feature_weight/augment/lr_schedule/
-    ema: the pruning recipe (None: RecoveryConfig's default). recover_max:
+    ema/soup: the pruning recipe (None: RecoveryConfig's default). recover_max:
     images per reference folder. threads: for pruning and recall (latency is always
     measured at 1 thread). device: where recovery trains. repeats: latency repeats.
     paired_rounds: re-time all variants of a model interleaved at the end (0: keep the
@@ -88,6 +88,7 @@ class SweepConfig:
     augment: bool = False
     lr_schedule: LrSchedule = "constant"
     ema: float = 0.0
+    soup: int = 1
     recover_max: int = 200
     seeds: tuple[int, ...] = (0,)
     threads: int = 1
@@ -425,6 +426,7 @@ def run_model(
                 augment=args.augment,
                 lr_schedule=args.lr_schedule,
                 ema=args.ema,
+                soup=args.soup,
             )
             if args.lr is not None:
                 recovery = replace(recovery, lr=args.lr)
