@@ -312,6 +312,13 @@ def _add_prune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "reference images only, never the queries)",
     )
     p.add_argument("--recover-max", type=int, default=400, help="images per folder (evenly)")
+    p.add_argument(
+        "--calib-images",
+        type=int,
+        default=64,
+        metavar="N",
+        help="recovery images (evenly spread) that rank channels and dims at every step",
+    )
     p.add_argument("--epochs", type=int, default=1, help="recovery epochs per step")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-4)
@@ -367,6 +374,7 @@ def _run_prune(args: argparse.Namespace) -> int:
         importance=args.importance,
         recover_images=tuple(args.recover_images),
         recover_max=args.recover_max,
+        calib_images=args.calib_images,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,

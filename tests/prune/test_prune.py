@@ -228,6 +228,8 @@ def test_resume_of_a_run_recorded_before_newer_recovery_options(
     assert "recovery.ema" in capsys.readouterr().err  # the setting that differs, by name
     assert main([*cmd, "--soup", "2"]) == 2
     assert "recovery.soup" in capsys.readouterr().err
+    assert main([*cmd, "--calib-images", "0"]) == 2
+    assert "calibration images must be >= 1" in capsys.readouterr().err
 
 
 def test_sweep_labels_a_checkpoint_teacher_by_name_and_content(tmp_path: Path) -> None:

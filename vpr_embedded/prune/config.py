@@ -73,7 +73,9 @@ class PruneConfig:
     kept); stage_ratios overrides it per stage (stem first). descriptor_dim or
     descriptor_ratio: target descriptor size. steps/schedule: iterative path to the
     targets. recover_images: folders of unlabelled images (recursive); recover_max
-    caps how many are used per folder (evenly sampled). cache_dir: where teacher outputs are
+    caps how many are used per folder (evenly sampled). calib_images: how many of them
+    (evenly spread) rank the channels (Taylor) and descriptor dims (energy) at every
+    step; more give a less noisy ranking. cache_dir: where teacher outputs are
     cached (default: beside the run).
     """
 
@@ -107,6 +109,8 @@ class PruneConfig:
             raise ValueError(f"descriptor dim must be positive, got {self.descriptor_dim}")
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.calib_images < 1:
+            raise ValueError(f"calibration images must be >= 1, got {self.calib_images}")
         if self.importance not in IMPORTANCES:
             raise ValueError(f"unknown importance {self.importance!r}; use one of {IMPORTANCES}")
         if self.descriptor_importance not in DESCRIPTOR_IMPORTANCES:

@@ -347,6 +347,7 @@ def run_prune(
     importance: str = "l2",
     recover_images: tuple[str, ...] = (),
     recover_max: int = 400,
+    calib_images: int = 64,
     epochs: int = 1,
     batch_size: int = 16,
     lr: float = 3e-4,
@@ -388,6 +389,7 @@ def run_prune(
         schedule=schedule,  # type: ignore[arg-type]
         recover_images=tuple(Path(p) for p in recover_images),
         recover_max=recover_max,
+        calib_images=calib_images,
         seed=seed,
         recovery=rcfg,
     )
