@@ -324,6 +324,9 @@ class WeightAverage:
                 p.copy_(a)
 
 
+SOUP_SEED_STRIDE = 100_003  # member m of a soup trains on the data order of seed + m * this
+
+
 def recover(
     model: VPRModel,
     data: RecoveryData,
@@ -364,9 +367,6 @@ def recover(
             if k in total:  # integer buffers (BN counters) are frozen, equal in all members
                 v.copy_(total[k] / cfg.soup)
     return [sum(h[e] for h in histories) / cfg.soup for e in range(len(histories[0]))]
-
-
-SOUP_SEED_STRIDE = 100_003  # member m of a soup trains on the data order of seed + m * this
 
 
 def _recover_once(
