@@ -320,6 +320,13 @@ def _add_prune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="recovery images (evenly spread) that rank channels and dims at every step",
     )
     p.add_argument("--epochs", type=int, default=1, help="recovery epochs per step")
+    p.add_argument(
+        "--final-epochs",
+        type=int,
+        default=None,
+        metavar="E",
+        help="recovery epochs of the last step, which yields the shipped model (default: --epochs)",
+    )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--feature-weight", type=float, default=1.0, help="feature distillation")
@@ -384,6 +391,7 @@ def _run_prune(args: argparse.Namespace) -> int:
         lr_schedule=args.lr_schedule,
         ema=args.ema,
         soup=args.soup,
+        final_epochs=args.final_epochs,
         input_size=tuple(args.input_size) if args.input_size else None,
         seed=args.seed,
         device=args.device,

@@ -170,6 +170,15 @@ def test_two_step_recovery_lowers_distillation_loss(shared_data: Path) -> None:
         assert s.epoch_losses[-1] < s.epoch_losses[0]
 
 
+def test_final_epochs_set_only_the_last_steps_recovery(shared_data: Path) -> None:
+    rec = RecoveryConfig(epochs=1, final_epochs=3, batch_size=5, lr=1e-3, progress=False)
+    res = prune_model(effnet(pretrained=True), _cfg(shared_data, recovery=rec))
+    assert [len(s.epoch_losses) for s in res.steps] == [1, 3]
+    last = res.steps[-1]
+    assert last.loss_recovered is not None and last.loss_pruned is not None
+    assert last.loss_recovered < last.loss_pruned
+
+
 def test_taylor_and_random_importance_run(shared_data: Path) -> None:
     no_recovery = RecoveryConfig(epochs=0, progress=False)
     for imp in ("taylor", "random"):
@@ -219,7 +228,7 @@ def test_resume_of_a_run_recorded_before_newer_recovery_options(
     assert main(cmd) == 0
     run = tmp_path / "p.pt.steps" / "run.json"
     old = json.loads(run.read_text())
-    for key in ("augment", "lr_schedule", "ema", "soup"):  # as written before these existed
+    for key in ("augment", "lr_schedule", "ema", "soup", "final_epochs"):  # before they existed
         del old["prune"]["recovery"][key]
     run.write_text(json.dumps(old))
     (tmp_path / "p.pt.steps" / "step_002.pt").unlink()
@@ -230,6 +239,10 @@ def test_resume_of_a_run_recorded_before_newer_recovery_options(
     assert "recovery.soup" in capsys.readouterr().err
     assert main([*cmd, "--calib-images", "0"]) == 2
     assert "calibration images must be >= 1" in capsys.readouterr().err
+    assert main([*cmd, "--final-epochs", "2"]) == 2
+    assert "recovery.final_epochs" in capsys.readouterr().err
+    assert main([*cmd, "--final-epochs", "-1"]) == 2
+    assert "final epochs must be >= 0" in capsys.readouterr().err
 
 
 def test_sweep_labels_a_checkpoint_teacher_by_name_and_content(tmp_path: Path) -> None:

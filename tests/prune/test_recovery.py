@@ -132,6 +132,8 @@ def test_augmented_recovery_needs_the_teacher_and_bad_options_are_refused(
         RecoveryConfig(ema=1.0)
     with pytest.raises(ValueError, match="soup"):
         RecoveryConfig(soup=0)
+    with pytest.raises(ValueError, match="final epochs"):
+        RecoveryConfig(final_epochs=-1)
 
 
 def test_soup_is_the_mean_of_its_members(shared_data: Path) -> None:

@@ -37,7 +37,8 @@ class RecoveryConfig:
     average of the weights that replaces them at the end of the step (0: off). soup: how
     many recoveries (different data orders) start from the same pruned weights at every
     step; their weights are averaged (1: a single recovery). It costs soup times the
-    recovery time.
+    recovery time. final_epochs: epochs of the last step's recovery, which follows the
+    largest pruning hit and yields the model that ships (None: ``epochs``).
     """
 
     epochs: int = 1
@@ -55,8 +56,11 @@ class RecoveryConfig:
     lr_schedule: LrSchedule = "constant"
     ema: float = 0.0
     soup: int = 1
+    final_epochs: int | None = None
 
     def __post_init__(self) -> None:
+        if self.final_epochs is not None and self.final_epochs < 0:
+            raise ValueError(f"final epochs must be >= 0, got {self.final_epochs}")
         if self.soup < 1:
             raise ValueError(f"soup must be >= 1 recoveries to average, got {self.soup}")
         if self.lr_schedule not in LR_SCHEDULES:

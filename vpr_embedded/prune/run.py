@@ -203,6 +203,7 @@ def prune_model(
     paths = sample_folders(cfg.recover_images, cfg.recover_max)
     needs_data = (
         cfg.recovery.epochs > 0
+        or (cfg.recovery.final_epochs or 0) > 0
         or cfg.importance == "taylor"
         or (
             _target_dim(teacher, cfg) < teacher.descriptor_dim
@@ -299,12 +300,15 @@ def prune_model(
             k + 1, ratios, student.descriptor_dim, _params(student), importance=imp_used
         )
         if data is not None:
+            rcfg = cfg.recovery
+            if k == cfg.steps - 1 and rcfg.final_epochs is not None:
+                rcfg = replace(rcfg, epochs=rcfg.final_epochs)
             rec.loss_pruned = mean_loss(student, data, kept, cfg.recovery)
             rec.epoch_losses = recover(
                 student,
                 data,
                 kept,
-                cfg.recovery,
+                rcfg,
                 teacher=live_teacher,
                 seed=cfg.seed + k,
                 desc=f"step {k + 1}/{cfg.steps}",
@@ -357,6 +361,7 @@ def run_prune(
     lr_schedule: str = "constant",
     ema: float = 0.0,
     soup: int = 1,
+    final_epochs: int | None = None,
     input_size: tuple[int, int] | None = None,
     seed: int = 0,
     device: str = "cpu",
@@ -375,6 +380,7 @@ def run_prune(
         lr_schedule=lr_schedule,  # type: ignore[arg-type]
         ema=ema,
         soup=soup,
+        final_epochs=final_epochs,
         device=device,
     )
     cfg = PruneConfig(
