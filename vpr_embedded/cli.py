@@ -422,6 +422,7 @@ def _add_prune_sweep(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
     p.add_argument("--ema", type=float, default=0.0, help="weight-average decay (0: off)")
     p.add_argument("--soup", type=int, default=1, metavar="K", help="recoveries averaged")
+    p.add_argument("--final-epochs", type=int, default=None, help="last step's epochs")
     p.add_argument("--recover-max", type=int, default=200, help="images per reference folder")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--threads", type=int, default=1, help="for pruning and recall")
@@ -464,6 +465,7 @@ def _run_prune_sweep(args: argparse.Namespace) -> int:
         lr_schedule=args.lr_schedule,
         ema=args.ema,
         soup=args.soup,
+        final_epochs=args.final_epochs,
         recover_max=args.recover_max,
         seeds=tuple(args.seeds),
         threads=args.threads,

@@ -70,7 +70,7 @@ class SweepConfig:
     """models: registry names (ResNet: seeded random init, no offline ImageNet
     weights) or checkpoint paths (e.g. a distilled ResNet). points: "R:D" pairs (see
     parse_point). steps/epochs/schedule/importance/lr/feature_weight/augment/lr_schedule/
-    ema/soup: the pruning recipe (None: RecoveryConfig's default). recover_max:
+    ema/soup/final_epochs: the pruning recipe (None: RecoveryConfig's default). recover_max:
     images per reference folder. threads: for pruning and recall (latency is always
     measured at 1 thread). device: where recovery trains. repeats: latency repeats.
     paired_rounds: re-time all variants of a model interleaved at the end (0: keep the
@@ -89,6 +89,7 @@ class SweepConfig:
     lr_schedule: LrSchedule = "constant"
     ema: float = 0.0
     soup: int = 1
+    final_epochs: int | None = None
     recover_max: int = 200
     seeds: tuple[int, ...] = (0,)
     threads: int = 1
@@ -427,6 +428,7 @@ def run_model(
                 lr_schedule=args.lr_schedule,
                 ema=args.ema,
                 soup=args.soup,
+                final_epochs=args.final_epochs,
             )
             if args.lr is not None:
                 recovery = replace(recovery, lr=args.lr)
