@@ -7,12 +7,16 @@ DATA ?= ../shared/data
 
 .PHONY: install run test lint test-cpp test-arm test-robustness test-runtime test-python bench clean
 
-$(STAMP): pyproject.toml CMakeLists.txt $(shell find csrc -type f) scripts/install_system_deps.sh
+# Installs from nothing: a new venv has setuptools 65 and no `wheel`, and
+# --no-build-isolation builds sdist-only dependencies (antlr4-python3-runtime, pulled in by
+# executorch) with the venv's own tools, so those come first. Every version comes from
+# constraints.txt (the tested set); pyproject.toml only states ranges.
+$(STAMP): pyproject.toml constraints.txt CMakeLists.txt $(shell find csrc -type f) scripts/install_system_deps.sh
 	bash scripts/install_system_deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q scikit-build-core==1.1.2 pybind11==3.1.0 cmake==4.4.5 ninja==1.13.2
-	$(BIN)/pip install -q --no-build-isolation -e ".[dev]"
+	$(BIN)/pip install -q -c constraints.txt --upgrade pip setuptools wheel
+	$(BIN)/pip install -q -c constraints.txt scikit-build-core pybind11 cmake ninja
+	$(BIN)/pip install -q -c constraints.txt --no-build-isolation -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
