@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,40 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.fail(f"real data not found at {path}; set VPR_DATA_DIR to ../shared/data")
     return path
+
+
+def write_png_claiming(path: Path, width: int, height: int) -> Path:
+    """A small PNG whose header claims width x height greyscale pixels (a decompression
+    bomb when large: readers must refuse it from the header, before decoding). Greyscale,
+    because stb_image's own check (at most 2**30 bytes) passes 20000 x 20000 x 1."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    # Pixel data that really inflates to the claimed size (a filter byte per row, then
+    # zeros), compressed in pieces: a few hundred KB on disk, hundreds of MB decoded.
+    packer = zlib.compressobj(9)
+    row = b"\0" * (width + 1)
+    rows_per_piece = max(1, (1 << 22) // len(row))
+    parts = []
+    for start in range(0, height, rows_per_piece):
+        parts.append(packer.compress(row * min(rows_per_piece, height - start)))
+    idat = b"".join(parts) + packer.flush()
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+@pytest.fixture()
+def png_claiming() -> Callable[[Path, int, int], Path]:
+    return write_png_claiming
+
+
+@pytest.fixture(scope="session")
+def bomb_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_png_claiming(tmp_path_factory.mktemp("bomb") / "bomb.png", 20000, 20000)

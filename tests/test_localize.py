@@ -95,3 +95,12 @@ def test_cli_localize_prints_json_and_reports_errors(
     assert "does not exist" in capsys.readouterr().err
     assert main([*args, "--image", "a.jpg", "--dir", "b"]) == 2
     assert "exactly one" in capsys.readouterr().err
+
+
+def test_cli_refuses_an_image_bomb_in_one_line(
+    gardens_map: Path, bomb_png: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["localize", "--model", MODEL, "--map", str(gardens_map), "--image", str(bomb_png)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "over the limit of 67108864 (8192 x 8192)" in err[0], err

@@ -191,6 +191,23 @@ def test_descriptors_and_topk_equal_python(
 
 
 @needs_host
+def test_host_is_quiet_unless_verbose(bundle: Path, images: dict[str, list[Path]]) -> None:
+    args = ["--bundle", str(bundle), str(images["queries"][0])]
+    quiet = subprocess.run(_host(*args), capture_output=True, text=True, timeout=600, check=False)
+    assert quiet.returncode == 0 and "executorch:" not in quiet.stderr, quiet.stderr
+    loud = subprocess.run(
+        _host("--verbose", *args), capture_output=True, text=True, timeout=600, check=False
+    )
+    assert loud.returncode == 0 and "I executorch:" in loud.stderr
+
+
+@needs_host
+def test_host_refuses_an_image_bomb_from_its_header(bundle: Path, bomb_png: Path) -> None:
+    err = _refused(_host("--bundle", str(bundle), str(bomb_png)))
+    assert "claims 20000 x 20000 pixels, over the limit of 67108864" in err
+
+
+@needs_host
 def test_host_refuses_tampered_bundle_and_foreign_map(
     bundle: Path, tmp_path: Path, images: dict[str, list[Path]]
 ) -> None:

@@ -25,6 +25,7 @@ from PIL import Image
 
 from vpr_embedded.data.images import load_tensor, to_tensor
 from vpr_embedded.models.vpr import Preprocessing
+from vpr_embedded.runtime_log import quiet_runtime
 
 BUNDLE_FORMAT = "vpr-embedded-bundle"
 BUNDLE_VERSION = 1
@@ -184,11 +185,12 @@ def read_manifest(folder: str | Path, *, check_pte: bool = True) -> Manifest:
 
 def set_runtime_threads(threads: int) -> None:
     """Size the ExecuTorch (XNNPACK) thread pool of this process (>= 1)."""
-    import executorch.extension.pybindings.portable_lib as pl
-
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    pl._unsafe_reset_threadpool(int(threads))
+    with quiet_runtime():
+        import executorch.extension.pybindings.portable_lib as pl
+
+        pl._unsafe_reset_threadpool(int(threads))
 
 
 class Bundle:
@@ -197,14 +199,15 @@ class Bundle:
     paths and preprocesses them as the manifest says."""
 
     def __init__(self, folder: str | Path, manifest: Manifest) -> None:
-        from executorch.runtime import Runtime
-
         self.folder = Path(folder)
         self.manifest = manifest
         self.preprocessing = manifest.preprocessing
         self.descriptor_dim = manifest.descriptor_dim
-        program = Runtime.get().load_program(self.folder / manifest.pte_file)
-        method = program.load_method("forward")
+        with quiet_runtime():
+            from executorch.runtime import Runtime
+
+            program = Runtime.get().load_program(self.folder / manifest.pte_file)
+            method = program.load_method("forward")
         if method is None:
             raise BundleError(f"{self.folder}: the program has no 'forward' method")
         self._method = method
@@ -224,6 +227,12 @@ class Bundle:
                 f"{self.folder}: the program gives {out}, the manifest says descriptor_dim "
                 f"{self.descriptor_dim}; re-export the bundle"
             )
+
+        # One run now, on zeros: the runtime probes the CPU and builds its thread pool on
+        # the first execute, printing notices that quiet_runtime keeps off the terminal,
+        # and a first frame's latency should not include that set-up.
+        with quiet_runtime():
+            self._method.execute([torch.zeros(shape, dtype=torch.float32)])
 
     @property
     def name(self) -> str:

@@ -10,9 +10,14 @@ from PIL import Image, UnidentifiedImageError
 
 from vpr_embedded.models.vpr import Preprocessing
 
+# The most pixels an image may claim. A camera frame or a reference photo is far below it
+# (8192 x 8192); a file claiming more (a decompression bomb: 48 KB of PNG can claim
+# 20000 x 20000 and gigabytes of memory) is refused from its header, before decoding.
+MAX_IMAGE_PIXELS = 8192 * 8192
+
 
 class ImageReadError(ValueError):
-    """An image file is missing or cannot be decoded."""
+    """An image file is missing, cannot be decoded, or claims too many pixels."""
 
 
 def read_image(path: str | Path) -> Image.Image:
@@ -20,11 +25,27 @@ def read_image(path: str | Path) -> Image.Image:
     p = Path(path)
     try:
         with Image.open(p) as im:
+            w, h = im.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise ImageReadError(_too_large(p, w, h))
             return im.convert("RGB")
     except FileNotFoundError:
         raise ImageReadError(f"image {p} does not exist") from None
+    except Image.DecompressionBombError:
+        # Pillow refuses before we see the size (over twice its own limit).
+        raise ImageReadError(_too_large(p, None, None)) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
+        if isinstance(exc, ImageReadError):
+            raise
         raise ImageReadError(f"cannot decode image {p}: {exc}") from None
+
+
+def _too_large(path: Path, w: int | None, h: int | None) -> str:
+    size = f"{w} x {h} pixels" if w is not None else "more pixels than Pillow allows"
+    return (
+        f"image {path} claims {size}, over the limit of {MAX_IMAGE_PIXELS} "
+        "(8192 x 8192): a corrupt or hostile file, or a photo to downscale first"
+    )
 
 
 def to_tensor(image: Image.Image, prep: Preprocessing) -> torch.Tensor:

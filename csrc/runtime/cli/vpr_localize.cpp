@@ -26,10 +26,12 @@ namespace {
 void usage() {
   std::cerr << "usage: vpr-localize --bundle DIR [--map FILE.vprmap] [--k K] [--threads N]\n"
                "                    [--repeat R] [--descriptors-out FILE] [--inputs-out FILE]\n"
-               "                    [--allow-model-mismatch] [--no-map-checksum] IMAGE...\n"
+               "                    [--allow-model-mismatch] [--no-map-checksum] [--verbose]\n"
+               "                    IMAGE...\n"
                "Prints JSON: per image the top-k places (with --map) and per-frame times\n"
                "(preprocess, inference, match; decode excluded). --descriptors-out / --inputs-out\n"
-               "write raw float32 descriptors (N x D) / preprocessed inputs (N x 3 x H x W).\n";
+               "write raw float32 descriptors (N x D) / preprocessed inputs (N x 3 x H x W).\n"
+               "--verbose also prints the ExecuTorch runtime's info lines.\n";
 }
 
 struct Image {
@@ -38,9 +40,19 @@ struct Image {
   int height = 0;
 };
 
+// The pixel limit of every image reader (Python: vpr_embedded.data.images): a file that
+// claims more is refused from its header, before any pixel memory is allocated.
+constexpr long long kMaxImagePixels = 8192LL * 8192LL;
+
 Image decode(const std::string& path) {
   Image im;
   int channels = 0;
+  if (stbi_info(path.c_str(), &im.width, &im.height, &channels) != 0 &&
+      static_cast<long long>(im.width) * im.height > kMaxImagePixels) {
+    throw std::runtime_error("image " + path + " claims " + std::to_string(im.width) + " x " +
+                             std::to_string(im.height) + " pixels, over the limit of " +
+                             std::to_string(kMaxImagePixels) + " (8192 x 8192)");
+  }
   im.pixels.reset(stbi_load(path.c_str(), &im.width, &im.height, &channels, 3));
   if (!im.pixels) {
     throw std::runtime_error("cannot decode image " + path + ": " + stbi_failure_reason());
@@ -97,6 +109,8 @@ int main(int argc, char** argv) {
         opt.allow_model_mismatch = true;
       } else if (a == "--no-map-checksum") {
         opt.verify_map_checksum = false;
+      } else if (a == "--verbose" || a == "-v") {
+        vpr::set_runtime_verbose(true);
       } else if (a == "-h" || a == "--help") {
         usage();
         return 0;

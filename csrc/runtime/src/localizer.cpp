@@ -3,9 +3,13 @@
 
 #include <executorch/extension/module/module.h>
 #include <executorch/extension/tensor/tensor.h>
+#include <executorch/runtime/platform/platform.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -31,7 +35,31 @@ double ms_since(Clock::time_point t) {
 
 namespace et = executorch;
 
+std::atomic<bool> runtime_verbose{false};
+
+// ExecuTorch's log hook (registered through its platform layer, register_pal): the
+// default one prints every level, so each start would print the CPU probe's notices.
+void emit_log_message(et_timestamp_t /*timestamp*/, et_pal_log_level_t level, const char* filename,
+                      const char* /*function*/, std::size_t line, const char* message,
+                      std::size_t length) {
+  if ((level == kInfo || level == kDebug) && !runtime_verbose.load()) return;
+  std::fprintf(stderr, "%c executorch:%s:%zu] %.*s\n", static_cast<char>(level), filename, line,
+               static_cast<int>(length), message);
+}
+
+void install_log_filter() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    et::runtime::register_pal(et::runtime::PalImpl::create(emit_log_message, __FILE__));
+  });
+}
+
 }  // namespace
+
+void set_runtime_verbose(bool verbose) {
+  runtime_verbose.store(verbose);
+  install_log_filter();
+}
 
 struct Extractor::Impl {
   std::unique_ptr<et::extension::Module> module;
@@ -39,6 +67,7 @@ struct Extractor::Impl {
 
 Extractor::Extractor(const std::string& bundle_dir, int threads)
     : manifest_(BundleManifest::load(bundle_dir)), impl_(std::make_unique<Impl>()) {
+  install_log_filter();
   if (threads < 0) throw std::invalid_argument("threads must be >= 0");
   if (threads > 0) {
     auto* pool = et::extension::threadpool::get_threadpool();

@@ -64,6 +64,11 @@ struct FrameTiming {
   double match_ms = 0.0;
 };
 
+// The ExecuTorch runtime logs its CPU probe and thread-pool notices at info level on
+// every start. By default this library drops its info and debug lines and prints errors;
+// set_runtime_verbose(true) prints everything (vpr-localize --verbose).
+void set_runtime_verbose(bool verbose);
+
 // Runs a bundle's model. threads >= 1 sizes the XNNPACK thread pool (shared by the
 // process); 0 keeps the current size.
 class Extractor {
