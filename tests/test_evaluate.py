@@ -45,7 +45,7 @@ def _has_core() -> bool:
 @pytest.mark.skipif(not _has_core(), reason="vpr_embedded._core not built")
 @pytest.mark.parametrize("name", ["efficientnet_lite0-gem", "efficientnet_lite0-netvlad"])
 def test_evaluate_gardens_end_to_end(name: str, tmp_path: Path) -> None:
-    from vpr_embedded.data import load_dataset
+    from vpr_embedded.data.datasets import load_dataset
 
     model = build_model(name, input_size=(64, 96))
     ds = load_dataset(DATA / "gardens_point_sample")

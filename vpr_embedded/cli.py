@@ -7,6 +7,11 @@ import logging
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
+
+from vpr_embedded import __version__
+from vpr_embedded import runtime_log as _runtime_log
+from vpr_embedded.extras import MissingExtraError, explain, require
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -17,7 +22,7 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--dim", type=int, default=512, help="descriptor dimension")
     p.add_argument("--k", type=int, default=5, help="results per query")
     p.add_argument("--threads", type=int, default=0, help="0: all cores")
-    p.set_defaults(handler=_run_demo)
+    p.set_defaults(handler=_run_demo, extra=None)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -25,6 +30,74 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     run_demo(places=args.places, dim=args.dim, k=args.k, threads=args.threads)
     return 0
+
+
+def _add_datasets(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("datasets", help="list the supported public datasets, or fetch one")
+    p.add_argument(
+        "action", nargs="?", default="list", choices=["list", "fetch", "verify"], help="list"
+    )
+    p.add_argument("name", nargs="?", default=None, help="dataset to fetch or verify")
+    p.add_argument("--data-dir", default=None, help="data folder (default: $VPR_DATA_DIR)")
+    p.add_argument(
+        "--mirror", default=None, help="URL or folder serving NAME.tar.gz ($VPR_DATASETS_MIRROR)"
+    )
+    p.set_defaults(handler=_run_datasets, extra=None)
+
+
+def _run_datasets(args: argparse.Namespace) -> int:
+    from vpr_embedded.data import catalog
+
+    if args.action == "list":
+        print(catalog.describe(args.data_dir))
+        return 0
+    if args.name is None:
+        raise ValueError(
+            f"datasets {args.action} needs a NAME: one of {', '.join(catalog.DATASETS)}"
+        )
+    if args.action == "verify":
+        info = catalog.get_info(args.name)
+        folder = catalog.resolve_dataset(args.name, args.data_dir)
+        catalog.verify(info, folder)
+        print(f"{folder}: {info.files} files, {info.bytes} bytes, tree sha256 matches")
+        return 0
+    with _ByteProgress(f"fetching {args.name}") as bar:
+        folder = catalog.fetch(args.name, args.data_dir, mirror=args.mirror, progress=bar.update)
+    print(f"{args.name}: {folder} (every file checked)")
+    return 0
+
+
+class _ByteProgress:
+    """A download progress bar on stderr: tqdm when installed (the export extra), else a
+    plain line rewritten in place, so the core install shows progress too."""
+
+    def __init__(self, desc: str) -> None:
+        self.desc = desc
+        self._bar: Any = None
+        self._plain = False
+
+    def __enter__(self) -> _ByteProgress:
+        return self
+
+    def update(self, done: int, total: int | None) -> None:
+        if self._bar is None and not self._plain:
+            try:
+                from tqdm import tqdm
+
+                self._bar = tqdm(total=total, desc=self.desc, unit="B", unit_scale=True)
+            except ImportError:
+                self._plain = True
+        if self._bar is not None:
+            self._bar.update(done - self._bar.n)
+        elif sys.stderr.isatty():
+            of = f" of {total / 1e6:.1f}" if total else ""
+            print(f"\r{self.desc}: {done / 1e6:.1f}{of} MB", end="", file=sys.stderr)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        elif self._plain and sys.stderr.isatty():
+            print(file=sys.stderr)
 
 
 def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,7 +117,7 @@ def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--tolerance", type=int, default=None, help="aligned datasets: +-frames")
     p.add_argument("--skip-unreadable", action="store_true", help="skip bad images, count them")
     p.add_argument("--device", default="cpu", help="where descriptors are extracted: cpu, cuda")
-    p.set_defaults(handler=_run_evaluate)
+    p.set_defaults(handler=_run_evaluate, extra="export")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -89,7 +162,7 @@ def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     p.add_argument("--out", required=True, help="bundle folder to write")
-    p.set_defaults(handler=_run_export)
+    p.set_defaults(handler=_run_export, extra="export")
 
 
 def _run_export(args: argparse.Namespace) -> int:
@@ -115,7 +188,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
 def _add_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("models", help="list the registered models")
-    p.set_defaults(handler=_run_models)
+    p.set_defaults(handler=_run_models, extra="export")
 
 
 def _run_models(args: argparse.Namespace) -> int:
@@ -135,7 +208,7 @@ def _add_build_map(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--whiten", action="store_true", help="PCA whitening")
     p.add_argument("--positions", default=None, help="CSV: name,lat,lon or name,easting,northing")
     p.add_argument("--threads", type=int, default=None)
-    p.set_defaults(handler=_run_build_map)
+    p.set_defaults(handler=_run_build_map, extra="export")
 
 
 def _run_build_map(args: argparse.Namespace) -> int:
@@ -161,7 +234,7 @@ def _add_append(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--images", required=True, help="folder of new reference images")
     p.add_argument("--positions", default=None, help="CSV: name,lat,lon or name,easting,northing")
     p.add_argument("--threads", type=int, default=None)
-    p.set_defaults(handler=_run_append)
+    p.set_defaults(handler=_run_append, extra="export")
 
 
 def _run_append(args: argparse.Namespace) -> int:
@@ -182,7 +255,7 @@ def _add_localize(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--k", type=int, default=5, help="places per image")
     p.add_argument("--sequence", type=int, default=0, metavar="L", help="match over L frames")
     p.add_argument("--threads", type=int, default=None)
-    p.set_defaults(handler=_run_localize)
+    p.set_defaults(handler=_run_localize, extra="export")
 
 
 def _run_localize(args: argparse.Namespace) -> int:
@@ -204,7 +277,11 @@ def _add_pipeline(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = sub.add_parser(
         "pipeline", help="quantize, export, build a map and localize every query of a dataset"
     )
-    p.add_argument("--dataset", default="../shared/data/corridor", help="dataset folder")
+    p.add_argument(
+        "--dataset",
+        default="corridor",
+        help="dataset folder, or the name of one in the data folder ($VPR_DATA_DIR)",
+    )
     p.add_argument("--out", default="runs/pipeline", help="folder for every artefact")
     p.add_argument("--model", default="efficientnet_lite0-gem", help="registry name or checkpoint")
     p.add_argument("--format", default=None, choices=["vpr-bench", "aligned", "gmberton"])
@@ -216,7 +293,7 @@ def _add_pipeline(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--threads", type=int, default=1, help="extraction and matching threads")
     p.add_argument("--sequence", type=int, default=0, metavar="L", help="also match over L frames")
     p.add_argument("--no-eager", action="store_true", help="skip the eager fp32 yardstick")
-    p.set_defaults(handler=_run_pipeline)
+    p.set_defaults(handler=_run_pipeline, extra="export")
 
 
 def _run_pipeline(args: argparse.Namespace) -> int:
@@ -263,7 +340,7 @@ def _add_distill(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--out", required=True, help="student checkpoint (+ OUT.json log)")
-    p.set_defaults(handler=_run_distill)
+    p.set_defaults(handler=_run_distill, extra="train")
 
 
 def _run_distill(args: argparse.Namespace) -> int:
@@ -361,7 +438,7 @@ def _add_prune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--device", default="cpu", help="where recovery trains: cpu, cuda, cuda:N (resumable)"
     )
     p.add_argument("--out", required=True, help="pruned checkpoint; state in OUT.steps/")
-    p.set_defaults(handler=_run_prune)
+    p.set_defaults(handler=_run_prune, extra="train")
 
 
 def _run_prune(args: argparse.Namespace) -> int:
@@ -443,7 +520,7 @@ def _add_prune_sweep(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--work", default=None, help="checkpoints and caches (default runs/pruning)")
     p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     p.add_argument("--tag", default="bench_pruning")
-    p.set_defaults(handler=_run_prune_sweep)
+    p.set_defaults(handler=_run_prune_sweep, extra="train")
 
 
 def _run_prune_sweep(args: argparse.Namespace) -> int:
@@ -489,7 +566,15 @@ def _run_prune_sweep(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vpr-embedded", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"vpr-embedded {__version__}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show the ExecuTorch runtime's own log lines and debug logging",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_datasets(sub)
     _add_demo(sub)
     _add_evaluate(sub)
     _add_export(sub)
@@ -517,8 +602,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    _runtime_log.set_verbose(args.verbose)
     try:
+        if args.extra is not None:
+            require(args.extra, "this command")
         return handler(args)
+    except MissingExtraError as exc:
+        print(f"vpr-embedded {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        hint = explain(exc)
+        if hint is None:
+            raise
+        print(f"vpr-embedded {args.command}: error: {hint}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, FloatingPointError) as exc:
         print(f"vpr-embedded {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -306,23 +306,30 @@ def fit_pca(
     rows: NDArray[np.float32], dim: int | None, *, whiten: bool = False
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """PCA of ``rows`` as (matrix in_dim x dim, mean): ``project = (x - mean) @ matrix``;
-    with ``whiten`` each component is divided by its standard deviation."""
-    from sklearn.decomposition import PCA
+    with ``whiten`` each component is divided by its standard deviation.
 
+    Centring plus numpy's SVD (LAPACK), the computation scikit-learn's full-solver PCA
+    runs, so that a map with a projection can be built on a core install (a Raspberry Pi)
+    without scikit-learn. Each component's sign is fixed (its largest entry positive) so
+    the same rows always give the same matrix."""
     n, d = rows.shape
     k = min(n, d) if dim is None else dim
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= min(n, d):
         raise ValueError(
             f"pca_dim must be an integer in [1, min(places, dim) = {min(n, d)}], got {dim!r}"
         )
-    pca = PCA(n_components=k, svd_solver="full").fit(rows.astype(np.float64))
-    matrix = pca.components_.T.copy()
+    x = rows.astype(np.float64)
+    mean = x.mean(axis=0)
+    _, singular, vt = np.linalg.svd(x - mean, full_matrices=False)
+    components = vt[:k]
+    signs = np.sign(components[np.arange(k), np.abs(components).argmax(axis=1)])
+    matrix = (components * np.where(signs == 0, 1.0, signs)[:, None]).T.copy()
     if whiten:
-        std = np.sqrt(np.maximum(pca.explained_variance_, 1e-12))
-        matrix /= std[None, :]
+        variance = singular[:k] ** 2 / max(n - 1, 1)
+        matrix /= np.sqrt(np.maximum(variance, 1e-12))[None, :]
     return (
         np.ascontiguousarray(matrix, dtype=np.float32),
-        np.ascontiguousarray(pca.mean_, dtype=np.float32),
+        np.ascontiguousarray(mean, dtype=np.float32),
     )
 
 

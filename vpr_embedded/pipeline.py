@@ -40,7 +40,7 @@ class PipelineConfig:
     frames (0: off). compare_eager: also measure the unquantized eager model with a
     float32 map, the yardstick for what export and compression cost."""
 
-    dataset: str = "../shared/data/corridor"
+    dataset: str = "corridor"
     out: str = "runs/pipeline"
     model: str = "efficientnet_lite0-gem"
     dataset_format: str | None = None

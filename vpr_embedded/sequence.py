@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vpr_embedded import _core
+from vpr_embedded.extras import MissingExtraError
 from vpr_embedded.matching import Index, SearchResult, StorageName, encode
 
 if TYPE_CHECKING:
@@ -161,8 +162,14 @@ def seqslam_descriptors(
     paths: list[Path] | tuple[Path, ...], size: tuple[int, int] = (64, 32), patch: int = 8
 ) -> NDArray[np.float32]:
     """Model-free SeqSLAM descriptors: greyscale, resize to ``size`` (w, h), patch-normalise,
-    flatten, L2-normalise. Returns (images, w*h) float32."""
-    from PIL import Image
+    flatten, L2-normalise. Returns (images, w*h) float32. Reads images with Pillow."""
+    try:
+        from PIL import Image
+    except ModuleNotFoundError:
+        raise MissingExtraError(
+            "seqslam_descriptors reads images with Pillow: pip install pillow "
+            "(it comes with the 'export' extra)"
+        ) from None
 
     rows = np.empty((len(paths), size[0] * size[1]), dtype=np.float32)
     for i, p in enumerate(paths):

@@ -10,16 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vpr_embedded.data import (
-    ImageReadError,
-    UnsafePickleError,
-    detect_format,
-    load_dataset,
-    load_object_npy,
-    load_tensor,
-    read_aligned,
-    read_gmberton,
-)
+from vpr_embedded.data.datasets import detect_format, load_dataset, read_aligned, read_gmberton
+from vpr_embedded.data.ground_truth import UnsafePickleError, load_object_npy
+from vpr_embedded.data.images import ImageReadError, load_tensor
 from vpr_embedded.models import Preprocessing
 
 DATA = Path(

@@ -1,30 +1,7 @@
-"""Datasets read in place, ground truth, image preprocessing."""
+"""Datasets read in place (``datasets``), ground truth (``ground_truth``), image reading and
+preprocessing (``images``, needs the ``export`` extra), and the catalogue of supported public
+datasets with their fetcher (``catalog``, standard library only).
 
-from vpr_embedded.data.datasets import (
-    FORMATS,
-    PlaceDataset,
-    detect_format,
-    load_dataset,
-    read_aligned,
-    read_gmberton,
-    read_vpr_bench,
-)
-from vpr_embedded.data.ground_truth import RestrictedUnpickler, UnsafePickleError, load_object_npy
-from vpr_embedded.data.images import ImageReadError, load_tensor, read_image, to_tensor
-
-__all__ = [
-    "FORMATS",
-    "ImageReadError",
-    "PlaceDataset",
-    "RestrictedUnpickler",
-    "UnsafePickleError",
-    "detect_format",
-    "load_dataset",
-    "load_object_npy",
-    "load_tensor",
-    "read_aligned",
-    "read_gmberton",
-    "read_image",
-    "read_vpr_bench",
-    "to_tensor",
-]
+Import from the submodules: this package's own import stays free of torch, so the catalogue
+works on a core install.
+"""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vpr_embedded.data.catalog import resolve_dataset
 from vpr_embedded.data.ground_truth import vpr_bench_positives
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
@@ -163,7 +164,9 @@ def load_dataset(
     tolerance: int | None = None,
     radius_m: float = GMBERTON_RADIUS_M,
 ) -> PlaceDataset:
-    """Read a dataset in place, auto-detecting its format unless given."""
+    """Read a dataset in place, auto-detecting its format unless given. ``root`` is a folder
+    or the name of a supported dataset in the data folder (data/catalog.py)."""
+    root = resolve_dataset(root)
     fmt = format or detect_format(root)
     if fmt == "vpr-bench":
         return read_vpr_bench(root)
