@@ -5,7 +5,13 @@ set -euo pipefail
 packages=(g++ make git python3.11-venv python3.11-dev g++-aarch64-linux-gnu qemu-user-static
   doctest-dev clang-format clang-14 libclang-rt-14-dev
   openjdk-17-jdk-headless  # JNI headers, javac and java for scripts/test_jni.sh
-  nlohmann-json3-dev libstb-dev)  # the ExecuTorch localizer (csrc/runtime): JSON, image decoding
+  nlohmann-json3-dev libstb-dev  # the ExecuTorch localizer (csrc/runtime): JSON, image decoding
+  pkgconf file)  # scripts/test_cmake_package.sh: the pkg-config consumer, checking ELF machines
+# scripts/test_arm_python.sh unpacks Debian's arm64 CPython into a folder (nothing is
+# installed): apt must know arm64 packages to download them.
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  add_arm64=1
+fi
 missing=()
 for pkg in "${packages[@]}"; do
   case "$pkg" in
@@ -15,11 +21,18 @@ for pkg in "${packages[@]}"; do
   esac
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+if [ ${#missing[@]} -eq 0 ] && [ -z "${add_arm64:-}" ]; then
+  exit 0
+fi
+sudo_cmd=""
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+if [ -n "${add_arm64:-}" ]; then
+  echo "adding the arm64 architecture to apt (for downloads only)"
+  $sudo_cmd dpkg --add-architecture arm64
+fi
+$sudo_cmd apt-get update -qq
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 echo "installing Debian packages: ${missing[*]}"
-sudo_cmd=""
-if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
-$sudo_cmd apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
