@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?= ../shared/data
 
-.PHONY: install run test lint test-cpp test-arm test-robustness test-runtime test-python bench clean
+.PHONY: install run test lint test-cpp test-arm test-robustness test-runtime test-python test-package bench clean
 
 # Installs from nothing: a new venv has setuptools 65 and no `wheel`, and
 # --no-build-isolation builds sdist-only dependencies (antlr4-python3-runtime, pulled in by
@@ -23,13 +23,13 @@ install: $(STAMP)
 
 # The end-to-end pipeline on a real dataset (int8 export, map, localization, report).
 run: $(STAMP)
-	$(BIN)/vpr-embedded pipeline --dataset $(DATA)/corridor --out runs/pipeline
+	VPR_DATA_DIR=$(DATA) $(BIN)/vpr-embedded pipeline --dataset corridor --out runs/pipeline
 
 lint: $(STAMP)
 	$(BIN)/ruff check vpr_embedded tests benchmarks
 	$(BIN)/ruff format --check vpr_embedded tests benchmarks
 	$(BIN)/mypy
-	find csrc -name '*.cpp' -o -name '*.hpp' | xargs clang-format --dry-run -Werror
+	find csrc tests/cmake -name '*.cpp' -o -name '*.hpp' | xargs clang-format --dry-run -Werror
 
 test-cpp: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH bash scripts/test_cpp.sh
@@ -50,7 +50,15 @@ test-runtime: $(STAMP)
 test-python: $(STAMP)
 	VPR_DATA_DIR=$(DATA) $(BIN)/pytest -q
 
-test: lint test-cpp test-arm test-robustness test-runtime test-python
+# The packages as users get them: the C++ package (cmake --install, find_package and
+# pkg-config consumers, x86_64 and aarch64, add_subdirectory), the core wheel in a new
+# venv without torch, and the core wheel cross-built for aarch64 and tested under qemu.
+test-package: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH bash scripts/test_cmake_package.sh
+	PATH=$(abspath $(BIN)):$$PATH VPR_DATA_DIR=$(abspath $(DATA)) bash scripts/test_wheel.sh
+	PATH=$(abspath $(BIN)):$$PATH VPR_DATA_DIR=$(abspath $(DATA)) bash scripts/test_arm_python.sh
+
+test: lint test-cpp test-arm test-robustness test-runtime test-python test-package
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_matching.py
