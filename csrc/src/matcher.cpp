@@ -3,7 +3,10 @@
 // never a full score array) and keeps a bounded top-k; results are merged.
 #include "vpr/matcher.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <condition_variable>
 #include <functional>
@@ -152,6 +155,30 @@ class WorkerPool {
   std::uint64_t generation_ = 0;
 };
 
+// The process's pool. fork() copies the pool but none of its threads (and possibly a
+// mutex held by a search in another thread), so a child that used it would wait forever
+// for workers that do not exist: the child drops it and builds its own on first use.
+// Pools are never destroyed: workers may still be parked when static destructors run,
+// and a child must not touch the parent's copy (its mutexes may be locked).
+std::atomic<WorkerPool*> current_pool{nullptr};
+
+void forget_pool_in_child() { current_pool.store(nullptr); }
+
+WorkerPool* worker_pool() {
+  static const int registered = pthread_atfork(nullptr, nullptr, forget_pool_in_child);
+  (void)registered;
+  WorkerPool* pool = current_pool.load(std::memory_order_acquire);
+  if (pool == nullptr) {
+    auto* fresh = new WorkerPool();
+    if (current_pool.compare_exchange_strong(pool, fresh, std::memory_order_acq_rel)) {
+      pool = fresh;
+    } else {
+      delete fresh;  // another thread installed one first; `pool` now holds it
+    }
+  }
+  return pool;
+}
+
 // Runs body(t) for t in [0, count) on count threads; the first exception is rethrown.
 void run_parallel(std::size_t count, const std::function<void(std::size_t)>& body) {
   std::exception_ptr error;
@@ -164,8 +191,7 @@ void run_parallel(std::size_t count, const std::function<void(std::size_t)>& bod
       if (!error) error = std::current_exception();
     }
   };
-  // Never destroyed: workers may still be parked when static destructors run.
-  static WorkerPool* const pool = new WorkerPool();
+  WorkerPool* const pool = worker_pool();
   if (count <= 1) {
     task(0);
   } else if (!pool->try_run(count, task)) {  // concurrent searches: private threads

@@ -1,5 +1,7 @@
 // Search, top-k selection and encoders, at every SIMD level this machine runs.
 #include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -213,4 +215,29 @@ TEST_CASE("query batches give the same results as single queries, every storage"
       }
     }
   }
+}
+
+TEST_CASE("a forked child searches on threads: the pool is rebuilt, not inherited") {
+  // The parent's persistent workers do not exist in a child; before the fix the child's
+  // first multi-threaded search waited for them forever. alarm() turns a hang into a
+  // failure instead of a stuck test.
+  const std::size_t n = 8192, d = 32;
+  const std::vector<float> db = unit_rows(n, d, 5);
+  vpr::DatabaseView view{vpr::Storage::Float32, n, d, db.data(), nullptr};
+  vpr::SearchOptions options;
+  options.k = 3;
+  options.num_threads = 2;
+  const float* q = db.data() + 4321 * d;
+  REQUIRE(vpr::search(view, q, 1, d, options).ids[0] == 4321);  // the pool now has a worker
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    alarm(20);
+    const auto r = vpr::search(view, q, 1, d, options);
+    _exit(r.ids[0] == 4321 ? 0 : 3);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
