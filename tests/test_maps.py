@@ -78,7 +78,8 @@ def test_round_trip_equals_in_memory_index(
     assert got.names is not None and got.names[0] == [names[i] for i in want.ids[0]]
     assert got.positions is not None and got.positions.shape == (6, 4, 2)
     assert m.search(q[0], k=1).ids.shape == (1, 1)
-    assert [f.name for f in tmp_path.iterdir()] == ["m.vprmap"]  # no temporary left
+    # No temporary left; the write lock file stays by design.
+    assert sorted(f.name for f in tmp_path.iterdir()) == [".m.vprmap.lock", "m.vprmap"]
 
 
 def test_crc32_agrees_with_zlib() -> None:
@@ -157,7 +158,8 @@ def test_failed_write_leaves_the_old_map(
     with pytest.raises(OSError, match="disk full"):
         small_map(tmp_path, rng, storage="float32")
     assert p.read_bytes() == original
-    assert [f.name for f in tmp_path.iterdir()] == [p.name]
+    # No temporary file is left; the write lock file stays (it is never removed).
+    assert sorted(f.name for f in tmp_path.iterdir()) == [f".{p.name}.lock", p.name]
 
 
 def test_wrong_model_is_refused(tmp_path: Path, rng: np.random.Generator) -> None:
@@ -289,3 +291,73 @@ def test_int8_map_of_512_dims_fits_the_size_budget(
     b = Map.open(build_map(x, out_path=tmp_path / "b", storage="binary", **kw))  # type: ignore[arg-type]
     assert i8.bytes_per_place <= 520
     assert b.bytes_per_place <= 72
+
+
+def recrc(data: bytearray) -> bytearray:
+    """Recompute both CRC-32s, as a buggy or hostile writer would: the file then passes
+    the checksum, so only a value check can refuse what it holds."""
+    struct.pack_into("<I", data, 44, zlib.crc32(bytes(data[HEADER_SIZE:])))
+    struct.pack_into("<I", data, 48, 0)
+    struct.pack_into("<I", data, 48, zlib.crc32(bytes(data[:HEADER_SIZE])))
+    return data
+
+
+@pytest.mark.parametrize(
+    ("storage", "poison", "message"),
+    [
+        ("float32", struct.pack("<f", float("nan")), "non-finite float32 value at place 0"),
+        ("float32", struct.pack("<f", float("inf")), "non-finite float32 value at place 0"),
+        ("float16", np.float16(np.inf).tobytes(), "non-finite float16 value at place 0"),
+    ],
+)
+def test_a_map_with_non_finite_codes_and_a_valid_checksum_is_refused(
+    tmp_path: Path, rng: np.random.Generator, storage: str, poison: bytes, message: str
+) -> None:
+    p = small_map(tmp_path, rng, storage=storage)
+    data = bytearray(p.read_bytes())
+    (codes_offset,) = struct.unpack_from("<Q", data, 152)  # the descriptors section
+    data[codes_offset : codes_offset + len(poison)] = poison
+    bad = rewrite(p, recrc(data))
+    with pytest.raises(ValueError, match=f"corrupt map: a {message}"):
+        Map.open(bad)
+    assert Map.open(rewrite(p, recrc(bytearray(p.read_bytes())), "ok.vprmap")).count == 60
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        np.ones((1, 32), np.complex64),
+        np.ones((1, 32), bool),
+        np.ones((1, 32), np.int32),
+        np.array([["a"] * 32], dtype=object),
+    ],
+)
+def test_map_search_refuses_what_index_search_refuses(
+    tmp_path: Path, rng: np.random.Generator, query: np.ndarray
+) -> None:
+    m = Map.open(small_map(tmp_path, rng))
+    with pytest.raises(ValueError, match="must be real floating-point"):
+        m.search(query, k=1)
+    with pytest.raises(ValueError):
+        Index.encode(unit_rows(rng, 10, 32)).search(query, 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"k": 2**64}, r"k must be an integer in \[1, 2147483647\]"),
+        ({"k": 0}, r"k must be an integer in \[1, "),
+        ({"k": 2.0}, r"k must be an integer"),
+        ({"threads": 2**31}, r"threads must be an integer in \[0, 1024\]"),
+        ({"threads": -1}, r"threads must be an integer in \[0, 1024\]"),
+    ],
+)
+def test_out_of_range_integers_are_value_errors_not_type_errors(
+    tmp_path: Path, rng: np.random.Generator, kwargs: dict[str, object], message: str
+) -> None:
+    m = Map.open(small_map(tmp_path, rng))
+    q = unit_rows(rng, 1, 32)
+    with pytest.raises(ValueError, match=message):
+        m.search(q, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=message):
+        Index.encode(unit_rows(rng, 10, 32)).search(q, **{"k": 1, **kwargs})  # type: ignore[arg-type]

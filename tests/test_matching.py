@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -173,11 +174,17 @@ def test_projection_is_applied_to_queries() -> None:
 def test_zero_copy_index_keeps_its_buffer_alive() -> None:
     rng = np.random.default_rng(7)
     db = unit_rows(rng, 100, 32).astype(np.float16)
+    queries = db[[5, 17, 99]].astype(np.float32)
+    expected = Index(db.copy()).search(queries, 3)  # over a copy it does not share
     index = Index(db)  # dtype float16 -> float16 storage, no copy
-    expected = index.search(db[5].astype(np.float32), 1).ids
     del db
-    assert index.storage == "float16" and expected[0, 0] == 5
-    assert index.nbytes == 100 * 32 * 2
+    gc.collect()
+    reuse = [np.full((100, 32), 7, np.float16) for _ in range(20)]  # the freed memory, reused
+    got = index.search(queries, 3)  # after the caller's array is gone
+    np.testing.assert_array_equal(got.ids, expected.ids)
+    np.testing.assert_array_equal(got.scores, expected.scores)
+    assert got.ids[:, 0].tolist() == [5, 17, 99] and len(reuse) == 20
+    assert index.storage == "float16" and index.nbytes == 100 * 32 * 2
 
 
 def test_k_larger_than_database_returns_all_sorted() -> None:

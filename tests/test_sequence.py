@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +94,35 @@ def test_nordland_sequence_beats_single_frame_by_20_points(shared_data: Path) ->
     print(f"nordland_part1 recall@1: single {r.single:.3f}, sequence L=10 {r.sequence:.3f}")
     assert r.queries == 1788
     assert r.sequence - r.single >= 0.20
+
+
+def test_pushing_from_two_threads_while_a_third_resets_stays_consistent() -> None:
+    # The online state is shared; unguarded, two pushing threads and a reset gave
+    # results with -inf scores. Every answer must be a full, finite top-k.
+    rng = np.random.default_rng(4)
+    db = unit_rows(rng, 3000, 32)
+    matcher = SequenceMatcher.from_descriptors(db, "float32", SequenceConfig(k=3, threads=1))
+    frames = noisy_route(rng, db, 200, 400)
+    bad: list[str] = []
+    stop = threading.Event()
+
+    def push_all() -> None:
+        for f in frames:
+            r = matcher.push(f)
+            if r.ids.shape != (1, 3) or not np.all(np.isfinite(r.scores)):
+                bad.append(f"ids {r.ids}, scores {r.scores}")
+
+    def keep_resetting() -> None:
+        while not stop.is_set():
+            matcher.reset()
+
+    pushers = [threading.Thread(target=push_all) for _ in range(2)]
+    resetter = threading.Thread(target=keep_resetting)
+    for t in (*pushers, resetter):
+        t.start()
+    for t in pushers:
+        t.join()
+    stop.set()
+    resetter.join()
+    assert not bad, f"{len(bad)} inconsistent results, e.g. {bad[0]}"
+    assert matcher.frames <= matcher.config.length

@@ -25,7 +25,15 @@ from tqdm import tqdm
 
 from vpr_embedded.data.datasets import list_images
 from vpr_embedded.data.images import load_tensor
-from vpr_embedded.maps import Map, PositionKind, append_to_map, build_map
+from vpr_embedded.maps import (
+    Map,
+    PositionKind,
+    append_to_map,
+    build_map,
+    check_destination,
+    check_model_name,
+    encode_names,
+)
 from vpr_embedded.matching import StorageName
 from vpr_embedded.models.vpr import Preprocessing, VPRModel
 from vpr_embedded.sequence import SequenceConfig, SequenceMatcher
@@ -157,10 +165,15 @@ def build_map_from_images(
     positions_csv: str | Path | None = None,
     threads: int | None = None,
 ) -> Path:
-    """Extract descriptors of every image of a folder and write them as a map."""
+    """Extract descriptors of every image of a folder and write them as a map. What would
+    make the write fail (the destination, the names, the model name) is checked before
+    any image is read."""
+    check_destination(out)
     paths = list_images(Path(images))
     extractor = open_model(model, threads=threads)
     names = [p.name for p in paths]
+    encode_names(names)
+    check_model_name(extractor.name)
     positions, kind = read_positions(positions_csv, names) if positions_csv else (None, None)
     descriptors = extractor.embed_paths(paths, desc="building map")
     written = build_map(
@@ -192,10 +205,13 @@ def append_images(
     threads: int | None = None,
 ) -> Path:
     """Add the images of a folder to an existing map (old places are not recomputed)."""
+    check_destination(map_path)
     paths = list_images(Path(images))
     extractor = open_model(model, threads=threads)
     existing = Map.open(map_path, extractor.sha256)
     names = [p.name for p in paths] if existing.names is not None else None
+    if names is not None:
+        encode_names(names)
     positions = None
     if positions_csv:
         positions, kind = read_positions(positions_csv, [p.name for p in paths])

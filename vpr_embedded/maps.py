@@ -16,12 +16,16 @@ the fix in its message.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
 import os
 import re
+import secrets
+import stat
 import struct
-import tempfile
+import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, cast, get_args
@@ -30,7 +34,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vpr_embedded import _core
-from vpr_embedded.matching import STORAGES, StorageName, encode
+from vpr_embedded.matching import (
+    STORAGES,
+    StorageName,
+    check_k,
+    check_threads,
+    encode,
+    float_queries,
+)
 
 PositionKind = Literal["latlon", "utm"]
 POSITION_KINDS: tuple[PositionKind, ...] = get_args(PositionKind)
@@ -106,8 +117,16 @@ def _check_sha256(sha: str) -> str:
     return s
 
 
+def check_model_name(name: str) -> None:
+    """Refuse a model name the map header cannot hold (at most 64 UTF-8 bytes, no NUL)."""
+    _model_name_bytes(name)
+
+
 def _model_name_bytes(name: str) -> bytes:
-    raw = name.encode("utf-8")
+    try:
+        raw = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = b"\0"  # not text: refused below
     if len(raw) > MODEL_NAME_BYTES or b"\0" in raw:
         raise ValueError(
             f"model_name must be at most {MODEL_NAME_BYTES} UTF-8 bytes without NUL, got {name!r}"
@@ -115,10 +134,56 @@ def _model_name_bytes(name: str) -> bytes:
     return raw
 
 
+def encode_names(names: Sequence[str]) -> list[bytes]:
+    """Place names as UTF-8. A name that is not text (a file name whose bytes are not
+    UTF-8 arrives with lone surrogates) is refused with the name, before any work."""
+    out = []
+    for n in names:
+        try:
+            out.append(str(n).encode("utf-8"))
+        except UnicodeEncodeError:
+            raw = os.fsencode(n) if isinstance(n, str) else n
+            raise ValueError(
+                f"place name {raw!r} is not valid UTF-8 (a file name in another encoding?): "
+                "rename the file, or pass names explicitly"
+            ) from None
+    return out
+
+
+def check_destination(path: str | Path) -> Path:
+    """Refuse, before any work, a map path that cannot be written: a folder, a name too
+    long for the file system once the writer's temporary suffix is added, or a folder
+    that does not exist and cannot be created, or cannot be written. Returns the file a
+    write replaces (symlinks resolved)."""
+    out = _map_target(path)
+    if out.is_dir():
+        raise ValueError(
+            f"{path} is a folder: give the map's file name, e.g. {Path(path) / 'map.vprmap'}"
+        )
+    if out.name in ("", ".", ".."):
+        raise ValueError(f"{path} is not a file name for a map")
+    existing = out.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    longest = len(os.fsencode(f".{out.name}.{'0' * 16}.tmp"))  # the writer's temporary file
+    if longest > name_max:
+        raise ValueError(
+            f"the map file name {out.name!r} is too long: at most "
+            f"{name_max - longest + len(os.fsencode(out.name))} bytes here"
+        )
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write a map in {existing}: no permission to write there")
+    return out
+
+
 def _names_sections(names: Sequence[str], count: int) -> tuple[bytes, bytes]:
     if isinstance(names, str) or len(names) != count:
         raise ValueError(f"need one name per place: got {len(names)} names for {count} places")
-    encoded = [str(n).encode("utf-8") for n in names]
+    encoded = encode_names(names)
     offsets = np.zeros(count + 1, dtype=np.uint64)
     np.cumsum([len(e) for e in encoded], out=offsets[1:])
     if offsets[-1] >= 2**32:
@@ -222,13 +287,72 @@ def _serialise(c: _MapContent) -> list[bytes | memoryview]:
     return [head, *body]
 
 
+class MapLockedError(ValueError):
+    """Another process kept the map's write lock for longer than the wait allowed."""
+
+
+# How long a writer waits for another writer of the same map before giving up.
+LOCK_TIMEOUT_S = 120.0
+
+
+def _map_target(path: str | Path) -> Path:
+    """The file a write of ``path`` replaces: symlinks resolved, so that writing through a
+    link replaces its target and leaves the link in place."""
+    p = Path(path)
+    return Path(os.path.realpath(p)) if p.is_symlink() else p
+
+
+@contextlib.contextmanager
+def _write_lock(target: Path, timeout: float | None = None) -> Iterator[None]:
+    """Hold the map's exclusive write lock (``.NAME.lock`` beside it; flock, so a killed
+    writer releases it) from before the map is read until after it is replaced, so that
+    two writers never both read the old map and one silently overwrites the other's
+    places. A second writer waits up to ``timeout`` seconds, then fails with a clear
+    message. While the lock is held no other writer runs, so leftover temporary files of
+    writers that were killed are removed here."""
+    wait = LOCK_TIMEOUT_S if timeout is None else timeout
+    folder = target.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    lock_path = folder / f".{target.name}.lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise MapLockedError(
+                        f"{target}: another process has been writing this map for over "
+                        f"{wait:g} s (lock {lock_path}); wait for it to finish, then retry"
+                    ) from None
+                time.sleep(0.05)
+        for stale in folder.glob(f".{glob.escape(target.name)}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
 def _write_atomic(path: Path, parts: Sequence[bytes | memoryview]) -> None:
-    """Write parts to path so a crash leaves either the old file or the new one."""
+    """Write parts to path so a crash leaves either the old file or the new one. The caller
+    holds the write lock. A new file gets mode 0666 & ~umask, as any file a user creates;
+    a replaced file keeps its mode."""
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        old_mode: int | None = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        old_mode = None
+    tmp = folder / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    # O_EXCL on a random name: never another file; 0o666 lets the kernel apply the umask.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
+            if old_mode is not None:
+                os.fchmod(f.fileno(), old_mode)
             for part in parts:
                 f.write(part)
             f.flush()
@@ -261,14 +385,16 @@ def build_map(
 ) -> Path:
     """Write a map of ``descriptors`` (places x model dim, float32) to ``out_path``.
 
-    Rows are L2-normalised. With ``pca_dim`` and/or ``whiten`` a PCA (scikit-learn)
-    is fitted on the descriptors, stored in the map, and the stored rows are the
-    projected, renormalised descriptors; queries are projected by the C++ core.
+    Rows are L2-normalised. With ``pca_dim`` and/or ``whiten`` a PCA is fitted on the
+    descriptors and stored in the map, and the stored rows are the projected,
+    renormalised descriptors; queries are projected by the C++ core.
     ``positions`` (places x 2, float64) need ``position_kind`` ("latlon" or "utm");
     ``timestamps`` are float64 seconds. Returns the path written.
     """
     if storage not in STORAGES:
         raise ValueError(f"unknown storage {storage!r}; use one of: {', '.join(STORAGES)}")
+    check_destination(out_path)
+    _model_name_bytes(model_name)
     rows = _normalise(_float_rows(descriptors, "descriptors"), "descriptors")
     count, input_dim = rows.shape
     projection: NDArray[np.float32] | None = None
@@ -296,10 +422,11 @@ def build_map(
         model_sha256=_check_sha256(model_sha256),
         model_name=model_name,
     )
-    _model_name_bytes(model_name)
-    out = Path(out_path)
-    _write_atomic(out, _serialise(content))
-    return out
+    out = _map_target(out_path)
+    parts = _serialise(content)
+    with _write_lock(out):
+        _write_atomic(out, parts)
+    return Path(out_path)
 
 
 def fit_pca(
@@ -333,17 +460,34 @@ def fit_pca(
     )
 
 
-def _open_core(path: Path, verify_checksum: bool) -> _core.MapFile:
-    if not path.is_file():
+# Maps up to this many bytes are read into memory, not memory-mapped (see Map.open).
+COPY_LIMIT_BYTES: int = _core.MAP_COPY_LIMIT_BYTES
+
+
+def _open_core(path: Path, verify_checksum: bool, copy_limit_bytes: int) -> _core.MapFile:
+    if not path.exists():
         raise FileNotFoundError(f"map {path} does not exist")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a regular file (a map is a .vprmap file)")
+    if isinstance(copy_limit_bytes, bool) or not isinstance(copy_limit_bytes, int | np.integer):
+        raise ValueError(f"copy_limit_bytes must be an integer >= 0, got {copy_limit_bytes!r}")
+    if copy_limit_bytes < 0:
+        raise ValueError(f"copy_limit_bytes must be >= 0, got {copy_limit_bytes}")
     try:
-        return _core.MapFile(str(path), verify_checksum)
+        return _core.MapFile(str(path), verify_checksum, min(int(copy_limit_bytes), 2**63))
     except RuntimeError as e:  # the C++ core's refusal of a bad file
         raise ValueError(str(e)) from None
 
 
 class Map:
-    """A memory-mapped map file, searched by the C++ core without copying descriptors."""
+    """An open map file, searched by the C++ core without copying descriptors.
+
+    A map of at most ``copy_limit_bytes`` (default 64 MiB) is read into memory this reader
+    owns, so a writer that overwrites the file in place (``cp new.vprmap map.vprmap``)
+    cannot change or truncate it under a running search. Larger maps are memory-mapped:
+    replace them (write a new file and rename it over the old one, as every vpr-embedded
+    writer does), never overwrite them in place, or a reader dies of SIGBUS
+    (docs/map_format.md)."""
 
     def __init__(self, core: _core.MapFile, path: Path) -> None:
         self._core = core
@@ -358,11 +502,14 @@ class Map:
         *,
         expected_descriptor_dim: int | None = None,
         verify_checksum: bool = True,
+        copy_limit_bytes: int = COPY_LIMIT_BYTES,
     ) -> Map:
         """Open and validate a map. With ``expected_model_sha256`` (the bundle's sha256)
-        or ``expected_descriptor_dim``, a map built with another model is refused."""
+        or ``expected_descriptor_dim``, a map built with another model is refused. Maps of
+        at most ``copy_limit_bytes`` are read into memory, larger ones memory-mapped
+        (0: always map)."""
         p = Path(path)
-        core = _open_core(p, verify_checksum)
+        core = _open_core(p, verify_checksum, copy_limit_bytes)
         m = cls(core, p)
         built = f"model {m.model_name!r} (sha256 {m.model_sha256}, descriptor dim {m.input_dim})"
         if expected_model_sha256 is not None:
@@ -378,6 +525,11 @@ class Map:
                 f"{expected_descriptor_dim}: rebuild the map with this model"
             )
         return m
+
+    @property
+    def memory_mapped(self) -> bool:
+        """True when the file is memory-mapped, False when it was read into memory."""
+        return self._core.memory_mapped
 
     @property
     def path(self) -> Path:
@@ -479,24 +631,20 @@ class Map:
         """Top-``k`` places of each query (raw model descriptors; the map's projection is
         applied by the C++ core). A map stores one encoding, so ``shortlist`` (two-stage
         re-ranking) is refused: use ``matching.Index`` with a float32 index for that."""
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
-        if isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 0:
-            raise ValueError(f"threads must be an integer >= 0 (0: all cores), got {threads!r}")
+        k = check_k(k)
+        threads = check_threads(threads)
         if shortlist:
             raise ValueError(
                 "a map stores one encoding, so it cannot re-rank a shortlist: search with "
                 "shortlist=0, or build a float32 map"
             )
-        if not isinstance(query_descriptors, np.ndarray):
-            raise ValueError("query_descriptors must be a numpy array")
-        q = query_descriptors.reshape(1, -1) if query_descriptors.ndim == 1 else query_descriptors
+        queries = float_queries(query_descriptors, "query_descriptors")
+        q = queries.reshape(1, -1) if queries.ndim == 1 else queries
         if q.ndim != 2 or q.shape[1] != self.input_dim:
             raise ValueError(
                 f"queries have shape {query_descriptors.shape}, but this map was built with "
                 f"model {self.model_name!r} of descriptor dimension {self.input_dim}"
             )
-        q = np.ascontiguousarray(q, dtype=np.float32)
         ids, scores = self._core.search(q, int(k), int(threads))
         names = self.names
         found_names = [[names[i] for i in row] for row in ids.tolist()] if names else None
@@ -521,8 +669,24 @@ def append_to_map(
     """Add places to a map without re-encoding the existing ones: new descriptors (raw
     model descriptors) go through the stored projection, are encoded and appended; the
     map is rewritten atomically (to ``out_path`` if given). Names, positions and
-    timestamps must be given exactly when the map has them."""
-    m = Map.open(path)
+    timestamps must be given exactly when the map has them. The map's write lock is held
+    from reading the old map to replacing it (a second writer waits)."""
+    source = _map_target(path)
+    out = check_destination(out_path) if out_path is not None else check_destination(source)
+    with _write_lock(out):
+        _append_locked(source, out, descriptors, names, positions, timestamps)
+    return Path(out_path) if out_path is not None else Path(path)
+
+
+def _append_locked(
+    source: Path,
+    out: Path,
+    descriptors: NDArray[np.float32],
+    names: Sequence[str] | None,
+    positions: NDArray[np.float64] | None,
+    timestamps: NDArray[np.float64] | None,
+) -> None:
+    m = Map.open(source)
     rows = _normalise(_float_rows(descriptors, "descriptors"), "descriptors")
     n_new = rows.shape[0]
     if rows.shape[1] != m.input_dim:
@@ -573,8 +737,6 @@ def append_to_map(
         model_sha256=m.model_sha256,
         model_name=m.model_name,
     )
-    out = Path(out_path) if out_path is not None else m.path
     parts = _serialise(content)
     del m
     _write_atomic(out, parts)
-    return out

@@ -44,14 +44,47 @@ def _storage(storage: str) -> StorageName:
     return storage
 
 
-def _check_k(k: int) -> None:
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+# Bounds of the integer arguments, checked before anything reaches C++ (where a value that
+# does not fit would surface as a TypeError of the binding).
+MAX_K = 2**31 - 1
+MAX_THREADS = 1024
 
 
-def _check_threads(threads: int) -> None:
-    if isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 0:
-        raise ValueError(f"threads must be an integer >= 0 (0: all cores), got {threads!r}")
+def _bounded_int(value: object, low: int, high: int) -> int | None:
+    """``value`` as an int when it is an integer (not a bool) in [low, high], else None."""
+    if not isinstance(value, int | np.integer) or isinstance(value, bool):
+        return None
+    number = int(value)
+    return number if low <= number <= high else None
+
+
+def check_k(k: object, what: str = "k") -> int:
+    """``k`` as an int in [1, MAX_K], else ValueError."""
+    number = _bounded_int(k, 1, MAX_K)
+    if number is None:
+        raise ValueError(f"{what} must be an integer in [1, {MAX_K}], got {k!r}")
+    return number
+
+
+def check_threads(threads: object) -> int:
+    """``threads`` as an int in [0, MAX_THREADS] (0: all cores), else ValueError."""
+    number = _bounded_int(threads, 0, MAX_THREADS)
+    if number is None:
+        raise ValueError(
+            f"threads must be an integer in [0, {MAX_THREADS}] (0: all cores), got {threads!r}"
+        )
+    return number
+
+
+def float_queries(queries: object, what: str = "queries") -> NDArray[np.float32]:
+    """Real floating-point queries as a C-contiguous float32 array (a copy only when the
+    dtype or layout differs); complex, boolean, integer and object arrays are refused
+    rather than cast."""
+    if not isinstance(queries, np.ndarray):
+        raise ValueError(f"{what} must be a numpy array, got {type(queries).__name__}")
+    if not np.issubdtype(queries.dtype, np.floating):
+        raise ValueError(f"{what} must be real floating-point (float32), got dtype {queries.dtype}")
+    return np.ascontiguousarray(queries, dtype=np.float32)
 
 
 def _as_2d(queries: NDArray[np.generic], what: str) -> NDArray[np.generic]:
@@ -150,8 +183,10 @@ class Index:
         With ``rerank`` (a float32 index of the same places) and ``shortlist``
         m, this index gives m candidates that are re-ranked exactly.
         """
-        _check_k(k)
-        _check_threads(threads)
+        k = check_k(k)
+        threads = check_threads(threads)
+        if _bounded_int(shortlist, 0, MAX_K) is None:
+            raise ValueError(f"shortlist must be an integer in [0, {MAX_K}], got {shortlist!r}")
         q = _as_2d(queries, "queries")
         if q.dtype == np.int8:
             if query_scales is None:

@@ -13,6 +13,7 @@ frame-aligned dataset, used by the tests and benchmarks/bench_maps.py.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +23,15 @@ from numpy.typing import NDArray
 
 from vpr_embedded import _core
 from vpr_embedded.extras import MissingExtraError
-from vpr_embedded.matching import Index, SearchResult, StorageName, encode
+from vpr_embedded.matching import (
+    Index,
+    SearchResult,
+    StorageName,
+    check_k,
+    check_threads,
+    encode,
+    float_queries,
+)
 
 if TYPE_CHECKING:
     from vpr_embedded.maps import Map
@@ -42,15 +51,16 @@ class SequenceConfig:
 
     def __post_init__(self) -> None:
         for name in ("length", "v_steps", "contrast_window", "k"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_k(getattr(self, name), name)  # integers in [1, 2**31 - 1]
         if self.contrast_window < 2:
             raise ValueError(f"contrast_window must be at least 2, got {self.contrast_window}")
+        for name in ("v_min", "v_max"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise ValueError(f"{name} must be a finite number, got {v!r}")
         if not 0 <= self.v_min <= self.v_max:
             raise ValueError(f"need 0 <= v_min <= v_max, got {self.v_min}, {self.v_max}")
-        if self.threads < 0:
-            raise ValueError(f"threads must be >= 0 (0: all cores), got {self.threads}")
+        check_threads(self.threads)
 
     def args(self) -> tuple[int, float, float, int, int, int, int]:
         return (
@@ -65,9 +75,7 @@ class SequenceConfig:
 
 
 def _row(query: NDArray[np.float32], dim: int) -> NDArray[np.float32]:
-    if not isinstance(query, np.ndarray):
-        raise ValueError(f"a query must be a numpy array, got {type(query).__name__}")
-    q = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
+    q = float_queries(query, "a query").reshape(-1)
     if q.shape[0] != dim:
         raise ValueError(f"a query must have {dim} values, got shape {query.shape}")
     return q
@@ -127,9 +135,10 @@ class SequenceMatcher:
     def match(self, queries: NDArray[np.float32]) -> SearchResult:
         """Batch: row j is the result for frames j-L+1 .. j of ``queries`` (in order).
         Independent of the online state."""
-        if not isinstance(queries, np.ndarray) or queries.ndim != 2:
+        q = float_queries(queries)
+        if q.ndim != 2:
             raise ValueError("queries must be a 2-D numpy array (frames x dim)")
-        ids, scores = self._core.match(np.ascontiguousarray(queries, dtype=np.float32))
+        ids, scores = self._core.match(q)
         return SearchResult(ids=ids, scores=scores)
 
 

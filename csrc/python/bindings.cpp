@@ -7,11 +7,16 @@
 
 #include <cmath>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
+#include "vpr/map_file.hpp"
 #include "vpr/matcher.hpp"
+#include "vpr/sequence.hpp"
 #include "vpr/simd.hpp"
 
 namespace py = pybind11;
@@ -112,22 +117,12 @@ class PyIndex {
                                     std::to_string(rows) + " places");
       }
       view_.scales = static_cast<const float*>(scales_.data());
-      const auto* c = static_cast<const std::int8_t*>(view_.codes);
-      for (std::size_t i = 0; i < rows * cols; ++i) {
-        if (c[i] == -128) throw std::invalid_argument("int8 descriptors must lie in [-127, 127]");
-      }
     } else if (scales) {
       throw std::invalid_argument("scales are only used with int8 storage");
     }
-    if (view_.storage == vpr::Storage::Float32) {
-      const auto* f = static_cast<const float*>(view_.codes);
-      for (std::size_t i = 0; i < rows * cols; ++i) {
-        if (!std::isfinite(f[i])) {
-          throw std::invalid_argument("descriptor " + std::to_string(i / cols) +
-                                      " has a non-finite value (NaN or inf)");
-        }
-      }
-    }
+    // NaN codes or scales would give NaN scores and unsorted results. (An empty index is
+    // refused when it is searched, as before.)
+    if (view_.count > 0) view_.check_values();
   }
 
   py::tuple search(py::array queries, std::size_t k, int threads, std::optional<py::array> matrix,
@@ -247,75 +242,25 @@ py::tuple encode(py::array rows, const std::string& storage_name) {
   return py::make_tuple(codes, scales);
 }
 
-}  // namespace
-
-namespace {
-void register_maps_and_sequences(py::module_& m);  // map files and sequences, defined below
-}  // namespace
-
-PYBIND11_MODULE(_core, m) {
-  m.doc() = "vpr-embedded matching core (C++): exhaustive top-k search with SIMD kernels";
-
-  py::class_<PyIndex>(m, "Index")
-      .def(py::init<py::array, const std::string&, std::size_t, std::optional<py::array>>(),
-           py::arg("codes"), py::arg("storage"), py::arg("dim") = 0, py::arg("scales") = py::none())
-      .def("search", &PyIndex::search, py::arg("queries"), py::arg("k"), py::arg("threads") = 0,
-           py::arg("projection") = py::none(), py::arg("projection_mean") = py::none(),
-           py::arg("shortlist") = 0, py::arg("rerank") = nullptr)
-      .def("search_int8", &PyIndex::search_int8, py::arg("queries"), py::arg("query_scales"),
-           py::arg("k"), py::arg("threads") = 0)
-      .def_property_readonly("count", &PyIndex::count)
-      .def_property_readonly("dim", &PyIndex::dim)
-      .def_property_readonly("storage", &PyIndex::storage)
-      .def_property_readonly("nbytes", &PyIndex::nbytes);
-
-  m.def("encode", &encode, py::arg("descriptors"), py::arg("storage"));
-  m.def(
-      "simd_level", [] { return vpr::simd_level_name(vpr::active_simd_level()); },
-      "SIMD level used by searches now");
-  m.def("detected_simd_level", [] { return vpr::simd_level_name(vpr::detect_simd_level()); });
-  m.def("available_simd_levels", [] {
-    std::vector<std::string> names;
-    for (auto level : vpr::supported_simd_levels()) names.push_back(vpr::simd_level_name(level));
-    return names;
-  });
-  m.def(
-      "force_simd_level",
-      [](std::optional<std::string> name) {
-        if (!name) {
-          vpr::reset_simd_level();
-        } else {
-          vpr::force_simd_level(vpr::simd_level_from_name(*name));
-        }
-      },
-      py::arg("level"), "Force a SIMD level by name, or None for the detected one");
-  m.def("resolve_threads", &vpr::resolve_threads, py::arg("threads"));
-  register_maps_and_sequences(m);
-}
-
 // ---------------------------------------------------------------------------
-// Map files and sequence matching (csrc/include/vpr/map_file.hpp, sequence.hpp).
-// Registered from PYBIND11_MODULE through register_maps_and_sequences().
+// Map files and sequence matching (csrc/include/vpr/map_file.hpp, sequence.hpp),
+// registered by register_maps_and_sequences().
 // ---------------------------------------------------------------------------
-#include <memory>
 
-#include "vpr/map_file.hpp"
-#include "vpr/sequence.hpp"
-
-namespace {
-
-// A memory-mapped map file; numpy arrays it hands out are read-only views
-// into the mapping and keep this object (and so the mapping) alive.
+// An open map file (memory-mapped, or read into owned memory below the copy limit); numpy
+// arrays it hands out are read-only views into its bytes and keep this object alive.
 class PyMapFile {
  public:
-  PyMapFile(const std::string& path, bool verify_checksum) {
+  PyMapFile(const std::string& path, bool verify_checksum, std::size_t copy_limit_bytes) {
     vpr::MapOpenOptions opt;
     opt.verify_checksum = verify_checksum;
+    opt.copy_limit_bytes = copy_limit_bytes;
     py::gil_scoped_release release;
     file_ = vpr::MapFile::open(path, opt);
   }
 
   const vpr::MapFileView& map() const { return file_.map(); }
+  bool memory_mapped() const { return file_.memory_mapped(); }
 
   py::tuple search(py::array queries, std::size_t k, int threads) const {
     require<float>(queries, "queries", 2, "float32");
@@ -388,8 +333,8 @@ class PySequenceMatcher {
       input_dim_ = m.input_dim();
     } else {
       throw std::invalid_argument(
-          "SequenceMatcher needs a MapFile, or use SequenceMatcher.from_codes(codes, storage, "
-          "dim, scales)");
+          "SequenceMatcher needs a MapFile; over descriptors, use "
+          "vpr_embedded.sequence.SequenceMatcher.from_descriptors");
     }
     matcher_ = std::make_unique<vpr::SequenceMatcher>(db_, opt_, projection_);
   }
@@ -416,12 +361,16 @@ class PySequenceMatcher {
     matcher_ = std::make_unique<vpr::SequenceMatcher>(db_, opt_, projection_);
   }
 
+  // push, reset and the state readers take state_ after releasing the GIL: the online
+  // state (the score window) is shared, and two threads pushing while a third resets
+  // gave -inf scores before it was guarded.
   py::tuple push(py::array query) {
     require<float>(query, "query", 1, "float32");
     check_dim(static_cast<std::size_t>(query.shape(0)));
     vpr::SearchResults r;
     {
       py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(state_);
       r = matcher_->push(static_cast<const float*>(query.data()), input_dim_);
     }
     py::tuple t = results_to_numpy(r);
@@ -443,14 +392,27 @@ class PySequenceMatcher {
     return results_to_numpy(r);
   }
 
-  void reset() { matcher_->reset(); }
-  std::size_t frames() const { return matcher_->scorer().frames(); }
+  void reset() {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(state_);
+    matcher_->reset();
+  }
+  std::size_t frames() const {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(state_);
+    return matcher_->scorer().frames();
+  }
   std::size_t count() const { return db_.count; }
   std::size_t input_dim() const { return input_dim_; }
   py::array sequence_scores() const {
-    const auto& s = matcher_->scorer().sequence_scores();
-    py::array_t<float> out(static_cast<py::ssize_t>(s.size()));
-    std::memcpy(out.mutable_data(), s.data(), s.size() * sizeof(float));
+    std::vector<float> copy;
+    {
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(state_);
+      copy = matcher_->scorer().sequence_scores();
+    }
+    py::array_t<float> out(static_cast<py::ssize_t>(copy.size()));
+    std::memcpy(out.mutable_data(), copy.data(), copy.size() * sizeof(float));
     return out;
   }
 
@@ -469,6 +431,7 @@ class PySequenceMatcher {
   std::size_t input_dim_ = 0;
   vpr::SequenceOptions opt_;
   std::unique_ptr<vpr::SequenceMatcher> matcher_;
+  mutable std::mutex state_;
 };
 
 // Batch sequence matching over a score matrix (queries x places, float32).
@@ -494,8 +457,11 @@ py::tuple sequence_match_scores(py::array scores, std::size_t length, float v_mi
 
 void register_maps_and_sequences(py::module_& m) {
   m.attr("MAP_FORMAT_VERSION") = vpr::kMapFormatVersion;
+  m.attr("MAP_COPY_LIMIT_BYTES") = vpr::kMapCopyLimitBytes;
   py::class_<PyMapFile>(m, "MapFile")
-      .def(py::init<const std::string&, bool>(), py::arg("path"), py::arg("verify_checksum") = true)
+      .def(py::init<const std::string&, bool, std::size_t>(), py::arg("path"),
+           py::arg("verify_checksum") = true, py::arg("copy_limit_bytes") = vpr::kMapCopyLimitBytes)
+      .def_property_readonly("memory_mapped", &PyMapFile::memory_mapped)
       .def("search", &PyMapFile::search, py::arg("queries"), py::arg("k"), py::arg("threads") = 0)
       .def("name", [](const PyMapFile& f, std::size_t i) { return std::string(f.map().name(i)); })
       .def_property_readonly("names",
@@ -594,3 +560,43 @@ void register_maps_and_sequences(py::module_& m) {
 }
 
 }  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "vpr-embedded matching core (C++): exhaustive top-k search with SIMD kernels";
+
+  py::class_<PyIndex>(m, "Index")
+      .def(py::init<py::array, const std::string&, std::size_t, std::optional<py::array>>(),
+           py::arg("codes"), py::arg("storage"), py::arg("dim") = 0, py::arg("scales") = py::none())
+      .def("search", &PyIndex::search, py::arg("queries"), py::arg("k"), py::arg("threads") = 0,
+           py::arg("projection") = py::none(), py::arg("projection_mean") = py::none(),
+           py::arg("shortlist") = 0, py::arg("rerank") = nullptr)
+      .def("search_int8", &PyIndex::search_int8, py::arg("queries"), py::arg("query_scales"),
+           py::arg("k"), py::arg("threads") = 0)
+      .def_property_readonly("count", &PyIndex::count)
+      .def_property_readonly("dim", &PyIndex::dim)
+      .def_property_readonly("storage", &PyIndex::storage)
+      .def_property_readonly("nbytes", &PyIndex::nbytes);
+
+  m.def("encode", &encode, py::arg("descriptors"), py::arg("storage"));
+  m.def(
+      "simd_level", [] { return vpr::simd_level_name(vpr::active_simd_level()); },
+      "SIMD level used by searches now");
+  m.def("detected_simd_level", [] { return vpr::simd_level_name(vpr::detect_simd_level()); });
+  m.def("available_simd_levels", [] {
+    std::vector<std::string> names;
+    for (auto level : vpr::supported_simd_levels()) names.push_back(vpr::simd_level_name(level));
+    return names;
+  });
+  m.def(
+      "force_simd_level",
+      [](std::optional<std::string> name) {
+        if (!name) {
+          vpr::reset_simd_level();
+        } else {
+          vpr::force_simd_level(vpr::simd_level_from_name(*name));
+        }
+      },
+      py::arg("level"), "Force a SIMD level by name, or None for the detected one");
+  m.def("resolve_threads", &vpr::resolve_threads, py::arg("threads"));
+  register_maps_and_sequences(m);
+}

@@ -55,6 +55,46 @@ void DatabaseView::validate() const {
   }
 }
 
+void DatabaseView::check_values() const {
+  validate();
+  const std::size_t n = count * dim;
+  auto bad = [&](std::size_t i, const char* what) {
+    throw std::invalid_argument(std::string(what) + " at place " + std::to_string(i / dim) +
+                                ": a database must hold finite, encoded descriptors");
+  };
+  switch (storage) {
+    case Storage::Float32: {
+      const auto* x = static_cast<const float*>(codes);
+      for (std::size_t i = 0; i < n; ++i) {
+        if (!std::isfinite(x[i])) bad(i, "a non-finite float32 value");
+      }
+      break;
+    }
+    case Storage::Float16: {
+      // Exponent bits all ones: inf or NaN.
+      const auto* h = static_cast<const std::uint16_t*>(codes);
+      for (std::size_t i = 0; i < n; ++i) {
+        if ((h[i] & 0x7C00u) == 0x7C00u) bad(i, "a non-finite float16 value");
+      }
+      break;
+    }
+    case Storage::Int8: {
+      const auto* c = static_cast<const std::int8_t*>(codes);
+      for (std::size_t i = 0; i < n; ++i) {
+        if (c[i] == -128) bad(i, "int8 code -128 (codes lie in [-127, 127])");
+      }
+      for (std::size_t i = 0; i < count; ++i) {
+        if (!std::isfinite(scales[i]) || scales[i] < 0.0f) {
+          bad(i * dim, "a NaN, infinite or negative int8 scale");
+        }
+      }
+      break;
+    }
+    case Storage::Binary:
+      break;  // every bit pattern is a valid code
+  }
+}
+
 void encode_float16(const float* x, std::size_t n, std::size_t d, std::uint16_t* out) {
   for (std::size_t i = 0; i < n * d; ++i) out[i] = float_to_half(x[i]);
 }

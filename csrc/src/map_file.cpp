@@ -8,7 +8,9 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -317,12 +319,12 @@ MapFileView MapFileView::parse(const void* data, std::size_t size, const MapOpen
     if (crc32(p + kMapHeaderSize, size - kMapHeaderSize) != m.payload_crc_) {
       throw std::runtime_error("checksum mismatch: the file is corrupt, rebuild it");
     }
-    if (is_int8) {
-      const auto* codes = static_cast<const std::int8_t*>(m.db_.codes);
-      const std::size_t n = m.db_.count * m.db_.dim;
-      for (std::size_t i = 0; i < n; ++i) {
-        if (codes[i] == -128) corrupt("int8 code -128 (codes lie in [-127, 127])");
-      }
+    // A file whose CRC matches can still hold values no search may use (written by a
+    // buggy or hostile writer): NaN codes would give NaN scores and unsorted results.
+    try {
+      m.db_.check_values();
+    } catch (const std::invalid_argument& e) {
+      corrupt(e.what());
     }
   }
   m.db_.validate();
@@ -371,10 +373,37 @@ SearchResults MapFileView::search(const float* queries, std::size_t num_queries,
   return vpr::search(db_, queries, num_queries, query_dim, options);
 }
 
+namespace {
+
+// Reads a whole regular file into 64-byte aligned memory (the alignment the map's
+// sections have in the file, so zero-copy views work the same as on a mapping).
+void* read_whole(int fd, std::size_t size) {
+  void* mem = nullptr;
+  if (::posix_memalign(&mem, kMapAlignment, size) != 0) throw std::bad_alloc();
+  std::size_t done = 0;
+  while (done < size) {
+    const ssize_t got =
+        ::pread(fd, static_cast<char*>(mem) + done, size - done, static_cast<off_t>(done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      const int err = got < 0 ? errno : 0;
+      std::free(mem);
+      throw std::runtime_error(err != 0 ? std::string("cannot read: ") + std::strerror(err)
+                                        : "the file shrank while it was read");
+    }
+    done += static_cast<std::size_t>(got);
+  }
+  return mem;
+}
+
+}  // namespace
+
 MapFile MapFile::open(const std::string& path, const MapOpenOptions& options) {
   MapFile f;
   f.path_ = path;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO (or a device) for reading must not wait for a writer; the
+  // file type is checked right after, and regular files ignore the flag.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     throw std::runtime_error("cannot open map " + path + ": " + std::strerror(errno));
   }
@@ -386,13 +415,24 @@ MapFile MapFile::open(const std::string& path, const MapOpenOptions& options) {
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    throw std::runtime_error(path + " is not a regular file");
+    throw std::runtime_error(path + " is not a regular file (a map is a .vprmap file)");
   }
   const auto size = static_cast<std::size_t>(st.st_size);
   try {
     if (size == 0) {
       ::close(fd);
       MapFileView::parse(nullptr, 0, options);  // throws "truncated"
+    }
+    if (size <= options.copy_limit_bytes) {
+      try {
+        f.copy_ = read_whole(fd, size);
+      } catch (...) {
+        ::close(fd);
+        throw;
+      }
+      ::close(fd);
+      f.view_ = MapFileView::parse(f.copy_, size, options);
+      return f;
     }
     void* mem = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
     const int err = errno;
@@ -403,6 +443,9 @@ MapFile MapFile::open(const std::string& path, const MapOpenOptions& options) {
     f.mapping_ = mem;
     f.mapping_size_ = size;
     f.view_ = MapFileView::parse(mem, size, options);
+  } catch (const std::bad_alloc&) {
+    throw std::runtime_error(path + ": not enough memory to read the map (" + std::to_string(size) +
+                             " bytes)");
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": " + e.what());
   }
@@ -417,6 +460,7 @@ MapFile& MapFile::operator=(MapFile&& other) noexcept {
     path_ = std::move(other.path_);
     mapping_ = std::exchange(other.mapping_, nullptr);
     mapping_size_ = std::exchange(other.mapping_size_, 0);
+    copy_ = std::exchange(other.copy_, nullptr);
     view_ = other.view_;
     other.view_ = MapFileView();
   }
@@ -427,8 +471,10 @@ MapFile::~MapFile() { release(); }
 
 void MapFile::release() {
   if (mapping_ != nullptr) ::munmap(mapping_, mapping_size_);
+  std::free(copy_);
   mapping_ = nullptr;
   mapping_size_ = 0;
+  copy_ = nullptr;
 }
 
 }  // namespace vpr

@@ -1,7 +1,9 @@
 // Map file reader: round trip, zero-copy search, and refusal of every kind of bad file.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <stdexcept>
@@ -175,7 +177,7 @@ TEST_CASE("map file structural checks hold without checksum verification") {
   CHECK(parse_error(b, b.size, false).find("name offsets") != std::string::npos);
 }
 
-TEST_CASE("MapFile memory-maps a file and reports the path in errors") {
+TEST_CASE("MapFile reads small maps into memory, maps large ones, reports the path in errors") {
   MapSpec spec;
   spec.storage = vpr::Storage::Binary;
   spec.count = 100;
@@ -189,8 +191,15 @@ TEST_CASE("MapFile memory-maps a file and reports the path in errors") {
   {
     vpr::MapFile f = vpr::MapFile::open(path);
     CHECK(f.view().count == 100);
+    CHECK_FALSE(f.memory_mapped());  // under the copy limit: owned memory
+    CHECK(reinterpret_cast<std::uintptr_t>(f.view().codes) % vpr::kMapAlignment == 0);
     vpr::MapFile moved = std::move(f);
     CHECK(moved.map().name(99) == "place-99");
+    vpr::MapOpenOptions mapped;
+    mapped.copy_limit_bytes = 0;
+    vpr::MapFile g = vpr::MapFile::open(path, mapped);
+    CHECK(g.memory_mapped());
+    CHECK(g.map().name(42) == "place-42");
   }
   {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -210,4 +219,16 @@ TEST_CASE("MapFile memory-maps a file and reports the path in errors") {
       vpr::MapFile::open(path),
       (std::string("cannot open map ") + path + ": No such file or directory").c_str(),
       std::runtime_error);
+}
+
+TEST_CASE("MapFile refuses a FIFO at once instead of waiting for a writer") {
+  const std::string path = temp_path("fifo.vprmap");
+  std::remove(path.c_str());
+  REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+  alarm(20);  // before the fix open() blocked here forever: fail, do not hang
+  CHECK_THROWS_WITH_AS(vpr::MapFile::open(path),
+                       (path + " is not a regular file (a map is a .vprmap file)").c_str(),
+                       std::runtime_error);
+  alarm(0);
+  std::remove(path.c_str());
 }

@@ -42,10 +42,20 @@ inline constexpr std::size_t kMapSectionCount = 8;
 // crc32(data, n, crc32(prefix...)) continues a running checksum; start at 0.
 std::uint32_t crc32(const void* data, std::size_t size, std::uint32_t crc = 0);
 
+// Maps up to this size are read into private memory instead of being memory-mapped.
+inline constexpr std::size_t kMapCopyLimitBytes = std::size_t{64} << 20;
+
 struct MapOpenOptions {
   // Verify the header and payload CRC-32 (reads the whole file once) and the
   // int8 codes' range. Structural checks (sizes, offsets) are always done.
   bool verify_checksum = true;
+  // A map of at most this many bytes is read into memory the reader owns, so a writer
+  // that overwrites the file in place (`cp new.vprmap map.vprmap` reuses the inode) cannot
+  // change or truncate what the reader sees: with a shared mapping the reader would die of
+  // SIGBUS. Larger maps are memory-mapped (MAP_SHARED): replace them (write a new file,
+  // rename it over the old one; every vpr-embedded writer does), never overwrite them in
+  // place. 0: always map; SIZE_MAX: always copy.
+  std::size_t copy_limit_bytes = kMapCopyLimitBytes;
 };
 
 // Parsed, validated, non-owning view of a map held in memory (a mapping or a buffer).
@@ -124,12 +134,15 @@ class MapFile {
   const MapFileView& map() const { return view_; }
   const DatabaseView& view() const { return view_.view(); }
   const std::string& path() const { return path_; }
+  // True when the file is memory-mapped, false when it was read into owned memory.
+  bool memory_mapped() const { return mapping_ != nullptr; }
 
  private:
   void release();
   std::string path_;
   void* mapping_ = nullptr;
   std::size_t mapping_size_ = 0;
+  void* copy_ = nullptr;  // 64-byte aligned owned bytes (maps under copy_limit_bytes)
   MapFileView view_;
 };
 

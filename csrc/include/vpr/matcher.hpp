@@ -24,6 +24,11 @@ struct DatabaseView {
   std::size_t row_bytes() const;
   // Throws std::invalid_argument if the view is inconsistent.
   void validate() const;
+  // validate() plus one pass over the data: throws std::invalid_argument for a non-finite
+  // float32/float16 value, an int8 code of -128, or a NaN, infinite or negative int8
+  // scale, which would give NaN scores and unsorted results. O(count x dim): run once,
+  // when a database is wrapped or a map is opened, not per search.
+  void check_values() const;
 };
 
 // Owning encoded database.
