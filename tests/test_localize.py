@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +105,77 @@ def test_cli_refuses_an_image_bomb_in_one_line(
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "over the limit of 67108864 (8192 x 8192)" in err[0], err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--k", "-1", "-1 is out of range: it must be at least 1"),
+        ("--k", "1e3", "'1e3' is not an integer"),
+        ("--threads", "x", "'x' is not an integer"),
+        ("--threads", "5000", "it must be between 0 and 1024"),
+    ],
+)
+def test_cli_parses_numbers_strictly(
+    gardens_map: Path, flag: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["localize", "--model", MODEL, "--map", str(gardens_map), "--dir", "x", flag, value]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.fixture()
+def no_extraction(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts images extracted: checks that must come first leave it at 0."""
+    from vpr_embedded import localize as stage
+
+    calls: list[int] = []
+    original = stage.DescriptorModel.embed_paths
+
+    def counting(self: stage.DescriptorModel, paths: list[Path], desc: str = "") -> object:
+        calls.append(len(paths))
+        return original(self, paths, desc)
+
+    monkeypatch.setattr(stage.DescriptorModel, "embed_paths", counting)
+    return calls
+
+
+def _one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_build_map_refuses_a_folder_as_out_before_extracting(
+    gardens: Path, tmp_path: Path, no_extraction: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["build-map", "--model", MODEL, "--images", str(gardens / "ref"), "--out", str(tmp_path)]
+    assert "is a folder: give the map's file name" in _one_line_error(argv, capsys)
+    assert no_extraction == []
+
+
+def test_build_map_refuses_a_too_long_name_before_extracting(
+    gardens: Path, tmp_path: Path, no_extraction: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / ("m" * 240 + ".vprmap")  # fits NAME_MAX, its temporary file does not
+    argv = ["build-map", "--model", MODEL, "--images", str(gardens / "ref"), "--out", str(out)]
+    assert "is too long: at most" in _one_line_error(argv, capsys)
+    assert no_extraction == []
+
+
+def test_build_map_refuses_non_utf8_file_names_before_extracting(
+    gardens: Path, tmp_path: Path, no_extraction: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "refs"
+    folder.mkdir()
+    for p in sorted((gardens / "ref").glob("*.jpg"))[:3]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    latin1 = os.fsdecode(b"caf\xe9.jpg")  # a Latin-1 file name: not UTF-8
+    (folder / latin1).write_bytes((gardens / "ref" / "0.jpg").read_bytes())
+    out = tmp_path / "m.vprmap"
+    argv = ["build-map", "--model", MODEL, "--images", str(folder), "--out", str(out)]
+    assert "place name b'caf\\xe9.jpg' is not valid UTF-8" in _one_line_error(argv, capsys)
+    assert no_extraction == [] and not out.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -12,16 +13,40 @@ from typing import Any
 from vpr_embedded import __version__
 from vpr_embedded import runtime_log as _runtime_log
 from vpr_embedded.extras import MissingExtraError, explain, require
+from vpr_embedded.matching import MAX_THREADS
 
 Handler = Callable[[argparse.Namespace], int]
 
 
+def _integer(text: str, low: int, high: int | None) -> int:
+    """Strict: decimal digits only (no 1e3, 0x10, 5_000 or spaces), then the range."""
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
+    value = int(text)
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise argparse.ArgumentTypeError(f"{value} is out of range: it must be {bound}")
+    return value
+
+
+def _natural(text: str) -> int:
+    return _integer(text, 0, None)
+
+
+def _positive(text: str) -> int:
+    return _integer(text, 1, None)
+
+
+def _threads(text: str) -> int:
+    return _integer(text, 0, MAX_THREADS)
+
+
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="match synthetic descriptors with the C++ core")
-    p.add_argument("--places", type=int, default=100_000, help="map size")
-    p.add_argument("--dim", type=int, default=512, help="descriptor dimension")
-    p.add_argument("--k", type=int, default=5, help="results per query")
-    p.add_argument("--threads", type=int, default=0, help="0: all cores")
+    p.add_argument("--places", type=_positive, default=100_000, help="map size")
+    p.add_argument("--dim", type=_positive, default=512, help="descriptor dimension")
+    p.add_argument("--k", type=_positive, default=5, help="results per query")
+    p.add_argument("--threads", type=_threads, default=0, help="0: all cores")
     p.set_defaults(handler=_run_demo, extra=None)
 
 
@@ -111,10 +136,10 @@ def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="dataset layout (default: detect)",
     )
     p.add_argument("--out", default=None, help="write result.json, config.json, examples.png")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=_positive, default=32)
     p.add_argument("--storage", default="float32", choices=["float32", "float16", "int8", "binary"])
-    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"))
-    p.add_argument("--tolerance", type=int, default=None, help="aligned datasets: +-frames")
+    p.add_argument("--input-size", type=_positive, nargs=2, default=None, metavar=("H", "W"))
+    p.add_argument("--tolerance", type=_natural, default=None, help="aligned datasets: +-frames")
     p.add_argument("--skip-unreadable", action="store_true", help="skip bad images, count them")
     p.add_argument("--device", default="cpu", help="where descriptors are extracted: cpu, cuda")
     p.set_defaults(handler=_run_evaluate, extra="export")
@@ -143,7 +168,7 @@ def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--model", required=True, help="registry name or checkpoint path")
     p.add_argument("--quantize", default="int8", choices=["int8", "dynamic", "none"])
     p.add_argument("--calib-images", default=None, help="folder of real images (recursive)")
-    p.add_argument("--calib-count", type=int, default=64, help="calibration images")
+    p.add_argument("--calib-count", type=_positive, default=64, help="calibration images")
     p.add_argument("--parity-dataset", default=None, help="dataset for parity and recall@1")
     p.add_argument(
         "--format",
@@ -151,8 +176,8 @@ def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         choices=["vpr-bench", "aligned", "gmberton"],
         help="parity dataset layout (default: detect)",
     )
-    p.add_argument("--parity-count", type=int, default=16, help="images in the parity check")
-    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"))
+    p.add_argument("--parity-count", type=_positive, default=16, help="images in the parity check")
+    p.add_argument("--input-size", type=_positive, nargs=2, default=None, metavar=("H", "W"))
     p.add_argument(
         "--keep-float",
         default=None,
@@ -204,10 +229,10 @@ def _add_build_map(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--images", required=True, help="folder of reference images")
     p.add_argument("--out", required=True, help="map file to write (.vprmap)")
     p.add_argument("--storage", default="int8", choices=["float32", "float16", "int8", "binary"])
-    p.add_argument("--pca", type=int, default=None, metavar="D", help="PCA to D dimensions")
+    p.add_argument("--pca", type=_positive, default=None, metavar="D", help="PCA to D dimensions")
     p.add_argument("--whiten", action="store_true", help="PCA whitening")
     p.add_argument("--positions", default=None, help="CSV: name,lat,lon or name,easting,northing")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=_threads, default=None)
     p.set_defaults(handler=_run_build_map, extra="export")
 
 
@@ -233,7 +258,7 @@ def _add_append(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--map", required=True, help="map file to extend (rewritten atomically)")
     p.add_argument("--images", required=True, help="folder of new reference images")
     p.add_argument("--positions", default=None, help="CSV: name,lat,lon or name,easting,northing")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=_threads, default=None)
     p.set_defaults(handler=_run_append, extra="export")
 
 
@@ -252,9 +277,9 @@ def _add_localize(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--map", required=True, help="map file (.vprmap)")
     p.add_argument("--image", default=None, help="one image")
     p.add_argument("--dir", default=None, help="a folder of frames, in name order")
-    p.add_argument("--k", type=int, default=5, help="places per image")
-    p.add_argument("--sequence", type=int, default=0, metavar="L", help="match over L frames")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--k", type=_positive, default=5, help="places per image")
+    p.add_argument("--sequence", type=_natural, default=0, metavar="L", help="match over L frames")
+    p.add_argument("--threads", type=_threads, default=None)
     p.set_defaults(handler=_run_localize, extra="export")
 
 
@@ -285,13 +310,17 @@ def _add_pipeline(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--out", default="runs/pipeline", help="folder for every artefact")
     p.add_argument("--model", default="efficientnet_lite0-gem", help="registry name or checkpoint")
     p.add_argument("--format", default=None, choices=["vpr-bench", "aligned", "gmberton"])
-    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"))
+    p.add_argument("--input-size", type=_positive, nargs=2, default=None, metavar=("H", "W"))
     p.add_argument("--quantize", default="int8", choices=["int8", "none"])
-    p.add_argument("--calib-count", type=int, default=64, help="reference images to calibrate")
+    p.add_argument(
+        "--calib-count", type=_positive, default=64, help="reference images to calibrate"
+    )
     p.add_argument("--storage", default="int8", choices=["float32", "float16", "int8", "binary"])
-    p.add_argument("--pca", type=int, default=None, metavar="D", help="PCA to D dimensions")
-    p.add_argument("--threads", type=int, default=1, help="extraction and matching threads")
-    p.add_argument("--sequence", type=int, default=0, metavar="L", help="also match over L frames")
+    p.add_argument("--pca", type=_positive, default=None, metavar="D", help="PCA to D dimensions")
+    p.add_argument("--threads", type=_threads, default=1, help="extraction and matching threads")
+    p.add_argument(
+        "--sequence", type=_natural, default=0, metavar="L", help="also match over L frames"
+    )
     p.add_argument("--no-eager", action="store_true", help="skip the eager fp32 yardstick")
     p.set_defaults(handler=_run_pipeline, extra="export")
 
@@ -332,12 +361,12 @@ def _add_distill(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         metavar="DIR",
         help="unlabelled training images (repeatable; a map's references, never its queries)",
     )
-    p.add_argument("--images-per-folder", type=int, default=2000, help="cap, evenly sampled")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--images-per-folder", type=_positive, default=2000, help="cap, evenly sampled")
+    p.add_argument("--epochs", type=_natural, default=30)
+    p.add_argument("--batch-size", type=_positive, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--input-size", type=_positive, nargs=2, default=None, metavar=("H", "W"))
+    p.add_argument("--seed", type=_natural, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--out", required=True, help="student checkpoint (+ OUT.json log)")
     p.set_defaults(handler=_run_distill, extra="train")
@@ -374,10 +403,10 @@ def _add_prune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--global", dest="global_pruning", action="store_true", help="global ranking")
     d = p.add_mutually_exclusive_group()
-    d.add_argument("--descriptor-dim", type=int, default=None, help="target descriptor size")
+    d.add_argument("--descriptor-dim", type=_positive, default=None, help="target descriptor size")
     d.add_argument("--descriptor-ratio", type=float, default=None, help="descriptor dims removed")
     p.add_argument("--descriptor-importance", default="energy", choices=["energy", "l1"])
-    p.add_argument("--steps", type=int, default=1, help="iterative pruning steps")
+    p.add_argument("--steps", type=_positive, default=1, help="iterative pruning steps")
     p.add_argument("--schedule", default="linear", choices=["linear", "geometric"])
     p.add_argument("--importance", default="l2", choices=["l2", "taylor", "random"])
     p.add_argument(
@@ -388,23 +417,23 @@ def _add_prune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="unlabelled images for recovery (repeatable; for an evaluation dataset, its "
         "reference images only, never the queries)",
     )
-    p.add_argument("--recover-max", type=int, default=400, help="images per folder (evenly)")
+    p.add_argument("--recover-max", type=_positive, default=400, help="images per folder (evenly)")
     p.add_argument(
         "--calib-images",
-        type=int,
+        type=_natural,
         default=64,
         metavar="N",
         help="recovery images (evenly spread) that rank channels and dims at every step",
     )
-    p.add_argument("--epochs", type=int, default=1, help="recovery epochs per step")
+    p.add_argument("--epochs", type=_natural, default=1, help="recovery epochs per step")
     p.add_argument(
         "--final-epochs",
-        type=int,
+        type=_natural,
         default=None,
         metavar="E",
         help="recovery epochs of the last step, which yields the shipped model (default: --epochs)",
     )
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=_positive, default=16)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--feature-weight", type=float, default=1.0, help="feature distillation")
     p.add_argument(
@@ -426,14 +455,14 @@ def _add_prune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument(
         "--soup",
-        type=int,
+        type=_positive,
         default=1,
         metavar="K",
         help="average the weights of K recoveries (different data orders) at every step; "
         "K times the recovery time (1: off)",
     )
-    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--input-size", type=_positive, nargs=2, default=None, metavar=("H", "W"))
+    p.add_argument("--seed", type=_natural, default=0)
     p.add_argument(
         "--device", default="cpu", help="where recovery trains: cpu, cuda, cuda:N (resumable)"
     )
@@ -489,8 +518,8 @@ def _add_prune_sweep(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="RATIO:DIM (DIM < 1: kept fraction of the descriptor; 'full': unpruned); "
         "MODEL@RATIO:DIM applies to MODEL only; a #S1,S2 suffix sets that point's seeds",
     )
-    p.add_argument("--steps", type=int, default=4)
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--steps", type=_positive, default=4)
+    p.add_argument("--epochs", type=_natural, default=2)
     p.add_argument("--schedule", default="linear", choices=["linear", "geometric"])
     p.add_argument("--importance", default="l2", choices=["l2", "taylor", "random"])
     p.add_argument("--lr", type=float, default=None)
@@ -498,17 +527,17 @@ def _add_prune_sweep(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--augment", action="store_true", help="augmented recovery (see prune)")
     p.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
     p.add_argument("--ema", type=float, default=0.0, help="weight-average decay (0: off)")
-    p.add_argument("--soup", type=int, default=1, metavar="K", help="recoveries averaged")
-    p.add_argument("--final-epochs", type=int, default=None, help="last step's epochs")
-    p.add_argument("--recover-max", type=int, default=200, help="images per reference folder")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
-    p.add_argument("--threads", type=int, default=1, help="for pruning and recall")
+    p.add_argument("--soup", type=_positive, default=1, metavar="K", help="recoveries averaged")
+    p.add_argument("--final-epochs", type=_natural, default=None, help="last step's epochs")
+    p.add_argument("--recover-max", type=_positive, default=200, help="images per reference folder")
+    p.add_argument("--seeds", nargs="+", type=_natural, default=[0])
+    p.add_argument("--threads", type=_threads, default=1, help="for pruning and recall")
     p.add_argument("--device", default="cpu", help="where recovery trains: cpu, cuda, cuda:N")
-    p.add_argument("--repeats", type=int, default=20, help="latency repeats")
+    p.add_argument("--repeats", type=_positive, default=20, help="latency repeats")
     p.add_argument(
-        "--paired-rounds", type=int, default=5, help="interleaved re-timing rounds (0: off)"
+        "--paired-rounds", type=_natural, default=5, help="interleaved re-timing rounds (0: off)"
     )
-    p.add_argument("--match-places", type=int, default=100_000)
+    p.add_argument("--match-places", type=_positive, default=100_000)
     p.add_argument("--skip-export", action="store_true")
     p.add_argument(
         "--datasets",

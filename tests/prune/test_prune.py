@@ -241,8 +241,10 @@ def test_resume_of_a_run_recorded_before_newer_recovery_options(
     assert "calibration images must be >= 1" in capsys.readouterr().err
     assert main([*cmd, "--final-epochs", "2"]) == 2
     assert "recovery.final_epochs" in capsys.readouterr().err
-    assert main([*cmd, "--final-epochs", "-1"]) == 2
-    assert "final epochs must be >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # parsed strictly, before any work
+        main([*cmd, "--final-epochs", "-1"])
+    assert refused.value.code == 2
+    assert "--final-epochs: -1 is out of range: it must be at least 0" in capsys.readouterr().err
 
 
 def test_sweep_labels_a_checkpoint_teacher_by_name_and_content(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@
 #define STBI_ONLY_PNM
 #include <stb/stb_image.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -22,17 +23,6 @@
 #include "vpr/localizer.hpp"
 
 namespace {
-
-void usage() {
-  std::cerr << "usage: vpr-localize --bundle DIR [--map FILE.vprmap] [--k K] [--threads N]\n"
-               "                    [--repeat R] [--descriptors-out FILE] [--inputs-out FILE]\n"
-               "                    [--allow-model-mismatch] [--no-map-checksum] [--verbose]\n"
-               "                    IMAGE...\n"
-               "Prints JSON: per image the top-k places (with --map) and per-frame times\n"
-               "(preprocess, inference, match; decode excluded). --descriptors-out / --inputs-out\n"
-               "write raw float32 descriptors (N x D) / preprocessed inputs (N x 3 x H x W).\n"
-               "--verbose also prints the ExecuTorch runtime's info lines.\n";
-}
 
 struct Image {
   std::unique_ptr<unsigned char, void (*)(void*)> pixels{nullptr, stbi_image_free};
@@ -83,52 +73,41 @@ int main(int argc, char** argv) {
   std::string bundle, map_path, desc_out, inputs_out;
   vpr::LocalizerOptions opt;
   int repeat = 1;
+  bool no_checksum = false;
+  bool verbose = false;
   std::vector<std::string> images;
+  // CLI11 parses strictly: "--k -1", "--k 1e3" and "--threads x" are errors, not 2**64-1,
+  // 1 and 0 (std::stoul accepted the first two).
+  CLI::App app{
+      "vpr-localize: run a model bundle on images and match them against a map.\n"
+      "Prints JSON: per image the top-k places (with --map) and per-frame times (preprocess,\n"
+      "inference, match; decode excluded).",
+      "vpr-localize"};
+  app.add_option("--bundle", bundle, "model bundle folder (model.pte + manifest.json)")->required();
+  app.add_option("--map", map_path, "map file (.vprmap); without it, only descriptors");
+  app.add_option("--k", opt.k, "places per image")->check(CLI::Range(1, 1 << 20));
+  app.add_option("--threads", opt.threads, "XNNPACK and matching threads")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--repeat", repeat, "runs per image; the first is warm-up when > 1")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--descriptors-out", desc_out, "write float32 descriptors (N x D)");
+  app.add_option("--inputs-out", inputs_out, "write preprocessed inputs (N x 3 x H x W)");
+  app.add_flag("--allow-model-mismatch", opt.allow_model_mismatch,
+               "accept a map built with another model");
+  app.add_flag("--no-map-checksum", no_checksum, "skip the map's CRC and value checks");
+  app.add_flag("-v,--verbose", verbose, "also print the ExecuTorch runtime's info lines");
+  app.add_option("images", images, "image files (JPEG, PNG, PNM)")->required();
   try {
-    for (int i = 1; i < argc; ++i) {
-      const std::string a = argv[i];
-      auto value = [&]() -> std::string {
-        if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
-        return argv[++i];
-      };
-      if (a == "--bundle") {
-        bundle = value();
-      } else if (a == "--map") {
-        map_path = value();
-      } else if (a == "--k") {
-        opt.k = static_cast<std::size_t>(std::stoul(value()));
-      } else if (a == "--threads") {
-        opt.threads = std::stoi(value());
-      } else if (a == "--repeat") {
-        repeat = std::max(1, std::stoi(value()));
-      } else if (a == "--descriptors-out") {
-        desc_out = value();
-      } else if (a == "--inputs-out") {
-        inputs_out = value();
-      } else if (a == "--allow-model-mismatch") {
-        opt.allow_model_mismatch = true;
-      } else if (a == "--no-map-checksum") {
-        opt.verify_map_checksum = false;
-      } else if (a == "--verbose" || a == "-v") {
-        vpr::set_runtime_verbose(true);
-      } else if (a == "-h" || a == "--help") {
-        usage();
-        return 0;
-      } else if (!a.empty() && a[0] == '-') {
-        throw std::invalid_argument("unknown option " + a);
-      } else {
-        images.push_back(a);
-      }
-    }
-    if (bundle.empty() || images.empty()) {
-      usage();
-      return 2;
-    }
-    if (opt.threads < 1) throw std::invalid_argument("--threads must be >= 1");
-  } catch (const std::exception& e) {
-    std::cerr << "vpr-localize: error: " << e.what() << "\n";
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "vpr-localize: error: " << e.what() << " (see --help)\n";
     return 2;
   }
+  opt.verify_map_checksum = !no_checksum;
+  vpr::set_runtime_verbose(verbose);
 
   try {
     std::unique_ptr<vpr::Localizer> loc;
