@@ -3,6 +3,7 @@ preprocessing, descriptors and top-k, on the host and for aarch64 under qemu."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -29,9 +30,16 @@ ARM_LIB = REPO / "build/wheels-aarch64/executorch-1.5.1/executorch/lib"
 QEMU = shutil.which("qemu-aarch64-static")
 SIZE = (96, 96)
 
-needs_host = pytest.mark.skipif(
-    not HOST_BIN.is_file(), reason=f"{HOST_BIN} not built: run scripts/test_runtime.sh"
-)
+
+@pytest.fixture(scope="session")
+def host_built() -> None:
+    """The C++ localizer is a prerequisite of these tests: missing, they fail (the test
+    command builds it first), they never skip."""
+    if not HOST_BIN.is_file():
+        pytest.fail(f"{HOST_BIN} is not built: run scripts/test_runtime.sh (make test does)")
+
+
+needs_host = pytest.mark.usefixtures("host_built")
 
 
 def _arm_ready() -> str | None:
@@ -43,9 +51,7 @@ def _arm_ready() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
-    if not HOST_BIN.is_file():
-        pytest.skip(f"{HOST_BIN} not built: run scripts/test_runtime.sh")
+def bundle(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, host_built: None) -> Path:
     out = tmp_path_factory.mktemp("rt") / "int8"
     torch.manual_seed(0)
     model = build_model("efficientnet_lite0-gem", input_size=SIZE)
@@ -208,6 +214,59 @@ def test_host_refuses_an_image_bomb_from_its_header(bundle: Path, bomb_png: Path
 
 
 @needs_host
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--k", "-1"], "--k"),  # std::stoul made this 2**64 - 1
+        (["--k", "1e3"], "--k"),  # ... and this 1
+        (["--threads", "x"], "--threads"),
+        (["--threads", "0"], "--threads"),
+        (["--repeat", "2.5"], "--repeat"),
+    ],
+)
+def test_host_parses_numbers_strictly(
+    bundle: Path, images: dict[str, list[Path]], args: list[str], message: str
+) -> None:
+    cmd = _host("--bundle", str(bundle), *args, str(images["queries"][0]))
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert p.stderr.startswith("vpr-localize: error: ") and message in p.stderr, p.stderr
+    assert p.stdout == ""
+
+
+@needs_host
+def test_host_refuses_a_fifo_as_map_at_once(
+    bundle: Path, images: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    fifo = tmp_path / "map.vprmap"
+    os.mkfifo(fifo)  # before, open() waited for a writer forever
+    err = _refused(_host("--bundle", str(bundle), "--map", str(fifo), str(images["queries"][0])))
+    assert "is not a regular file" in err
+
+
+@needs_host
+@pytest.mark.parametrize("rule", ["upper_case_sha256", "byte_order_mark"])
+def test_python_and_cpp_apply_the_same_manifest_rules(
+    bundle: Path, images: dict[str, list[Path]], tmp_path: Path, rule: str
+) -> None:
+    # Before, an upper-case sha256 passed Python only and a UTF-8 BOM passed C++ only.
+    bad = tmp_path / rule
+    shutil.copytree(bundle, bad)
+    path = bad / "manifest.json"
+    if rule == "upper_case_sha256":
+        doc = json.loads(path.read_text())
+        doc["pte"]["sha256"] = doc["pte"]["sha256"].upper()
+        path.write_text(json.dumps(doc))
+        message = "lower-case sha256"
+    else:
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+        message = "byte order mark"
+    with pytest.raises(ValueError, match=message):
+        read_manifest(bad)
+    assert message in _refused(_host("--bundle", str(bad), str(images["queries"][0])))
+
+
+@needs_host
 def test_host_refuses_tampered_bundle_and_foreign_map(
     bundle: Path, tmp_path: Path, images: dict[str, list[Path]]
 ) -> None:
@@ -243,7 +302,7 @@ def test_aarch64_under_qemu_equals_host(
 ) -> None:
     reason = _arm_ready()
     if reason:
-        pytest.skip(reason)
+        pytest.fail(reason)
     from vpr_embedded.maps import build_map
 
     man = read_manifest(bundle)
@@ -266,3 +325,49 @@ def test_aarch64_under_qemu_equals_host(
     hr, ar = host["results"], arm["results"]
     assert isinstance(hr, list) and isinstance(ar, list)
     assert [r["top"][0]["id"] for r in hr] == [r["top"][0]["id"] for r in ar]
+
+
+def _damaged_bundles(bundle: Path, out: Path, count: int, seed: int) -> list[Path]:
+    """Copies of the bundle whose program has a few random bytes changed, its manifest's
+    sha256 and size recomputed, so that only the program's own checks can refuse it."""
+    rng = np.random.default_rng(seed)
+    pte = (bundle / "model.pte").read_bytes()
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    made = []
+    for i in range(count):
+        data = bytearray(pte)
+        # Half the copies are damaged in the first 4 KiB (flatbuffer tables and offsets),
+        # half anywhere (constant data, the XNNPACK delegate blob).
+        limit = 4096 if i % 2 == 0 else len(data)
+        for at in rng.integers(0, limit, size=int(rng.integers(1, 9))):
+            data[int(at)] ^= int(rng.integers(1, 256))
+        folder = out / f"damaged-{i:02d}"
+        folder.mkdir()
+        (folder / "model.pte").write_bytes(bytes(data))
+        manifest["pte"]["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
+        manifest["pte"]["bytes"] = len(data)
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        made.append(folder)
+    return made
+
+
+@needs_host
+def test_host_never_crashes_on_a_damaged_program(
+    bundle: Path, images: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    # Before program verification, 2 of 10 such programs killed vpr-localize (SIGSEGV).
+    outcomes = []
+    for folder in _damaged_bundles(bundle, tmp_path, 40, seed=11):
+        p = subprocess.run(
+            _host("--bundle", str(folder), str(images["queries"][0])),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        outcomes.append(p.returncode)
+        assert p.returncode in (0, 1), f"{folder.name}: exit {p.returncode}\n{p.stderr[-2000:]}"
+        if p.returncode == 1:  # refused in one line
+            lines = p.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("vpr-localize: error: "), p.stderr
+    assert outcomes.count(1) > 0  # most damage is caught and refused, in one line

@@ -5,18 +5,22 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from vpr_embedded.runtime_log import filter_lines
+from vpr_embedded.runtime_log import RuntimeLog, filter_lines, split_lines
 
 NOTICES = (
     b"[cpuinfo_utils.cpp:109] Failed to open midr file /sys/devices/x\n"
     b"[threadpool.cpp:66] Resetting threadpool to 1 threads.\n"
     b"I 00:00:00.024517 executorch:cpuinfo_utils.cpp:71] Reading file /sys/x\n"
 )
-KEPT = b"E 00:00:00.1 executorch:method.cpp:9] Missing operator\nmy own line\n"
+KEPT = b"my own line\nW something else native\n"
+ERROR = b"[program.cpp:184] Verification failed; data may be truncated or corrupt\n"
 
 
-def test_filter_drops_only_the_notices() -> None:
-    assert filter_lines(NOTICES + KEPT) == KEPT
+def test_filter_drops_only_the_runtime_lines_and_keeps_them_for_messages() -> None:
+    assert filter_lines(NOTICES + ERROR + KEPT) == KEPT
+    kept, dropped = split_lines(NOTICES + ERROR + KEPT)
+    assert kept == KEPT and len(dropped) == 4
+    assert RuntimeLog(dropped).reason() == "Verification failed; data may be truncated or corrupt"
 
 
 # Native code writes to fd 2 directly; os.write stands in for it, in a child process so

@@ -25,7 +25,7 @@ from PIL import Image
 
 from vpr_embedded.data.images import load_tensor, to_tensor
 from vpr_embedded.models.vpr import Preprocessing
-from vpr_embedded.runtime_log import quiet_runtime
+from vpr_embedded.runtime_log import RuntimeLog, quiet_runtime
 
 BUNDLE_FORMAT = "vpr-embedded-bundle"
 BUNDLE_VERSION = 1
@@ -123,9 +123,10 @@ class Manifest:
         file = _require(pte, "file", str, where)
         if "/" in file or "\\" in file or file in ("", ".", ".."):
             raise BundleError(f"{where}: pte.file must be a plain file name, got {file!r}")
-        sha = _require(pte, "sha256", str, where).lower()
+        sha = _require(pte, "sha256", str, where)
+        # Lower-case hex only, as the C++ reader and every writer have it.
         if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
-            raise BundleError(f"{where}: pte.sha256 is not a sha256 hex digest")
+            raise BundleError(f"{where}: pte.sha256 is not a lower-case sha256 hex digest")
         nbytes = _require(pte, "bytes", int, where)
         return Manifest(
             name,
@@ -159,7 +160,13 @@ def read_manifest(folder: str | Path, *, check_pte: bool = True) -> Manifest:
     if not mpath.is_file():
         raise BundleError(f"{root} is not a model bundle: {MANIFEST_NAME} is missing")
     try:
-        doc = json.loads(mpath.read_text())
+        raw = mpath.read_bytes()
+        if raw.startswith(b"\xef\xbb\xbf"):  # the rule of the C++ reader too
+            raise BundleError(
+                f"{mpath}: the manifest starts with a UTF-8 byte order mark, which JSON does "
+                "not allow; re-export the bundle"
+            )
+        doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{mpath}: not valid JSON ({exc}); re-export the bundle") from None
     man = Manifest.from_dict(doc, str(mpath))
@@ -203,11 +210,22 @@ class Bundle:
         self.manifest = manifest
         self.preprocessing = manifest.preprocessing
         self.descriptor_dim = manifest.descriptor_dim
-        with quiet_runtime():
-            from executorch.runtime import Runtime
+        pte = self.folder / manifest.pte_file
+        log = RuntimeLog()
+        try:
+            with quiet_runtime() as log:
+                from executorch.runtime import Runtime
 
-            program = Runtime.get().load_program(self.folder / manifest.pte_file)
-            method = program.load_method("forward")
+                # Verification.InternalConsistency (the default, said here on purpose): every
+                # offset of the program is checked, so a damaged program is refused here.
+                program = Runtime.get().load_program(pte)
+                method = program.load_method("forward")
+        except RuntimeError as exc:  # the runtime's refusal, e.g. "Failed to load program"
+            why = log.reason() or str(exc)
+            raise BundleError(
+                f"{pte}: not a valid ExecuTorch program ({why}): the file is damaged; "
+                "re-export the bundle"
+            ) from None
         if method is None:
             raise BundleError(f"{self.folder}: the program has no 'forward' method")
         self._method = method

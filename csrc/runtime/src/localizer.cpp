@@ -36,15 +36,34 @@ double ms_since(Clock::time_point t) {
 namespace et = executorch;
 
 std::atomic<bool> runtime_verbose{false};
+std::mutex last_error_mutex;
+std::string last_error;  // the runtime's latest error line, for our own message
 
 // ExecuTorch's log hook (registered through its platform layer, register_pal): the
-// default one prints every level, so each start would print the CPU probe's notices.
+// default one prints every level, so each start would print the CPU probe's notices, and
+// a refused program would print the runtime's error line before ours. Quiet (the
+// default): info and debug are dropped, and an error is kept for the exception message
+// that reports it (runtime_error_detail()); verbose: everything is printed as it comes.
 void emit_log_message(et_timestamp_t /*timestamp*/, et_pal_log_level_t level, const char* filename,
                       const char* /*function*/, std::size_t line, const char* message,
                       std::size_t length) {
-  if ((level == kInfo || level == kDebug) && !runtime_verbose.load()) return;
+  const bool verbose = runtime_verbose.load();
+  if (level == kError && !verbose) {
+    std::lock_guard<std::mutex> lock(last_error_mutex);
+    last_error.assign(message, length);
+    return;
+  }
+  if ((level == kInfo || level == kDebug) && !verbose) return;
   std::fprintf(stderr, "%c executorch:%s:%zu] %.*s\n", static_cast<char>(level), filename, line,
                static_cast<int>(length), message);
+}
+
+// " (the runtime's last error)" or "", and forget it.
+std::string runtime_error_detail() {
+  std::lock_guard<std::mutex> lock(last_error_mutex);
+  std::string detail = last_error.empty() ? "" : ": " + last_error;
+  last_error.clear();
+  return detail;
 }
 
 void install_log_filter() {
@@ -76,11 +95,20 @@ Extractor::Extractor(const std::string& bundle_dir, int threads)
   const std::string pte = bundle_dir + "/" + manifest_.pte_file;
   impl_->module =
       std::make_unique<et::extension::Module>(pte, et::extension::Module::LoadMode::Mmap);
+  // InternalConsistency: the flatbuffer verifier checks every offset and size of the
+  // program before it is used (Module's default, Minimal, checks only the header), so a
+  // damaged program whose sha256 was recomputed is refused instead of crashing the runtime.
+  const auto loaded = impl_->module->load(et::runtime::Program::Verification::InternalConsistency);
+  if (loaded != et::runtime::Error::Ok) {
+    throw std::runtime_error(pte + ": not a valid ExecuTorch program (error " +
+                             std::to_string(static_cast<int>(loaded)) + runtime_error_detail() +
+                             "): the file is damaged; re-export the bundle");
+  }
   const auto err = impl_->module->load_method("forward");
   if (err != et::runtime::Error::Ok) {
     throw std::runtime_error(
         pte + ": cannot load method 'forward' (ExecuTorch error " +
-        std::to_string(static_cast<int>(err)) +
+        std::to_string(static_cast<int>(err)) + runtime_error_detail() +
         "; a missing operator or backend means a kernel library is not linked)");
   }
   const auto meta = impl_->module->method_meta("forward");
@@ -113,7 +141,8 @@ void Extractor::embed_preprocessed(const float* chw, float* descriptor) {
   const auto result = impl_->module->forward(tensor);
   if (!result.ok()) {
     throw std::runtime_error("model execution failed (ExecuTorch error " +
-                             std::to_string(static_cast<int>(result.error())) + ")");
+                             std::to_string(static_cast<int>(result.error())) +
+                             runtime_error_detail() + ")");
   }
   const auto& out = result->at(0).toTensor();
   const float* p = out.const_data_ptr<float>();

@@ -62,6 +62,11 @@ std::array<float, 3> get_floats3(const json& obj, const char* key, const std::st
 }  // namespace
 
 BundleManifest BundleManifest::parse(const std::string& text, const std::string& where) {
+  // The rule of every manifest reader (Python's json.loads refuses it too): JSON text
+  // without a byte order mark, as RFC 8259 asks of writers.
+  if (text.size() >= 3 && text.compare(0, 3, "\xEF\xBB\xBF") == 0) {
+    fail(where, "the manifest starts with a UTF-8 byte order mark, which JSON does not allow");
+  }
   json d;
   try {
     d = json::parse(text);
