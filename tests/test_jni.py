@@ -43,7 +43,7 @@ def harness() -> list[str]:
     """Command prefix that runs the harness (built by scripts/test_jni.sh)."""
     for tool in ("cmake", "ninja", "javac", "java"):
         if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not found: the JNI host test needs cmake, ninja and a JDK")
+            pytest.fail(f"{tool} not found: the JNI host test needs cmake, ninja and a JDK")
     if os.environ.get("VPR_JNI_BUILT") != "1":
         subprocess.run(
             ["bash", str(REPO / "scripts" / "test_jni.sh"), "--build-only"],
@@ -242,3 +242,44 @@ def test_wrapper_mirrors_python_api() -> None:
         assert hasattr(SequenceMatcher, name), name
         java = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
         assert re.search(rf"public (synchronized )?[\w\[\]]+ {java}\(", sequence), java
+
+
+def test_a_path_outside_the_bmp_opens(
+    harness: list[str],
+    corridor: tuple[NDArray[np.float32], NDArray[np.float32], list[str]],
+    tmp_path: Path,
+) -> None:
+    # JNI's modified UTF-8 spells an emoji as two surrogates, which names another file:
+    # before paths went over as bytes this open failed ("No such file or directory").
+    folder = tmp_path / "routes 😀 é"
+    folder.mkdir()
+    src = make_map(tmp_path, corridor, "binary")
+    path = folder / "carte-😀.vprmap"
+    shutil.copy(src, path)
+    lines = run_harness(harness, "open", path)
+    assert lines[0] == {"event": "opened", "count": corridor[0].shape[0]}
+
+
+def test_maps_dropped_without_close_are_released(
+    harness: list[str],
+    corridor: tuple[NDArray[np.float32], NDArray[np.float32], list[str]],
+    tmp_path: Path,
+) -> None:
+    # 2,000 maps and 2,000 sequence matchers, never closed: before, every one stayed
+    # mapped for the life of the process.
+    path = make_map(tmp_path, corridor, "binary")
+    (leak,) = [e for e in run_harness(harness, "leak", path, 2000) if e["event"] == "leak"]
+    assert leak["live_after_drop"] >= 4000  # 2 per map: the map and the matcher's
+    assert leak["live_after_gc"] == 0, leak
+
+
+def test_searches_racing_a_close_end_in_illegal_state(
+    harness: list[str],
+    corridor: tuple[NDArray[np.float32], NDArray[np.float32], list[str]],
+    tmp_path: Path,
+) -> None:
+    path = make_map(tmp_path, corridor, "int8")
+    (race,) = [e for e in run_harness(harness, "race", path, 4) if e["event"] == "race"]
+    assert race["unexpected"] is None, race
+    assert race["results"] + race["closed"] == 4 * 2000
+    assert race["closed"] > 0  # the close really happened while they searched

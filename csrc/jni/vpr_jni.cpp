@@ -116,12 +116,16 @@ const vpr::MapFileView& map_of(JNIEnv* env, jlong handle) {
   return map_handle(env, handle).file->map();
 }
 
-std::string to_string(JNIEnv* env, jstring s) {
-  if (s == nullptr) throw std::invalid_argument("the path is null");
-  const char* chars = env->GetStringUTFChars(s, nullptr);
-  if (chars == nullptr) throw JavaExceptionPending{};  // OutOfMemoryError pending
-  std::string out(chars);
-  env->ReleaseStringUTFChars(s, chars);
+// A path as the Java side's UTF-8 bytes (String.getBytes(UTF_8)): the file system's
+// encoding. GetStringUTFChars would give JNI's modified UTF-8, which encodes characters
+// outside the BMP (an emoji) as two 3-byte surrogates and names another file.
+std::string to_path(JNIEnv* env, jbyteArray bytes) {
+  if (bytes == nullptr) throw std::invalid_argument("the path is null");
+  std::string out(static_cast<std::size_t>(env->GetArrayLength(bytes)), '\0');
+  env->GetByteArrayRegion(bytes, 0, static_cast<jsize>(out.size()),
+                          reinterpret_cast<jbyte*>(out.data()));
+  check_pending(env);
+  if (out.find('\0') != std::string::npos) throw std::invalid_argument("the path holds a NUL");
   return out;
 }
 
@@ -172,12 +176,12 @@ extern "C" {
 
 // ---- org.vprembedded.VprMap ------------------------------------------------
 
-JNIEXPORT jlong JNICALL Java_org_vprembedded_VprMap_nativeOpen(JNIEnv* env, jclass, jstring path,
+JNIEXPORT jlong JNICALL Java_org_vprembedded_VprMap_nativeOpen(JNIEnv* env, jclass, jbyteArray path,
                                                                jboolean verify_checksum) {
   return guarded<jlong>(env, 0, kIoException, [&] {
     vpr::MapOpenOptions options;
     options.verify_checksum = verify_checksum == JNI_TRUE;
-    auto file = std::make_shared<vpr::MapFile>(vpr::MapFile::open(to_string(env, path), options));
+    auto file = std::make_shared<vpr::MapFile>(vpr::MapFile::open(to_path(env, path), options));
     if (file->map().count() > static_cast<std::size_t>(std::numeric_limits<jint>::max())) {
       throw std::runtime_error("map " + file->path() + " has too many places for Java (> 2^31)");
     }

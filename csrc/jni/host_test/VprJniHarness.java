@@ -17,6 +17,12 @@ import org.vprembedded.VprSequenceMatcher;
  *                                  prints "info", then per query "search" and "sequence"
  * errors MAP MISSING CORRUPT...    bad inputs; prints one "case" per input with the exception
  *                                  (cases "corrupt_map:0", "corrupt_map:1", ... per corrupt file)
+ * open MAP                         opens MAP (any UTF-8 path); prints "opened" with its count
+ * leak MAP N                       opens N maps and N sequence matchers, never closes them, drops
+ *                                  them, collects garbage; prints "leak" with the native objects
+ *                                  still alive before and after
+ * race MAP THREADS                 THREADS threads search one map while another closes it;
+ *                                  prints "race" with the counts of results and of exceptions
  * </pre>
  *
  * Always ends with {"event":"done"} and exit status 0 unless the harness itself is misused.
@@ -29,9 +35,18 @@ public final class VprJniHarness {
       search(args[1], args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]));
     } else if (args.length >= 4 && args[0].equals("errors")) {
       errors(args[1], args[2], Arrays.copyOfRange(args, 3, args.length));
+    } else if (args.length == 2 && args[0].equals("open")) {
+      try (VprMap map = VprMap.open(args[1])) {
+        System.out.println("{\"event\":\"opened\",\"count\":" + map.count() + "}");
+      }
+    } else if (args.length == 3 && args[0].equals("leak")) {
+      leak(args[1], Integer.parseInt(args[2]));
+    } else if (args.length == 3 && args[0].equals("race")) {
+      race(args[1], Integer.parseInt(args[2]));
     } else {
       System.err.println("usage: VprJniHarness search MAP QUERIES K SEQ_LENGTH");
       System.err.println("       VprJniHarness errors MAP MISSING_MAP CORRUPT_MAP...");
+      System.err.println("       VprJniHarness open MAP | leak MAP N | race MAP THREADS");
       System.exit(2);
     }
     System.out.println("{\"event\":\"done\"}");
@@ -92,6 +107,72 @@ public final class VprJniHarness {
     run("sequence_from_closed_map", () -> new VprSequenceMatcher(map).close());
     sequence.close();
     run("push_after_close", () -> sequence.push(good));
+  }
+
+  private static void leak(String mapPath, int n) throws IOException {
+    int before = VprMap.liveNativeObjects();
+    for (int i = 0; i < n; i++) {
+      VprMap map = VprMap.open(mapPath);
+      new VprSequenceMatcher(map);  // holds its own reference to the mapping
+    }
+    int dropped = VprMap.liveNativeObjects() - before;
+    long deadline = System.nanoTime() + 30_000_000_000L;
+    while (VprMap.liveNativeObjects() > before && System.nanoTime() < deadline) {
+      System.gc();
+      try {
+        Thread.sleep(20);
+      } catch (InterruptedException e) {
+        break;
+      }
+    }
+    System.out.println("{\"event\":\"leak\",\"opened\":" + n + ",\"live_after_drop\":"
+        + dropped + ",\"live_after_gc\":" + (VprMap.liveNativeObjects() - before) + "}");
+  }
+
+  private static void race(String mapPath, int threads) throws IOException {
+    VprMap map = VprMap.open(mapPath);
+    float[] query = new float[map.inputDim()];
+    query[0] = 1.0f;
+    final int[] results = new int[threads];
+    final int[] closed = new int[threads];
+    final String[] other = new String[threads];
+    Thread[] pool = new Thread[threads];
+    for (int t = 0; t < threads; t++) {
+      final int me = t;
+      pool[t] = new Thread(() -> {
+        for (int i = 0; i < 2000; i++) {
+          try {
+            if (map.search(query, 3, 1).size() == 3) {
+              results[me]++;
+            }
+          } catch (IllegalStateException e) {
+            closed[me]++;
+          } catch (RuntimeException e) {
+            other[me] = e.toString();
+          }
+        }
+      });
+      pool[t].start();
+    }
+    try {
+      Thread.sleep(5);
+      map.close();
+      for (Thread t : pool) {
+        t.join();
+      }
+    } catch (InterruptedException e) {
+      throw new IOException(e);
+    }
+    int ok = 0;
+    int afterClose = 0;
+    String unexpected = null;
+    for (int t = 0; t < threads; t++) {
+      ok += results[t];
+      afterClose += closed[t];
+      unexpected = unexpected != null ? unexpected : other[t];
+    }
+    System.out.println("{\"event\":\"race\",\"results\":" + ok + ",\"closed\":" + afterClose
+        + ",\"unexpected\":" + quote(unexpected) + "}");
   }
 
   private interface Action {

@@ -14,7 +14,8 @@ import java.nio.charset.StandardCharsets;
  * FileNotFoundException}, a corrupt, truncated or foreign file an {@link IOException}, a descriptor
  * of the wrong length or a bad {@code k} an {@link IllegalArgumentException}, and any use after
  * {@link #close()} an {@link IllegalStateException}. Methods are thread-safe (calls on one map are
- * serialised).
+ * serialised). A map that is dropped without {@link #close()} is unmapped once it has been
+ * garbage-collected; close it to release the mapping at once.
  */
 public final class VprMap implements AutoCloseable {
   static {
@@ -22,11 +23,12 @@ public final class VprMap implements AutoCloseable {
   }
 
   private final String path;
-  private long handle;
+  // Released by close(), or by NativeResource's reaper if the map is dropped unclosed.
+  private final NativeResource resource;
 
   private VprMap(String path, long handle) {
     this.path = path;
-    this.handle = handle;
+    this.resource = new NativeResource(this, handle, VprMap::nativeClose);
   }
 
   /** Opens and validates a map, checksums included. */
@@ -45,7 +47,17 @@ public final class VprMap implements AutoCloseable {
     if (!new File(path).isFile()) {
       throw new FileNotFoundException("map " + path + " does not exist");
     }
-    return new VprMap(path, nativeOpen(path, verifyChecksum));
+    // The path's bytes as the file system sees them (UTF-8), not JNI's modified UTF-8, which
+    // encodes characters outside the BMP (an emoji) differently and would miss the file.
+    return new VprMap(path, nativeOpen(path.getBytes(StandardCharsets.UTF_8), verifyChecksum));
+  }
+
+  /**
+   * Maps and sequence matchers whose native memory is not released yet: neither closed nor
+   * garbage-collected (for leak checks).
+   */
+  public static int liveNativeObjects() {
+    return NativeResource.liveCount();
   }
 
   public String path() {
@@ -53,61 +65,85 @@ public final class VprMap implements AutoCloseable {
   }
 
   /** Number of places. */
-  public synchronized int count() {
-    return nativeCount(live());
+  public int count() {
+    synchronized (resource) {
+      return nativeCount(live());
+    }
   }
 
   /** Dimension of the stored descriptors (after the projection, if any). */
-  public synchronized int dim() {
-    return nativeDim(live());
+  public int dim() {
+    synchronized (resource) {
+      return nativeDim(live());
+    }
   }
 
   /** Dimension of the model's descriptors, i.e. of the queries. */
-  public synchronized int inputDim() {
-    return nativeInputDim(live());
+  public int inputDim() {
+    synchronized (resource) {
+      return nativeInputDim(live());
+    }
   }
 
   /** "float32", "float16", "int8" or "binary". */
-  public synchronized String storage() {
-    return nativeStorage(live());
+  public String storage() {
+    synchronized (resource) {
+      return nativeStorage(live());
+    }
   }
 
-  public synchronized int formatVersion() {
-    return nativeFormatVersion(live());
+  public int formatVersion() {
+    synchronized (resource) {
+      return nativeFormatVersion(live());
+    }
   }
 
   /** Size of the map file in bytes. */
-  public synchronized long nbytes() {
-    return nativeFileSize(live());
+  public long nbytes() {
+    synchronized (resource) {
+      return nativeFileSize(live());
+    }
   }
 
-  public synchronized String modelName() {
-    return new String(nativeModelName(live()), StandardCharsets.UTF_8);
+  public String modelName() {
+    synchronized (resource) {
+      return new String(nativeModelName(live()), StandardCharsets.UTF_8);
+    }
   }
 
   /** sha256 (hex) of the model bundle that made the descriptors. */
-  public synchronized String modelSha256() {
-    return nativeModelSha256(live());
+  public String modelSha256() {
+    synchronized (resource) {
+      return nativeModelSha256(live());
+    }
   }
 
   /** "latlon" or "utm", or null if the map has no positions. */
-  public synchronized String positionKind() {
-    String kind = nativePositionKind(live());
-    return "none".equals(kind) ? null : kind;
+  public String positionKind() {
+    synchronized (resource) {
+      String kind = nativePositionKind(live());
+      return "none".equals(kind) ? null : kind;
+    }
   }
 
-  public synchronized boolean hasNames() {
-    return nativeHasNames(live());
+  public boolean hasNames() {
+    synchronized (resource) {
+      return nativeHasNames(live());
+    }
   }
 
-  public synchronized boolean hasPositions() {
-    return nativeHasPositions(live());
+  public boolean hasPositions() {
+    synchronized (resource) {
+      return nativeHasPositions(live());
+    }
   }
 
   /** Name of place {@code id}, or null if the map has no names. */
-  public synchronized String name(int id) {
-    byte[] name = nativeName(live(), id);
-    return name == null ? null : new String(name, StandardCharsets.UTF_8);
+  public String name(int id) {
+    synchronized (resource) {
+      byte[] name = nativeName(live(), id);
+      return name == null ? null : new String(name, StandardCharsets.UTF_8);
+    }
   }
 
   /** Top-{@code k} places of one query descriptor, searched with all cores. */
@@ -119,56 +155,60 @@ public final class VprMap implements AutoCloseable {
    * Top-{@code k} places of one query descriptor (the model's raw descriptor: the map's projection
    * is applied by the C++ core), with {@code threads} threads (0: all cores).
    */
-  public synchronized VprSearchResult search(float[] descriptor, int k, int threads) {
-    long h = live();
-    checkDescriptor(descriptor, nativeInputDim(h));
-    if (k <= 0) {
-      throw new IllegalArgumentException("k must be a positive integer, got " + k);
+  public VprSearchResult search(float[] descriptor, int k, int threads) {
+    synchronized (resource) {
+      long h = live();
+      checkDescriptor(descriptor, nativeInputDim(h));
+      if (k <= 0) {
+        throw new IllegalArgumentException("k must be a positive integer, got " + k);
+      }
+      if (threads < 0) {
+        throw new IllegalArgumentException("threads must be >= 0 (0: all cores), got " + threads);
+      }
+      int n = Math.min(k, nativeCount(h));
+      int[] ids = new int[n];
+      float[] scores = new float[n];
+      int found = nativeSearch(h, descriptor, k, threads, ids, scores);
+      return result(h, ids, scores, found);
     }
-    if (threads < 0) {
-      throw new IllegalArgumentException("threads must be >= 0 (0: all cores), got " + threads);
-    }
-    int n = Math.min(k, nativeCount(h));
-    int[] ids = new int[n];
-    float[] scores = new float[n];
-    int found = nativeSearch(h, descriptor, k, threads, ids, scores);
-    return result(h, ids, scores, found);
   }
 
   /** Unmaps the file (sequence matchers made from this map keep their own mapping). */
   @Override
-  public synchronized void close() {
-    if (handle != 0) {
-      nativeClose(handle);
-      handle = 0;
-    }
+  public void close() {
+    resource.release();
   }
 
-  public synchronized boolean isClosed() {
-    return handle == 0;
+  public boolean isClosed() {
+    synchronized (resource) {
+      return resource.handle() == 0;
+    }
   }
 
   @Override
   public String toString() {
-    synchronized (this) {
-      if (handle == 0) {
-        return "VprMap('" + path + "', closed)";
-      }
+    if (isClosed()) {
+      return "VprMap('" + path + "', closed)";
     }
     return "VprMap('" + path + "', count=" + count() + ", dim=" + dim() + ", storage='" + storage()
         + "', model='" + modelName() + "')";
   }
 
   /** A second VprMap sharing this one's mapping (for a sequence matcher). */
-  synchronized VprMap retain() {
-    return new VprMap(path, nativeRetain(live()));
+  VprMap retain() {
+    synchronized (resource) {
+      return new VprMap(path, nativeRetain(live()));
+    }
   }
 
-  synchronized long live() {
-    if (handle == 0) {
-      throw new IllegalStateException("map " + path + " is closed");
+  long live() {
+    synchronized (resource) {
+      long handle = resource.handle();
+      if (handle == 0) {
+        throw new IllegalStateException("map " + path + " is closed");
+      }
+      return handle;
     }
-    return handle;
   }
 
   static void checkDescriptor(float[] descriptor, int dim) {
@@ -183,26 +223,28 @@ public final class VprMap implements AutoCloseable {
   }
 
   /** Result with names and positions of the first {@code found} ids. */
-  synchronized VprSearchResult result(long h, int[] ids, float[] scores, int found) {
-    if (found != ids.length) {
-      throw new IllegalStateException(
-          "native search returned " + found + " results, not " + ids.length);
-    }
-    String[] names = null;
-    if (nativeHasNames(h)) {
-      names = new String[ids.length];
-      for (int i = 0; i < ids.length; i++) {
-        names[i] = new String(nativeName(h, ids[i]), StandardCharsets.UTF_8);
+  VprSearchResult result(long h, int[] ids, float[] scores, int found) {
+    synchronized (resource) {
+      if (found != ids.length) {
+        throw new IllegalStateException(
+            "native search returned " + found + " results, not " + ids.length);
       }
+      String[] names = null;
+      if (nativeHasNames(h)) {
+        names = new String[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+          names[i] = new String(nativeName(h, ids[i]), StandardCharsets.UTF_8);
+        }
+      }
+      double[] positions = new double[2 * ids.length];
+      if (!nativePositions(h, ids, positions)) {
+        positions = null;
+      }
+      return new VprSearchResult(ids, scores, names, positions);
     }
-    double[] positions = new double[2 * ids.length];
-    if (!nativePositions(h, ids, positions)) {
-      positions = null;
-    }
-    return new VprSearchResult(ids, scores, names, positions);
   }
 
-  private static native long nativeOpen(String path, boolean verifyChecksum) throws IOException;
+  private static native long nativeOpen(byte[] path, boolean verifyChecksum) throws IOException;
 
   private static native long nativeRetain(long handle);
 

@@ -30,7 +30,8 @@ public final class VprSequenceMatcher implements AutoCloseable {
   private final VprMap map;
   private final int inputDim;
   private final int count;
-  private long handle;
+  // Released by close(), or by NativeResource's reaper if the matcher is dropped unclosed.
+  private final NativeResource resource;
 
   public VprSequenceMatcher(VprMap database) {
     this(database, new Config());
@@ -42,6 +43,7 @@ public final class VprSequenceMatcher implements AutoCloseable {
       throw new IllegalArgumentException("the map and the config must not be null");
     }
     VprMap own = database.retain();
+    long handle;
     try {
       handle = nativeCreate(own.live(), config.length, config.vMin, config.vMax, config.vSteps,
           config.contrastWindow, config.k, config.threads);
@@ -52,27 +54,34 @@ public final class VprSequenceMatcher implements AutoCloseable {
       throw e;
     }
     map = own;
+    resource = new NativeResource(this, handle, VprSequenceMatcher::nativeDestroy);
   }
 
   /** Adds one query frame's descriptor; returns the top-k places by sequence score. */
-  public synchronized VprSearchResult push(float[] descriptor) {
-    long h = live();
-    VprMap.checkDescriptor(descriptor, inputDim);
-    int n = Math.min(nativeK(h), count);
-    int[] ids = new int[n];
-    float[] scores = new float[n];
-    int found = nativePush(h, descriptor, ids, scores);
-    return map.result(map.live(), ids, scores, found);
+  public VprSearchResult push(float[] descriptor) {
+    synchronized (resource) {
+      long h = live();
+      VprMap.checkDescriptor(descriptor, inputDim);
+      int n = Math.min(nativeK(h), count);
+      int[] ids = new int[n];
+      float[] scores = new float[n];
+      int found = nativePush(h, descriptor, ids, scores);
+      return map.result(map.live(), ids, scores, found);
+    }
   }
 
   /** Forgets the frames held (a new traversal starts). */
-  public synchronized void reset() {
-    nativeReset(live());
+  public void reset() {
+    synchronized (resource) {
+      nativeReset(live());
+    }
   }
 
   /** Query frames held (at most the sequence length). */
-  public synchronized int frames() {
-    return nativeFrames(live());
+  public int frames() {
+    synchronized (resource) {
+      return nativeFrames(live());
+    }
   }
 
   /** Number of places. */
@@ -86,26 +95,32 @@ public final class VprSequenceMatcher implements AutoCloseable {
   }
 
   /** Sequence score of every place after the last push. */
-  public synchronized float[] sequenceScores() {
-    float[] out = new float[count];
-    nativeSequenceScores(live(), out);
-    return out;
+  public float[] sequenceScores() {
+    synchronized (resource) {
+      float[] out = new float[count];
+      nativeSequenceScores(live(), out);
+      return out;
+    }
   }
 
   @Override
-  public synchronized void close() {
-    if (handle != 0) {
-      nativeDestroy(handle);
-      handle = 0;
-      map.close();
+  public void close() {
+    synchronized (resource) {
+      if (resource.handle() != 0) {
+        resource.release();
+        map.close();
+      }
     }
   }
 
   private long live() {
-    if (handle == 0) {
-      throw new IllegalStateException("the sequence matcher is closed");
+    synchronized (resource) {
+      long handle = resource.handle();
+      if (handle == 0) {
+        throw new IllegalStateException("the sequence matcher is closed");
+      }
+      return handle;
     }
-    return handle;
   }
 
   private static native long nativeCreate(long map, int length, float vMin, float vMax, int vSteps,
