@@ -1,8 +1,11 @@
-"""Writes valid seed maps (every storage, with and without projection, names,
-positions and timestamps) for the map-reader fuzzer: make_seeds.py OUT_DIR."""
+"""Writes seeds for the fuzzers: valid maps (every storage, with and without projection,
+names, positions and timestamps) for the map reader, and manifests (a valid one and
+near misses) for the manifest reader: make_seeds.py MAP_DIR [MANIFEST_DIR]."""
 
 from __future__ import annotations
 
+import copy
+import json
 import sys
 from pathlib import Path
 
@@ -30,3 +33,42 @@ for i, storage in enumerate(("float32", "float16", "int8", "binary")):
             model_name="fuzz",
         )
 print(f"wrote {len(list(out.glob('*.vprmap')))} seed maps to {out}")
+
+# A manifest as export writes it (the fields every reader checks), and near misses.
+MANIFEST = {
+    "format": "vpr-embedded-bundle",
+    "format_version": 1,
+    "model_name": "efficientnet_lite0-gem",
+    "model_config": {"backbone": "efficientnet_lite0", "input_size": [64, 96]},
+    "input": {
+        "height": 64,
+        "width": 96,
+        "channels": 3,
+        "colour_order": "RGB",
+        "resize": "pil-bilinear",
+        "rotate_180": True,
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+    },
+    "descriptor_dim": 1280,
+    "quantization": {"mode": "int8"},
+    "pte": {"file": "model.pte", "sha256": "ab" * 32, "bytes": 3655040},
+}
+if len(sys.argv) > 2:
+    out = Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    variants = {"valid": MANIFEST}
+    for name, edit in {
+        "no_pte": lambda m: m.pop("pte"),
+        "bgr": lambda m: m["input"].update(colour_order="BGR"),
+        "zero_std": lambda m: m["input"].update(std=[0, 1, 1]),
+        "huge": lambda m: m["input"].update(height=10**9),
+        "upper_sha": lambda m: m["pte"].update(sha256="AB" * 32),
+    }.items():
+        m = copy.deepcopy(MANIFEST)
+        edit(m)
+        variants[name] = m
+    for name, m in variants.items():
+        (out / f"{name}.json").write_text(json.dumps(m, indent=1))
+    (out / "bom.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(MANIFEST).encode())
+    print(f"wrote {len(variants) + 1} seed manifests to {out}")
