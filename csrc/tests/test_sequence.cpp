@@ -83,8 +83,10 @@ TEST_CASE("sequence matching recovers a route that single frames confuse") {
     single_ok += std::llabs(single.ids[j] - truth) <= 1;
   }
   const std::size_t total = nq - opt.length;
+  MESSAGE("sequence hits " << seq_ok << ", single-frame hits " << single_ok << " of " << total);
   CHECK(seq_ok >= total * 95 / 100);
-  CHECK(seq_ok >= single_ok);
+  // Sequences must beat single frames by a clear margin (a tie proves nothing).
+  CHECK(seq_ok >= single_ok + total / 5);
 
   // Online pushes equal the batch; reset starts a new sequence.
   vpr::SequenceMatcher m(db.view(), opt);

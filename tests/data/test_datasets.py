@@ -15,18 +15,18 @@ from vpr_embedded.data.ground_truth import UnsafePickleError, load_object_npy
 from vpr_embedded.data.images import ImageReadError, load_tensor
 from vpr_embedded.models import Preprocessing
 
-DATA = Path(
-    os.environ.get("VPR_DATA_DIR", Path(__file__).resolve().parents[2] / ".." / "shared" / "data")
-)
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real data not found at {DATA}")
+
+@pytest.fixture(scope="module")
+def data(shared_data: Path) -> Path:
+    """The real data folder; missing data fails the test (tests/conftest.py), never skips."""
+    return shared_data
 
 
-@needs_data
-def test_corridor_vpr_bench() -> None:
-    assert detect_format(DATA / "corridor") == "vpr-bench"
-    ds = load_dataset(DATA / "corridor")
+def test_corridor_vpr_bench(data: Path) -> None:
+    assert detect_format(data / "corridor") == "vpr-bench"
+    ds = load_dataset(data / "corridor")
     assert (len(ds.references), len(ds.queries), len(ds.positives)) == (111, 111, 111)
-    gt = load_object_npy(DATA / "corridor" / "ground_truth_new.npy")
+    gt = load_object_npy(data / "corridor" / "ground_truth_new.npy")
     assert gt.shape == (111, 2)
     # hand-checked rows of ground_truth_new.npy
     assert ds.positives[0].tolist() == [0, 1, 2]
@@ -36,10 +36,9 @@ def test_corridor_vpr_bench() -> None:
     assert ds.queries[3].name == "0000003.jpg" and ds.references[3].name == "0000003.jpg"
 
 
-@needs_data
-def test_nordland_aligned() -> None:
-    assert detect_format(DATA / "nordland_part1") == "aligned"
-    ds = load_dataset(DATA / "nordland_part1")
+def test_nordland_aligned(data: Path) -> None:
+    assert detect_format(data / "nordland_part1") == "aligned"
+    ds = load_dataset(data / "nordland_part1")
     assert (len(ds.references), len(ds.queries)) == (1788, 1788)
     assert ds.references[0].parent.name == "summer" and ds.queries[0].parent.name == "winter"
     assert ds.positives[0].tolist() == [0, 1, 2]
@@ -48,20 +47,18 @@ def test_nordland_aligned() -> None:
     assert ds.positives[1787].tolist() == [1785, 1786, 1787]
 
 
-@needs_data
-def test_gardens_aligned_natural_order() -> None:
-    ds = load_dataset(DATA / "gardens_point_sample")
+def test_gardens_aligned_natural_order(data: Path) -> None:
+    ds = load_dataset(data / "gardens_point_sample")
     assert (len(ds.references), len(ds.queries)) == (10, 10)
     assert [p.name for p in ds.references] == [f"{i}.jpg" for i in range(10)]
     assert ds.positives[0].tolist() == [0, 1] and ds.positives[5].tolist() == [4, 5, 6]
-    ds0 = read_aligned(DATA / "gardens_point_sample", tolerance=0)
+    ds0 = read_aligned(data / "gardens_point_sample", tolerance=0)
     assert [p.tolist() for p in ds0.positives] == [[i] for i in range(10)]
 
 
-@needs_data
-def test_greyscale_becomes_three_channels() -> None:
+def test_greyscale_becomes_three_channels(data: Path) -> None:
     prep = Preprocessing(16, 32)
-    t = load_tensor(DATA / "nordland_part1" / "summer" / "images-00010.png", prep)
+    t = load_tensor(data / "nordland_part1" / "summer" / "images-00010.png", prep)
     assert t.shape == (3, 16, 32) and t.dtype.is_floating_point
 
 
