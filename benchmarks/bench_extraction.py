@@ -27,8 +27,9 @@ from PIL import Image
 
 from vpr_embedded.bundle import load_bundle, read_manifest, set_runtime_threads
 from vpr_embedded.data.images import load_tensor, to_tensor
-from vpr_embedded.export import ExportConfig, export_bundle, resolve_model
+from vpr_embedded.export import ExportConfig, export_bundle
 from vpr_embedded.maps import build_map
+from vpr_embedded.models.loading import load_model
 from vpr_embedded.quantize import find_images, sample_evenly
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,7 +90,7 @@ def main() -> int:
     images = sample_evenly(find_images(args.images), 16)
     rows = []
     for spec in [*args.models, *args.checkpoint]:
-        model = resolve_model(spec)
+        model = load_model(spec)
         name = Path(spec).stem if Path(spec).is_file() else spec
         x = load_tensor(images[0], model.preprocessing).unsqueeze(0)
         with Image.open(images[0]) as im:

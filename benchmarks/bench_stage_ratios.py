@@ -21,14 +21,15 @@ import time
 from pathlib import Path
 
 import torch
+from pruning_sweep.config import DATA, REFERENCE_DIRS
+from pruning_sweep.measure import ensure_pte, load_method
 
 from vpr_embedded.bundle import set_runtime_threads
 from vpr_embedded.data.images import load_tensor
-from vpr_embedded.export import resolve_model
 from vpr_embedded.models import VPRModel
+from vpr_embedded.models.loading import load_model
 from vpr_embedded.prune import PruneConfig, RecoveryConfig, prune_model
 from vpr_embedded.prune.backbone import n_stages
-from vpr_embedded.prune.sweep import DATA, REFERENCE_DIRS, ensure_pte, load_method
 from vpr_embedded.quantize import sample_folders
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,7 +69,7 @@ def main() -> int:
     args = ap.parse_args()
 
     torch.manual_seed(0)
-    teacher = resolve_model(args.model)
+    teacher = load_model(args.model)
     configs = [parse_config(c, n_stages(teacher.backbone)) for c in args.config]
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

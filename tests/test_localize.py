@@ -11,6 +11,8 @@ import pytest
 
 from vpr_embedded.cli import main
 from vpr_embedded.localize import (
+    AppendConfig,
+    BuildMapConfig,
     append_images,
     build_map_from_images,
     localize,
@@ -30,7 +32,9 @@ def gardens(shared_data: Path) -> Path:
 @pytest.fixture(scope="module")
 def gardens_map(gardens: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("maps") / "gardens.vprmap"
-    build_map_from_images(MODEL, gardens / "ref", out, storage="float32", threads=1)
+    build_map_from_images(
+        BuildMapConfig(model=MODEL, images=gardens / "ref", out=out, storage="float32", threads=1)
+    )
     return out
 
 
@@ -66,7 +70,7 @@ def test_append_adds_places_without_touching_old_ones(
     copy = tmp_path / "copy.vprmap"
     copy.write_bytes(gardens_map.read_bytes())
     before = np.array(Map.open(copy).codes)
-    append_images(MODEL, copy, gardens / "query", threads=1)
+    append_images(AppendConfig(model=MODEL, map=copy, images=gardens / "query", threads=1))
     after = Map.open(copy)
     assert after.count == 20
     assert np.array_equal(np.array(after.codes)[:10], before)

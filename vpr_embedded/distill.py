@@ -19,20 +19,22 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm import tqdm
 
+from vpr_embedded import progress
 from vpr_embedded.data.images import load_tensor
 from vpr_embedded.devices import torch_device
 from vpr_embedded.models.checkpoints import save_checkpoint
+from vpr_embedded.models.loading import load_model
 from vpr_embedded.models.vpr import VPRModel
 from vpr_embedded.prune.recovery import augment, similarity_loss
 from vpr_embedded.quantize import sample_folders
+from vpr_embedded.settings import option, required
 
 
 @dataclass(frozen=True)
@@ -40,16 +42,16 @@ class DistillConfig:
     """epochs: passes over the images. images_per_folder: evenly sampled cap per folder.
     temperature: of the neighbour KL term; kl_weight / sim_weight weigh the two terms."""
 
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3
+    epochs: int = option(30, "passes over the images", minimum=0)
+    batch_size: int = option(64, "images per batch", minimum=1)
+    lr: float = option(1e-3, "learning rate (cosine schedule)")
     weight_decay: float = 0.05
     sim_weight: float = 10.0
     kl_weight: float = 1.0
     temperature: float = 0.05
-    images_per_folder: int = 2000
-    seed: int = 0
-    device: str = "cpu"
+    images_per_folder: int = option(2000, "cap, evenly sampled", minimum=1)
+    seed: int = option(0, "seed of the student's init and the data order", minimum=0)
+    device: str = option("cpu", "cpu, cuda or cuda:N")
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -96,7 +98,7 @@ def distill(
     images = torch.stack(
         [
             load_tensor(p, teacher.preprocessing)
-            for p in tqdm(paths, desc="images", unit="img", disable=not cfg.progress)
+            for p in progress.track(paths, "images", "img", enabled=cfg.progress)
         ]
     ).to(device)
     teacher = teacher.to(device).eval()
@@ -126,73 +128,82 @@ def _train(
     for epoch in range(cfg.epochs):
         student.train()
         perm = torch.randperm(n, generator=gen)
-        bar = tqdm(
-            range(per_epoch),
-            desc=f"distill epoch {epoch + 1}/{cfg.epochs}",
-            unit="batch",
-            disable=not cfg.progress,
-        )
+        desc = f"distill epoch {epoch + 1}/{cfg.epochs}"
         running = 0.0
-        for b in bar:
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
-            x = augment(images[perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]], gen)
-            with torch.no_grad(), autocast:
-                t = teacher(x)
-            with autocast:
-                s = student(x)
-            loss = relation_loss(s.float(), t.float(), cfg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            opt.step()
-            step += 1
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise FloatingPointError("distillation loss is not finite: lower --lr")
-            running += value
-            bar.set_postfix(loss=f"{running / (b + 1):.4g}")
+        with progress.bar(per_epoch, desc, "batch", enabled=cfg.progress) as shown:
+            for b in range(per_epoch):
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
+                x = augment(images[perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]], gen)
+                with torch.no_grad(), autocast:
+                    t = teacher(x)
+                with autocast:
+                    s = student(x)
+                loss = relation_loss(s.float(), t.float(), cfg)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                opt.step()
+                step += 1
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise FloatingPointError("distillation loss is not finite: lower --lr")
+                running += value
+                shown.update()
+                shown.set_postfix_str(f"loss={running / (b + 1):.4g}")
         history.append(running / max(per_epoch, 1))
     return history
 
 
-def run_distill(
-    teacher: str,
-    student: str,
-    images: Sequence[str],
-    out: str,
-    *,
-    input_size: tuple[int, int] | None = None,
-    **overrides: object,
-) -> VPRModel:
-    """CLI entry: resolve both models, distill, write OUT (+ OUT.json with the log)."""
-    from vpr_embedded.export import resolve_model
+@dataclass(frozen=True)
+class DistillJob:
+    """`vpr-embedded distill`: a model of another architecture trained from a teacher."""
 
-    if not images:
+    teacher: str = required("registry name or checkpoint path")
+    student: str = required("registry name (fresh) or checkpoint path")
+    images: tuple[Path, ...] = option(
+        (),
+        "unlabelled training images (repeatable; a map's references, never its queries)",
+        metavar="DIR",
+        repeat=True,
+    )
+    out: Path = required("student checkpoint (+ OUT.json log)")
+    input_size: tuple[int, int] | None = option(None, "model input size", metavar=("H", "W"))
+    distill: DistillConfig = field(default_factory=DistillConfig)
+
+
+@dataclass(frozen=True)
+class DistillResult:
+    student: VPRModel
+    out: Path
+    epoch_losses: list[float]
+
+
+def run_distill(job: DistillJob) -> DistillResult:
+    """The distill command: resolve both models, distill, write OUT (+ OUT.json, the log)."""
+    if not job.images:
         raise ValueError("distillation needs --images DIR (a map's reference images)")
-    cfg = replace(DistillConfig(), **overrides)  # type: ignore[arg-type]
+    cfg = job.distill
     torch_device(cfg.device)  # refuse a bad device before loading anything
     torch.manual_seed(cfg.seed)  # a fresh student's initial weights
-    t_model = resolve_model(teacher, input_size)
-    s_model = resolve_model(student, input_size)
-    paths = sample_folders(images, cfg.images_per_folder)
+    t_model = load_model(job.teacher, job.input_size)
+    s_model = load_model(job.student, job.input_size)
+    paths = sample_folders([str(p) for p in job.images], cfg.images_per_folder)
     t0 = time.perf_counter()
     history = distill(s_model, t_model, paths, cfg)
     s_model.config = replace(
         s_model.config,
         name=f"{s_model.config.display_name}-distilled-{t_model.config.display_name}",
     )
-    out_path = Path(out)
+    out_path = Path(job.out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(s_model, out_path)
     log = {
-        "teacher": teacher,
-        "student": student,
+        "teacher": job.teacher,
+        "student": job.student,
         "config": asdict(cfg),
         "images": [str(p) for p in paths],
         "epoch_losses": history,
         "seconds": time.perf_counter() - t0,
     }
     Path(str(out_path) + ".json").write_text(json.dumps(log, indent=2) + "\n")
-    print(f"loss per epoch: {', '.join(f'{v:.4g}' for v in history)}")
-    print(f"wrote {out_path} ({s_model.config.name}, {s_model.descriptor_dim}-d descriptor)")
-    return s_model
+    return DistillResult(s_model, out_path, history)

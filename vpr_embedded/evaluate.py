@@ -12,33 +12,48 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from vpr_embedded.data.datasets import PlaceDataset
+from vpr_embedded.data.datasets import DatasetFormat, PlaceDataset
 from vpr_embedded.data.images import ImageReadError, load_tensor
 from vpr_embedded.devices import torch_device
+from vpr_embedded.matching import StorageName
 from vpr_embedded.models.aggregators import NetVLAD
+from vpr_embedded.models.loading import load_model
 from vpr_embedded.models.vpr import VPRModel
+from vpr_embedded.progress import bar as progress_bar
+from vpr_embedded.settings import option, required
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """batch_size: images per forward. storage: map encoding (float32|float16|int8|binary).
-    recall_at: the N of recall@N. skip_unreadable: skip (and count) images that cannot be
-    read instead of failing. out_dir: where JSON/PNG go (None: nothing written).
-    examples: queries shown in the PNG. netvlad_init_images: reference images used for
-    k-means when the NetVLAD head is untrained. progress: show tqdm bars. device: where
-    descriptors are extracted (cpu, cuda, cuda:N); matching is always the C++ core."""
+    """How a model is evaluated on a dataset. recall_at: the N of recall@N. examples:
+    queries shown in the PNG. netvlad_init_images: reference images used for k-means when
+    the NetVLAD head is untrained. progress: report progress (vpr_embedded.progress).
+    Matching is always the C++ core."""
 
-    batch_size: int = 32
-    storage: str = "float32"
+    batch_size: int = option(32, "images per forward", minimum=1)
+    storage: StorageName = option("float32", "map encoding of the references")
     recall_at: tuple[int, ...] = (1, 5, 10, 20)
-    skip_unreadable: bool = False
-    out_dir: Path | None = None
+    skip_unreadable: bool = option(False, "skip bad images, count them")
+    out_dir: Path | None = option(
+        None, "write result.json, config.json, examples.png", flag="--out"
+    )
     examples: int = 6
     netvlad_init_images: int = 200
     progress: bool = True
-    device: str = "cpu"
+    device: str = option("cpu", "where descriptors are extracted: cpu, cuda")
+
+
+@dataclass(frozen=True)
+class EvaluateJob:
+    """`vpr-embedded evaluate`: a model (registry name or checkpoint) on a dataset."""
+
+    model: str = required("registry name or checkpoint path")
+    dataset: str = required("dataset folder (read in place), or a dataset name")
+    format: DatasetFormat | None = option(None, "dataset layout (default: detect)")
+    input_size: tuple[int, int] | None = option(None, "model input size", metavar=("H", "W"))
+    tolerance: int | None = option(None, "aligned datasets: +-frames", minimum=0)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
 @dataclass
@@ -117,27 +132,26 @@ def _batches(
     skipped: list[str] = []
     secs = 0.0
     device = next(model.parameters()).device
-    bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not cfg.progress)
-    for start in range(0, len(paths), cfg.batch_size):
-        xs, idx = [], []
-        for i in range(start, min(start + cfg.batch_size, len(paths))):
-            try:
-                xs.append(load_tensor(paths[i], model.preprocessing))
-                idx.append(i)
-            except ImageReadError:
-                if not cfg.skip_unreadable:
-                    raise
-                skipped.append(str(paths[i]))
-        bar.update(min(cfg.batch_size, len(paths) - start))
-        if not xs:
-            continue
-        t = time.perf_counter()
-        with torch.no_grad():
-            d = model(torch.stack(xs).to(device)).cpu()
-        secs += time.perf_counter() - t
-        feats.append(d.numpy().astype(np.float32))
-        kept += idx
-    bar.close()
+    with progress_bar(len(paths), desc, "img", enabled=cfg.progress) as shown:
+        for start in range(0, len(paths), cfg.batch_size):
+            xs, idx = [], []
+            for i in range(start, min(start + cfg.batch_size, len(paths))):
+                try:
+                    xs.append(load_tensor(paths[i], model.preprocessing))
+                    idx.append(i)
+                except ImageReadError:
+                    if not cfg.skip_unreadable:
+                        raise
+                    skipped.append(str(paths[i]))
+            shown.update(min(cfg.batch_size, len(paths) - start))
+            if not xs:
+                continue
+            t = time.perf_counter()
+            with torch.no_grad():
+                d = model(torch.stack(xs).to(device)).cpu()
+            secs += time.perf_counter() - t
+            feats.append(d.numpy().astype(np.float32))
+            kept += idx
     dim = model.descriptor_dim
     arr = np.concatenate(feats) if feats else np.zeros((0, dim), np.float32)
     return np.ascontiguousarray(arr, dtype=np.float32), kept, skipped, secs
@@ -310,47 +324,11 @@ def evaluate(model: VPRModel, dataset: PlaceDataset, config: EvaluateConfig) -> 
     return result
 
 
-def run_evaluate(
-    model: str,
-    dataset: str,
-    *,
-    format: str | None = None,
-    out_dir: str | None = None,
-    batch_size: int = 32,
-    storage: str = "float32",
-    input_size: tuple[int, int] | None = None,
-    tolerance: int | None = None,
-    skip_unreadable: bool = False,
-    device: str = "cpu",
-) -> EvaluationResult:
-    """CLI entry: model is a registry name or a checkpoint path; prints a table."""
+def run_evaluate(job: EvaluateJob) -> EvaluationResult:
+    """The evaluate command: resolve the model and the dataset, evaluate."""
     from vpr_embedded.data.datasets import load_dataset
-    from vpr_embedded.models.checkpoints import load_checkpoint
-    from vpr_embedded.models.vpr import build_model, list_models
 
-    torch_device(device)  # a bad --device fails before the model and images load
-    if Path(model).is_file():
-        m = load_checkpoint(model, input_size=input_size)
-    elif model in list_models():
-        m = build_model(model, input_size=input_size)
-    else:
-        raise ValueError(
-            f"{model!r} is neither a checkpoint file nor a registered model "
-            "(`vpr-embedded models` lists them)"
-        )
-    ds = load_dataset(dataset, format, tolerance=tolerance)
-    cfg = EvaluateConfig(
-        batch_size=batch_size,
-        storage=storage,
-        skip_unreadable=skip_unreadable,
-        out_dir=Path(out_dir) if out_dir else None,
-        device=device,
-    )
-    result = evaluate(m, ds, cfg)
-    print(format_table([result]))
-    if result.skipped_references or result.skipped_queries:
-        print(
-            f"skipped unreadable images: {len(result.skipped_references)} references, "
-            f"{len(result.skipped_queries)} queries"
-        )
-    return result
+    torch_device(job.evaluate.device)  # a bad --device fails before the model and images load
+    model = load_model(job.model, job.input_size)
+    dataset = load_dataset(job.dataset, job.format, tolerance=job.tolerance)
+    return evaluate(model, dataset, job.evaluate)

@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import nn
-from tqdm import tqdm
 
 from vpr_embedded.bundle import (
     BUNDLE_FORMAT,
@@ -41,9 +40,12 @@ from vpr_embedded.bundle import (
     sha256_file,
     write_manifest,
 )
+from vpr_embedded.data.datasets import DatasetFormat
 from vpr_embedded.data.images import load_tensor
+from vpr_embedded.models.loading import load_model
 from vpr_embedded.models.rotate import deployment_form
 from vpr_embedded.models.vpr import VPRModel
+from vpr_embedded.progress import bar as progress_bar
 from vpr_embedded.quantize import (
     QUANT_MODES,
     QuantizeConfig,
@@ -54,31 +56,56 @@ from vpr_embedded.quantize import (
     quantize_model,
     sample_evenly,
 )
+from vpr_embedded.settings import option, required
 
 PARITY_MIN_COSINE = {"none": 0.999, "int8": 0.98, "dynamic": 0.98}
 MAX_RECALL_DROP = 0.01
+
+
+def comma_list(text: str) -> tuple[str, ...]:
+    """'a, b,c' -> ('a', 'b', 'c'); '' -> ()."""
+    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 @dataclass(frozen=True)
 class ExportConfig:
     """quantize: "int8" (static PT2E, calibrated), "dynamic" (linear layers) or "none".
     calib_images: folder of real images (searched recursively) for calibration and,
-    without a parity dataset, for the parity check. calib_count: calibration images.
-    parity_dataset: dataset folder for parity images and recall@1. parity_count: images
-    in the parity check. keep_float: backbone submodules left float32 by int8 (None:
-    the backbone's default). pad_free: export the 180-degree-rotated pad-free form when
-    the model has one (models/rotate.py). check: run the checks. progress: tqdm bars."""
+    without a parity dataset, for the parity check. parity_dataset: dataset folder for
+    parity images and recall@1. keep_float: backbone submodules left float32 by int8
+    (None: the backbone's default). pad_free: export the 180-degree-rotated pad-free form
+    when the model has one (models/rotate.py). check: run the checks. progress: report
+    progress."""
 
-    quantize: QuantMode = "int8"
-    calib_images: Path | None = None
-    calib_count: int = 64
-    parity_dataset: Path | None = None
-    dataset_format: str | None = None
-    parity_count: int = 16
-    keep_float: tuple[str, ...] | None = None
+    quantize: QuantMode = option("int8", "int8: static, calibrated; dynamic: linear layers")
+    calib_images: Path | None = option(None, "folder of real images (recursive)")
+    calib_count: int = option(64, "calibration images", minimum=1)
+    parity_dataset: Path | None = option(None, "dataset for parity and recall@1")
+    dataset_format: DatasetFormat | None = option(
+        None, "parity dataset layout (default: detect)", flag="--format"
+    )
+    parity_count: int = option(16, "images in the parity check", minimum=1)
+    keep_float: tuple[str, ...] | None = option(
+        None,
+        "comma-separated backbone submodules int8 leaves float32 ('' for none; default: "
+        "the backbone's, e.g. _conv_stem,_bn0,_blocks.0 for EfficientNet-Lite0)",
+        metavar="MODULES",
+        parse=comma_list,
+    )
     pad_free: bool = True
     check: bool = True
     progress: bool = True
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """`vpr-embedded export`: a model lowered to a bundle folder."""
+
+    model: str = required("registry name or checkpoint path")
+    out: Path = required("bundle folder to write")
+    input_size: tuple[int, int] | None = option(None, "model input size", metavar=("H", "W"))
+    overwrite: bool = option(False, "replace an existing bundle")
+    export: ExportConfig = field(default_factory=ExportConfig)
 
 
 @dataclass
@@ -344,16 +371,15 @@ def _recall_at_1(
     # their thread pools fight over the cores.
     eager = np.empty((len(paths), model.descriptor_dim), np.float32)
     ours = np.empty_like(eager)
-    bar = tqdm(total=2 * len(paths), desc=f"recall {ds.name}", unit="img", disable=not progress)
-    for s in range(0, len(paths), 32):
-        xs = torch.stack([load_tensor(p, model.preprocessing) for p in paths[s : s + 32]])
-        with torch.no_grad():
-            eager[s : s + len(xs)] = model(xs).numpy()
-        bar.update(len(xs))
-    for i, p in enumerate(paths):
-        ours[i] = b.embed_one(load_tensor(p, b.preprocessing).unsqueeze(0))
-        bar.update(1)
-    bar.close()
+    with progress_bar(2 * len(paths), f"recall {ds.name}", "img", enabled=progress) as shown:
+        for s in range(0, len(paths), 32):
+            xs = torch.stack([load_tensor(p, model.preprocessing) for p in paths[s : s + 32]])
+            with torch.no_grad():
+                eager[s : s + len(xs)] = model(xs).numpy()
+            shown.update(len(xs))
+        for i, p in enumerate(paths):
+            ours[i] = b.embed_one(load_tensor(p, b.preprocessing).unsqueeze(0))
+            shown.update(1)
     nr = len(ds.references)
     out = []
     for d in (eager, ours):
@@ -466,52 +492,11 @@ def _check(model: VPRModel, out: Path, config: ExportConfig, result: ExportResul
             )
 
 
-def resolve_model(spec: str, input_size: tuple[int, int] | None = None) -> VPRModel:
-    """A checkpoint path or a registry name -> VPRModel."""
-    from vpr_embedded.models.checkpoints import load_checkpoint
-    from vpr_embedded.models.vpr import build_model, list_models
-
-    if Path(spec).is_file():
-        return load_checkpoint(spec, input_size=input_size)
-    if spec in list_models():
-        return build_model(spec, input_size=input_size)
-    raise ValueError(
-        f"{spec!r} is neither a checkpoint file nor a registered model "
-        "(`vpr-embedded models` lists them)"
-    )
-
-
-def run_export(
-    model: str,
-    out_dir: str,
-    *,
-    quantize: str = "int8",
-    calib_images: str | None = None,
-    calib_count: int = 64,
-    parity_dataset: str | None = None,
-    dataset_format: str | None = None,
-    parity_count: int = 16,
-    input_size: tuple[int, int] | None = None,
-    keep_float: tuple[str, ...] | None = None,
-    overwrite: bool = False,
-) -> ExportResult:
-    """CLI entry: export, print the report; the caller exits non-zero if a check failed."""
-    if quantize not in QUANT_MODES:
-        raise ValueError(f"unknown quantization {quantize!r}; use one of {QUANT_MODES}")
-    out = Path(out_dir)
+def run_export(job: ExportJob) -> ExportResult:
+    """The export command; the caller exits non-zero if a check failed."""
+    out = Path(job.out)
     if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
         raise ValueError(f"{out} exists and is not a bundle: choose an empty or new folder")
-    if overwrite and out.exists():
+    if job.overwrite and out.exists():
         shutil.rmtree(out)
-    cfg = ExportConfig(
-        quantize=quantize,
-        calib_images=Path(calib_images) if calib_images else None,
-        calib_count=calib_count,
-        parity_dataset=Path(parity_dataset) if parity_dataset else None,
-        dataset_format=dataset_format,
-        parity_count=parity_count,
-        keep_float=keep_float,
-    )
-    result = export_bundle(resolve_model(model, input_size), out, cfg)
-    print(result.format())
-    return result
+    return export_bundle(load_model(job.model, job.input_size), out, job.export)

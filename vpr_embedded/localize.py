@@ -21,7 +21,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from tqdm import tqdm
 
 from vpr_embedded.data.datasets import list_images
 from vpr_embedded.data.images import load_tensor
@@ -36,7 +35,9 @@ from vpr_embedded.maps import (
 )
 from vpr_embedded.matching import StorageName
 from vpr_embedded.models.vpr import Preprocessing, VPRModel
+from vpr_embedded.progress import track
 from vpr_embedded.sequence import SequenceConfig, SequenceMatcher
+from vpr_embedded.settings import option, required
 
 # Column names of a positions CSV (first column: image file name).
 _POSITION_COLUMNS: dict[tuple[str, str], PositionKind] = {
@@ -75,7 +76,7 @@ class DescriptorModel:
     def embed_paths(self, paths: Sequence[Path], desc: str = "extracting") -> NDArray[np.float32]:
         """Image files -> descriptors (N, D), with a progress bar."""
         out = np.empty((len(paths), self.descriptor_dim), np.float32)
-        for i, p in enumerate(tqdm(paths, desc=desc, unit="img", leave=False)):
+        for i, p in enumerate(track(paths, desc, "img")):
             out[i] = self.embed_one(load_tensor(p, self.preprocessing).unsqueeze(0))
         return out
 
@@ -104,9 +105,9 @@ def open_model(spec: str | Path, *, threads: int | None = None) -> DescriptorMod
             kind="bundle",
             _bundle=bundle,
         )
-    from vpr_embedded.export import resolve_model
+    from vpr_embedded.models.loading import load_model
 
-    model = resolve_model(str(spec))
+    model = load_model(spec)
     if not model.head_initialised:
         raise ValueError(
             f"{spec}: this head needs data to initialise (NetVLAD centroids); pass a "
@@ -154,74 +155,108 @@ def read_positions(
     return positions, _POSITION_COLUMNS[columns]
 
 
-def build_map_from_images(
-    model: str | Path,
-    images: str | Path,
-    out: str | Path,
-    *,
-    storage: StorageName = "int8",
-    pca_dim: int | None = None,
-    whiten: bool = False,
-    positions_csv: str | Path | None = None,
-    threads: int | None = None,
-) -> Path:
+@dataclass(frozen=True)
+class BuildMapConfig:
+    """`vpr-embedded build-map`: every image of a folder, as a map."""
+
+    model: str = required("bundle folder, checkpoint or registry name")
+    images: Path = required("folder of reference images")
+    out: Path = required("map file to write (.vprmap)")
+    storage: StorageName = option("int8", "encoding of the stored descriptors")
+    pca_dim: int | None = option(None, "PCA to D dimensions", flag="--pca", metavar="D", minimum=1)
+    whiten: bool = option(False, "PCA whitening")
+    positions: Path | None = option(None, "CSV: name,lat,lon or name,easting,northing")
+    threads: int | None = option(None, "extraction threads", minimum=0, maximum=1024)
+
+
+@dataclass(frozen=True)
+class AppendConfig:
+    """`vpr-embedded append`: a folder of new reference images added to a map."""
+
+    model: str = required("the model the map was built with")
+    map: Path = required("map file to extend (rewritten atomically)")
+    images: Path = required("folder of new reference images")
+    positions: Path | None = option(None, "CSV: name,lat,lon or name,easting,northing")
+    threads: int | None = option(None, "extraction threads", minimum=0, maximum=1024)
+
+
+@dataclass(frozen=True)
+class LocalizeConfig:
+    """`vpr-embedded localize`: one image or a folder of frames against a map."""
+
+    model: str = required("the model the map was built with")
+    map: Path = required("map file (.vprmap)")
+    image: Path | None = option(None, "one image")
+    dir: Path | None = option(None, "a folder of frames, in name order")
+    k: int = option(5, "places per image", minimum=1)
+    sequence: int = option(0, "match over L frames", metavar="L", minimum=0)
+    threads: int | None = option(None, "extraction and matching threads", minimum=0, maximum=1024)
+
+
+@dataclass(frozen=True)
+class MapWritten:
+    """What build-map or append wrote."""
+
+    path: Path
+    places: int
+    added: int
+    dim: int
+    storage: str
+    bytes_per_place: float
+    model: str
+
+
+def build_map_from_images(cfg: BuildMapConfig) -> MapWritten:
     """Extract descriptors of every image of a folder and write them as a map. What would
     make the write fail (the destination, the names, the model name) is checked before
     any image is read."""
-    check_destination(out)
-    paths = list_images(Path(images))
-    extractor = open_model(model, threads=threads)
+    check_destination(cfg.out)
+    paths = list_images(Path(cfg.images))
+    extractor = open_model(cfg.model, threads=cfg.threads)
     names = [p.name for p in paths]
     encode_names(names)
     check_model_name(extractor.name)
-    positions, kind = read_positions(positions_csv, names) if positions_csv else (None, None)
+    positions, kind = read_positions(cfg.positions, names) if cfg.positions else (None, None)
     descriptors = extractor.embed_paths(paths, desc="building map")
     written = build_map(
         descriptors,
-        out_path=out,
+        out_path=cfg.out,
         model_sha256=extractor.sha256,
         model_name=extractor.name,
-        storage=storage,
+        storage=cfg.storage,
         names=names,
         positions=positions,
         position_kind=kind,
-        pca_dim=pca_dim,
-        whiten=whiten,
+        pca_dim=cfg.pca_dim,
+        whiten=cfg.whiten,
     )
     m = Map.open(written)
-    print(
-        f"wrote {written}: {m.count} places, {m.dim} dims ({m.storage}), "
-        f"{m.bytes_per_place:.0f} bytes/place, model {extractor.name}"
+    return MapWritten(
+        written, m.count, m.count, m.dim, m.storage, m.bytes_per_place, extractor.name
     )
-    return written
 
 
-def append_images(
-    model: str | Path,
-    map_path: str | Path,
-    images: str | Path,
-    *,
-    positions_csv: str | Path | None = None,
-    threads: int | None = None,
-) -> Path:
+def append_images(cfg: AppendConfig) -> MapWritten:
     """Add the images of a folder to an existing map (old places are not recomputed)."""
-    check_destination(map_path)
-    paths = list_images(Path(images))
-    extractor = open_model(model, threads=threads)
-    existing = Map.open(map_path, extractor.sha256)
+    check_destination(cfg.map)
+    paths = list_images(Path(cfg.images))
+    extractor = open_model(cfg.model, threads=cfg.threads)
+    existing = Map.open(cfg.map, extractor.sha256)
     names = [p.name for p in paths] if existing.names is not None else None
     if names is not None:
         encode_names(names)
     positions = None
-    if positions_csv:
-        positions, kind = read_positions(positions_csv, [p.name for p in paths])
+    if cfg.positions:
+        positions, kind = read_positions(cfg.positions, [p.name for p in paths])
         if existing.position_kind not in (None, kind):
-            raise ValueError(f"{map_path} holds {existing.position_kind} positions, not {kind}")
+            raise ValueError(f"{cfg.map} holds {existing.position_kind} positions, not {kind}")
     descriptors = extractor.embed_paths(paths, desc="appending")
-    del existing  # release the mapping before the file is replaced
-    written = append_to_map(map_path, descriptors, names, positions)
-    print(f"appended {len(paths)} places to {written} ({Map.open(written).count} in all)")
-    return written
+    del existing  # release the map before the file is replaced
+    written = append_to_map(cfg.map, descriptors, names, positions)
+    m = Map.open(written)
+    return MapWritten(
+        written, m.count, len(paths), m.dim, m.storage, m.bytes_per_place, extractor.name
+    )
 
 
 def localize(
@@ -269,24 +304,14 @@ def localize(
     return results
 
 
-def localize_cli(
-    model: str,
-    map_path: str,
-    image: str | None,
-    folder: str | None,
-    *,
-    k: int,
-    sequence: int,
-    threads: int | None,
-) -> None:
-    """CLI entry: one image or a folder; prints one JSON object per image."""
-    if (image is None) == (folder is None):
+def run_localize(cfg: LocalizeConfig) -> list[dict[str, Any]]:
+    """The localize command: one image or a folder of frames; one JSON-ready dict each."""
+    if (cfg.image is None) == (cfg.dir is None):
         raise ValueError("give exactly one of --image FILE or --dir DIR")
-    if image is not None:
-        if not Path(image).is_file():
-            raise FileNotFoundError(f"image {image} does not exist")
-        paths = [Path(image)]
+    if cfg.image is not None:
+        if not Path(cfg.image).is_file():
+            raise FileNotFoundError(f"image {cfg.image} does not exist")
+        paths = [Path(cfg.image)]
     else:
-        paths = list_images(Path(str(folder)))
-    for result in localize(model, map_path, paths, k=k, sequence=sequence, threads=threads):
-        print(json.dumps(result))
+        paths = list_images(Path(str(cfg.dir)))
+    return localize(cfg.model, cfg.map, paths, k=cfg.k, sequence=cfg.sequence, threads=cfg.threads)

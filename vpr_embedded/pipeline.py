@@ -14,20 +14,21 @@ import resource
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from tqdm import tqdm
 
-from vpr_embedded.data.datasets import PlaceDataset, load_dataset
+from vpr_embedded.data.datasets import DatasetFormat, PlaceDataset, load_dataset
 from vpr_embedded.data.images import load_tensor
 from vpr_embedded.evaluate import EvaluateConfig, evaluate, recall_at_n
 from vpr_embedded.localize import DescriptorModel, open_model
 from vpr_embedded.maps import Map, build_map
 from vpr_embedded.matching import StorageName
 from vpr_embedded.models.vpr import VPRModel
+from vpr_embedded.progress import track
 from vpr_embedded.sequence import SequenceConfig, SequenceMatcher
+from vpr_embedded.settings import option
 
 RECALL_AT = (1, 5, 10, 20)
 
@@ -40,18 +41,22 @@ class PipelineConfig:
     frames (0: off). compare_eager: also measure the unquantized eager model with a
     float32 map, the yardstick for what export and compression cost."""
 
-    dataset: str = "corridor"
-    out: str = "runs/pipeline"
-    model: str = "efficientnet_lite0-gem"
-    dataset_format: str | None = None
-    input_size: tuple[int, int] | None = None
-    quantize: str = "int8"
-    calib_count: int = 64
-    storage: StorageName = "int8"
-    pca_dim: int | None = None
-    threads: int = 1
-    sequence: int = 0
-    compare_eager: bool = True
+    dataset: str = option(
+        "corridor", "dataset folder, or the name of one in the data folder ($VPR_DATA_DIR)"
+    )
+    out: str = option("runs/pipeline", "folder for every artefact")
+    model: str = option("efficientnet_lite0-gem", "registry name or checkpoint")
+    dataset_format: DatasetFormat | None = option(None, "dataset layout", flag="--format")
+    input_size: tuple[int, int] | None = option(None, "model input size", metavar=("H", "W"))
+    quantize: Literal["int8", "none"] = option("int8", "int8 (static, calibrated) or none")
+    calib_count: int = option(64, "reference images to calibrate", minimum=1)
+    storage: StorageName = option("int8", "map encoding")
+    pca_dim: int | None = option(None, "PCA to D dimensions", flag="--pca", metavar="D", minimum=1)
+    threads: int = option(1, "extraction and matching threads", minimum=0, maximum=1024)
+    sequence: int = option(0, "also match over L frames", metavar="L", minimum=0)
+    compare_eager: bool = option(
+        True, "skip the eager fp32 yardstick", flag="--no-eager", negate=True
+    )
 
 
 @dataclass
@@ -72,12 +77,15 @@ class PipelineReport:
     sequence_recall: dict[str, float] | None = None
     eager_fp32_recall: dict[str, float] | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    export_summary: str = ""  # the export's own report (delegation, parity)
+    out: str = ""
 
     def format(self) -> str:
         def row(path: str, r: dict[str, float]) -> str:
             return f"| {path} | " + " | ".join(f"{r[f'R@{n}']:.3f}" for n in RECALL_AT) + " |"
 
-        lines = [
+        lines = [self.export_summary] if self.export_summary else []
+        lines += [
             f"dataset {self.dataset}: {self.references} reference places, {self.queries} queries",
             f"model {self.model}: descriptor {self.descriptor_dim} dims, "
             f".pte {self.pte_bytes / 1e6:.2f} MB, map {self.map_bytes / 1e3:.1f} kB "
@@ -97,6 +105,10 @@ class PipelineReport:
             f"{self.match_ms['median']:.3f} ms (median); peak RSS {self.peak_rss_mb:.0f} MB",
             "stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.stage_seconds.items()),
         ]
+        if self.out:
+            lines.append(
+                f"\nartefacts in {self.out}/: bundle/, map.vprmap, localize.jsonl, report.json"
+            )
         return "\n".join(lines)
 
 
@@ -109,7 +121,9 @@ def _stats(seconds: list[float]) -> dict[str, float]:
     return {"median": float(np.median(ms)), "mean": float(ms.mean()), "max": float(ms.max())}
 
 
-def _export(model: Any, dataset: PlaceDataset, cfg: PipelineConfig, out: Path) -> dict[str, Any]:
+def _export(
+    model: Any, dataset: PlaceDataset, cfg: PipelineConfig, out: Path
+) -> tuple[dict[str, Any], str]:
     from vpr_embedded.export import ExportConfig, export_bundle
 
     # Calibrate and check parity on the reference side: queries stay unseen.
@@ -118,12 +132,11 @@ def _export(model: Any, dataset: PlaceDataset, cfg: PipelineConfig, out: Path) -
         model,
         out / "bundle",
         ExportConfig(
-            quantize=cfg.quantize,  # type: ignore[arg-type]
+            quantize=cfg.quantize,
             calib_images=references if cfg.quantize == "int8" else None,
             calib_count=cfg.calib_count,
         ),
     )
-    print(result.format())
     if not result.passed:
         raise ValueError(
             "export checks failed: "
@@ -138,7 +151,7 @@ def _export(model: Any, dataset: PlaceDataset, cfg: PipelineConfig, out: Path) -
         "parity_min_cosine": min(result.parity_cosines) if result.parity_cosines else None,
         "calibration": str(references),
     }
-    return checks
+    return checks, result.format()
 
 
 def _localize(
@@ -150,7 +163,7 @@ def _localize(
     match_seconds: list[float] = []
     first_query = len(extractor.seconds_per_image)
     with (out / "localize.jsonl").open("w") as log:
-        for i, path in enumerate(tqdm(dataset.queries, desc="localizing", unit="query")):
+        for i, path in enumerate(track(dataset.queries, "localizing", "query")):
             descriptors[i] = extractor.embed_one(
                 load_tensor(path, extractor.preprocessing).unsqueeze(0)
             )
@@ -178,7 +191,7 @@ def _eager_recall(model: VPRModel, dataset: PlaceDataset) -> dict[str, float]:
 
 def run_pipeline(cfg: PipelineConfig) -> PipelineReport:
     """Run every stage; writes the artefacts and report.json under ``cfg.out``."""
-    from vpr_embedded.export import resolve_model
+    from vpr_embedded.models.loading import load_model
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -187,8 +200,8 @@ def run_pipeline(cfg: PipelineConfig) -> PipelineReport:
     stages: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    model = resolve_model(cfg.model, cfg.input_size)
-    checks = _export(model, dataset, cfg, out)
+    model = load_model(cfg.model, cfg.input_size)
+    checks, export_summary = _export(model, dataset, cfg, out)
     stages["export"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -242,8 +255,8 @@ def run_pipeline(cfg: PipelineConfig) -> PipelineReport:
         sequence_recall=sequence_recall,
         eager_fp32_recall=eager_recall,
         stage_seconds=stages,
+        export_summary=export_summary,
+        out=str(out),
     )
     (out / "report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
-    print(report.format())
-    print(f"\nartefacts in {out}/: bundle/, map.vprmap, localize.jsonl, report.json")
     return report

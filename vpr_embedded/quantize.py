@@ -20,11 +20,11 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 from torch.fx import Node
-from tqdm import tqdm
 
 from vpr_embedded.data.datasets import IMAGE_SUFFIXES, _natural_key
 from vpr_embedded.data.images import load_tensor
 from vpr_embedded.models.vpr import Preprocessing, VPRModel
+from vpr_embedded.progress import track
 
 QuantMode = Literal["int8", "dynamic", "none"]
 QUANT_MODES: tuple[QuantMode, ...] = ("int8", "dynamic", "none")
@@ -36,7 +36,7 @@ class QuantizeConfig:
     per_channel: per-output-channel weight scales. quantize_head: also quantize the
     aggregator (not recommended: see the module docstring). keep_float: backbone
     submodule names (``_conv_stem``, ``layer1.0``, ...) left float32; None: the
-    backbone's ``float_modules``. progress: tqdm bar."""
+    backbone's ``float_modules``. progress: report progress."""
 
     mode: QuantMode = "int8"
     per_channel: bool = True
@@ -243,7 +243,7 @@ def quantize_model(
     with torch.no_grad():
         if cfg.mode == "dynamic":
             prepared(example)
-        for x in tqdm(batches, desc="calibrating", unit="batch", disable=not cfg.progress):
+        for x in track(batches, "calibrating", "batch", enabled=cfg.progress):
             if x.ndim != 4 or tuple(x.shape[1:]) != (3, prep.height, prep.width):
                 raise ValueError(
                     f"calibration batch of shape {tuple(x.shape)}: expected "

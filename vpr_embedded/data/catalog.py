@@ -31,6 +31,10 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+from vpr_embedded import progress
+from vpr_embedded.settings import option
 
 DATA_DIR_ENV = "VPR_DATA_DIR"
 MIRROR_ENV = "VPR_DATASETS_MIRROR"
@@ -258,3 +262,35 @@ def describe(data_dir: str | Path | None = None) -> str:
             f"    licence:  {d.licence}",
         ]
     return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class DatasetsConfig:
+    """`vpr-embedded datasets [list|fetch|verify] [NAME]`."""
+
+    action: Literal["list", "fetch", "verify"] = option("list", "what to do", positional=True)
+    name: str | None = option(None, "dataset to fetch or verify", positional=True)
+    data_dir: Path | None = option(None, f"data folder (default: ${DATA_DIR_ENV})")
+    mirror: str | None = option(None, f"URL or folder serving NAME.tar.gz (${MIRROR_ENV})")
+
+
+def run_datasets(cfg: DatasetsConfig) -> str:
+    """The datasets command: the catalogue, or one dataset fetched or verified."""
+    if cfg.action == "list":
+        return describe(cfg.data_dir)
+    if cfg.name is None:
+        raise DatasetError(f"datasets {cfg.action} needs a NAME: one of {', '.join(DATASETS)}")
+    info = get_info(cfg.name)
+    if cfg.action == "verify":
+        folder = resolve_dataset(cfg.name, cfg.data_dir)
+        verify(info, folder)
+        return f"{folder}: {info.files} files, {info.bytes} bytes, tree sha256 matches"
+    with progress.bar(None, f"fetching {cfg.name}", "B") as shown:
+        seen = [0]
+
+        def report(done: int, total: int | None) -> None:
+            shown.update(done - seen[0])
+            seen[0] = done
+
+        folder = fetch(cfg.name, cfg.data_dir, mirror=cfg.mirror, progress=report)
+    return f"{cfg.name}: {folder} (every file checked)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -16,7 +17,8 @@ from vpr_embedded.data.catalog import resolve_dataset
 from vpr_embedded.data.ground_truth import vpr_bench_positives
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
-FORMATS = ("vpr-bench", "aligned", "gmberton")
+DatasetFormat = Literal["vpr-bench", "aligned", "gmberton"]
+FORMATS: tuple[DatasetFormat, ...] = get_args(DatasetFormat)
 GMBERTON_RADIUS_M = 25.0
 
 

@@ -253,3 +253,12 @@ def describe_models() -> str:
             f"pretrained={c.pretrained}{extra}"
         )
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    """`vpr-embedded models`: the registered models (no settings)."""
+
+
+def run_models(cfg: ModelsConfig) -> str:
+    return describe_models()

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from vpr_embedded.settings import option, required
+
 Importance = Literal["l2", "taylor", "random"]
 DescriptorImportance = Literal["energy", "l1"]
 Schedule = Literal["linear", "geometric"]
@@ -41,22 +43,36 @@ class RecoveryConfig:
     largest pruning hit and yields the model that ships (None: ``epochs``).
     """
 
-    epochs: int = 1
-    batch_size: int = 16
-    lr: float = 3e-4
+    epochs: int = option(1, "recovery epochs per step", minimum=0)
+    batch_size: int = option(16, "recovery images per batch", minimum=2)
+    lr: float = option(3e-4, "recovery learning rate", minimum=0)
     weight_decay: float = 1e-4
     desc_weight: float = 1.0
     sim_weight: float = 10.0
-    feature_weight: float = 1.0
-    labels: bool = False
+    feature_weight: float = option(1.0, "feature distillation", minimum=0)
+    labels: bool = option(False, "multi-similarity on file-name place labels")
     ms_weight: float = 1.0
     progress: bool = True
-    device: str = "cpu"
-    augment: bool = False
-    lr_schedule: LrSchedule = "constant"
-    ema: float = 0.0
-    soup: int = 1
-    final_epochs: int | None = None
+    device: str = option("cpu", "where recovery trains: cpu, cuda, cuda:N (resumable)")
+    augment: bool = option(
+        False, "random views of the recovery images, labelled by the teacher on the fly"
+    )
+    lr_schedule: LrSchedule = option(
+        "constant", "cosine: lr decays to 0 by the end of every step's recovery"
+    )
+    ema: float = option(0.0, "weight-average decay, e.g. 0.99 (0: off)", minimum=0)
+    soup: int = option(
+        1,
+        "average the weights of K recoveries (different data orders) at every step; "
+        "K times the recovery time (1: off)",
+        metavar="K",
+    )
+    final_epochs: int | None = option(
+        None,
+        "recovery epochs of the last step, which yields the shipped model (default: --epochs)",
+        metavar="E",
+        minimum=0,
+    )
 
     def __post_init__(self) -> None:
         if self.final_epochs is not None and self.final_epochs < 0:
@@ -83,20 +99,31 @@ class PruneConfig:
     cached (default: beside the run).
     """
 
-    backbone_ratio: float = 0.0
-    stage_ratios: tuple[float, ...] | None = None
-    global_pruning: bool = False
-    importance: Importance = "l2"
-    descriptor_dim: int | None = None
-    descriptor_ratio: float | None = None
-    descriptor_importance: DescriptorImportance = "energy"
-    steps: int = 1
-    schedule: Schedule = "linear"
+    backbone_ratio: float = option(0.0, "channels removed per layer")
+    stage_ratios: tuple[float, ...] | None = option(None, "per stage, stem first")
+    global_pruning: bool = option(False, "global ranking", flag="--global")
+    importance: Importance = option("l2", "channel importance")
+    descriptor_dim: int | None = option(None, "target descriptor size", minimum=1)
+    descriptor_ratio: float | None = option(None, "descriptor dims removed")
+    descriptor_importance: DescriptorImportance = option("energy", "descriptor dim importance")
+    steps: int = option(1, "iterative pruning steps", minimum=1)
+    schedule: Schedule = option("linear", "how the targets are approached")
     round_to: int = 8
-    recover_images: tuple[Path, ...] = ()
-    recover_max: int = 400
-    calib_images: int = 64
-    seed: int = 0
+    recover_images: tuple[Path, ...] = option(
+        (),
+        "unlabelled images for recovery (repeatable; for an evaluation dataset, its "
+        "reference images only, never the queries)",
+        metavar="DIR",
+        repeat=True,
+    )
+    recover_max: int = option(400, "images per folder (evenly)", minimum=1)
+    calib_images: int = option(
+        64,
+        "recovery images (evenly spread) that rank channels and dims at every step",
+        metavar="N",
+        minimum=0,
+    )
+    seed: int = option(0, "seed of the recovery's data order and augmentation", minimum=0)
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     cache_dir: Path | None = None
 
@@ -132,3 +159,13 @@ class PruneConfig:
         d["cache_dir"] = str(self.cache_dir) if self.cache_dir else None
         d["stage_ratios"] = list(self.stage_ratios) if self.stage_ratios else None
         return d
+
+
+@dataclass(frozen=True)
+class PruneJob:
+    """`vpr-embedded prune`: a teacher pruned into a checkpoint, resumable from OUT.steps/."""
+
+    model: str = required("registry name or checkpoint path (teacher)")
+    out: Path = required("pruned checkpoint; state in OUT.steps/")
+    input_size: tuple[int, int] | None = option(None, "model input size", metavar=("H", "W"))
+    prune: PruneConfig = field(default_factory=PruneConfig)

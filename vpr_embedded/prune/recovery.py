@@ -29,11 +29,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from vpr_embedded.data.images import load_tensor
 from vpr_embedded.models.ops import l2_normalize
 from vpr_embedded.models.vpr import VPRModel
+from vpr_embedded.progress import bar as progress_bar
+from vpr_embedded.progress import track
 from vpr_embedded.prune.config import RecoveryConfig
 
 
@@ -64,9 +65,8 @@ def teacher_outputs(
     descs: list[Tensor] = []
     feats: list[Tensor] = []
     with torch.no_grad():
-        for i in tqdm(
-            range(0, len(images), batch_size), desc="teacher", unit="batch", disable=not progress
-        ):
+        starts = range(0, len(images), batch_size)
+        for i in track(starts, "teacher", "batch", enabled=progress):
             f = teacher.backbone(images[i : i + batch_size])
             feats.append(f)
             descs.append(l2_normalize(teacher.aggregator(f), dim=-1))
@@ -95,10 +95,7 @@ def build_recovery_data(
         return RecoveryData(obj["images"], obj["desc"], obj["feat"], lab)
     prep = teacher.preprocessing
     imgs = torch.stack(
-        [
-            load_tensor(p, prep)
-            for p in tqdm(paths, desc="recovery images", unit="img", disable=not progress)
-        ]
+        [load_tensor(p, prep) for p in track(paths, "recovery images", "img", enabled=progress)]
     )
     desc, feat = teacher_outputs(teacher, imgs, progress=progress)
     if cache is not None:
@@ -392,36 +389,33 @@ def _recover_once(
     for epoch, bs in enumerate(plan):
         freeze_bn_stats(model)
         total, seen = 0.0, 0
-        bar = tqdm(
-            bs,
-            desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}",
-            unit="batch",
-            disable=not cfg.progress,
-        )
-        for idx in bar:
-            if len(idx) < 2:  # a similarity matrix needs two images
-                continue
-            if cfg.lr_schedule == "cosine":
-                frac = updates / max(total_updates, 1)
-                for group in opt.param_groups:
-                    group["lr"] = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * frac))
-            if cfg.augment:
-                batch = make_batch(data, idx, device, teacher, gen)
-            else:
-                batch = make_batch(data, idx, device)
-            loss = distill_loss(model, batch, kept, cfg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            opt.step()
-            updates += 1
-            if average is not None:
-                average.update()
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise FloatingPointError("recovery loss is not finite: lower --lr")
-            total += value * len(idx)
-            seen += len(idx)
-            bar.set_postfix(loss=f"{total / seen:.4g}")
+        desc_epoch = f"{desc} epoch {epoch + 1}/{cfg.epochs}"
+        with progress_bar(len(bs), desc_epoch, "batch", enabled=cfg.progress) as shown:
+            for idx in bs:
+                shown.update()
+                if len(idx) < 2:  # a similarity matrix needs two images
+                    continue
+                if cfg.lr_schedule == "cosine":
+                    frac = updates / max(total_updates, 1)
+                    for group in opt.param_groups:
+                        group["lr"] = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * frac))
+                if cfg.augment:
+                    batch = make_batch(data, idx, device, teacher, gen)
+                else:
+                    batch = make_batch(data, idx, device)
+                loss = distill_loss(model, batch, kept, cfg)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                opt.step()
+                updates += 1
+                if average is not None:
+                    average.update()
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise FloatingPointError("recovery loss is not finite: lower --lr")
+                total += value * len(idx)
+                seen += len(idx)
+                shown.set_postfix_str(f"loss={total / seen:.4g}")
         history.append(total / max(seen, 1))
     if average is not None:
         average.apply()

@@ -16,9 +16,10 @@ import torch
 
 from vpr_embedded.devices import torch_device
 from vpr_embedded.models.checkpoints import file_digest, load_checkpoint, save_checkpoint
+from vpr_embedded.models.loading import load_model
 from vpr_embedded.models.vpr import VPRModel
 from vpr_embedded.prune.backbone import conv_widths, n_stages, prune_backbone
-from vpr_embedded.prune.config import PruneConfig, RecoveryConfig
+from vpr_embedded.prune.config import PruneConfig, PruneJob, RecoveryConfig
 from vpr_embedded.prune.descriptor import (
     dims_of_units,
     energy_importance,
@@ -336,82 +337,31 @@ def prune_model(
     return result
 
 
-def run_prune(
-    model: str,
-    out: str,
-    *,
-    backbone_ratio: float = 0.0,
-    stage_ratios: tuple[float, ...] | None = None,
-    global_pruning: bool = False,
-    descriptor_dim: int | None = None,
-    descriptor_ratio: float | None = None,
-    descriptor_importance: str = "energy",
-    steps: int = 1,
-    schedule: str = "linear",
-    importance: str = "l2",
-    recover_images: tuple[str, ...] = (),
-    recover_max: int = 400,
-    calib_images: int = 64,
-    epochs: int = 1,
-    batch_size: int = 16,
-    lr: float = 3e-4,
-    feature_weight: float = 1.0,
-    labels: bool = False,
-    augment: bool = False,
-    lr_schedule: str = "constant",
-    ema: float = 0.0,
-    soup: int = 1,
-    final_epochs: int | None = None,
-    input_size: tuple[int, int] | None = None,
-    seed: int = 0,
-    device: str = "cpu",
-) -> PruneResult:
-    """CLI entry: resolve the teacher, prune, print a per-step table."""
-    from vpr_embedded.export import resolve_model
+def run_prune(job: PruneJob) -> PruneResult:
+    """The prune command: resolve the teacher, prune (resuming a finished step)."""
+    teacher = load_model(job.model, job.input_size)
+    spec = str(Path(job.model).resolve()) if Path(job.model).is_file() else job.model
+    return prune_model(teacher, job.prune, teacher_spec=spec, out=Path(job.out))
 
-    teacher = resolve_model(model, input_size)
-    rcfg = RecoveryConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        feature_weight=feature_weight,
-        labels=labels,
-        augment=augment,
-        lr_schedule=lr_schedule,  # type: ignore[arg-type]
-        ema=ema,
-        soup=soup,
-        final_epochs=final_epochs,
-        device=device,
-    )
-    cfg = PruneConfig(
-        backbone_ratio=backbone_ratio,
-        stage_ratios=stage_ratios,
-        global_pruning=global_pruning,
-        importance=importance,  # type: ignore[arg-type]
-        descriptor_dim=descriptor_dim,
-        descriptor_ratio=descriptor_ratio,
-        descriptor_importance=descriptor_importance,  # type: ignore[arg-type]
-        steps=steps,
-        schedule=schedule,  # type: ignore[arg-type]
-        recover_images=tuple(Path(p) for p in recover_images),
-        recover_max=recover_max,
-        calib_images=calib_images,
-        seed=seed,
-        recovery=rcfg,
-    )
-    spec = str(Path(model).resolve()) if Path(model).is_file() else model
-    res = prune_model(teacher, cfg, teacher_spec=spec, out=Path(out))
-    if res.resumed_from:
-        print(f"resumed after step {res.resumed_from} from {steps_dir(Path(out))}")
-    print("| step | ratios (stem..) | dim | params | loss pruned | loss recovered | s |")
-    print("|---|---|---|---|---|---|---|")
-    for r in res.steps:
+
+def format_steps(result: PruneResult, out: Path) -> str:
+    """The per-step table of a pruning run."""
+    lines = []
+    if result.resumed_from:
+        lines.append(f"resumed after step {result.resumed_from} from {steps_dir(out)}")
+    lines += [
+        "| step | ratios (stem..) | dim | params | loss pruned | loss recovered | s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in result.steps:
         lp = f"{r.loss_pruned:.4g}" if r.loss_pruned is not None else "-"
         lr_ = f"{r.loss_recovered:.4g}" if r.loss_recovered is not None else "-"
         rs = ",".join(f"{x:.2f}" for x in r.stage_ratios)
-        print(
+        lines.append(
             f"| {r.step} | {rs} | {r.descriptor_dim} | {r.parameters:,} | {lp} | {lr_} | "
             f"{r.seconds:.0f} |"
         )
-    print(f"wrote {out} (config with pruned widths + state_dict; loads without torch-pruning)")
-    return res
+    lines.append(
+        f"wrote {out} (config with pruned widths + state_dict; loads without torch-pruning)"
+    )
+    return "\n".join(lines)

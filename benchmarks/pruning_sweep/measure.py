@@ -1,129 +1,36 @@
-"""Pruning sweep: for (backbone ratio, descriptor dim) pairs, prune + recover, then measure
-parameters, MACs, model bytes (fp32 state, fp32/int8 .pte), descriptor dim, map bytes,
-extraction latency at 1 thread (eager, ExecuTorch XNNPACK fp32 and int8), matching
-latency (C++ core, 100k synthetic places, 1 thread), recall@1/5 on corridor,
-nordland_part1 and gardens_point_sample; PCA of the unpruned descriptor as a yardstick.
-
-Recovery uses the REFERENCE side of the evaluation datasets only (corridor/ref,
-nordland_part1/summer, gardens_point_sample/ref), never their queries.
-
-Writes OUT/TAG.{json,md} and Pareto PNGs; pruned checkpoints, per-variant measurements
-and teacher caches go to ``work`` (resumable: a rerun only computes what is new).
-Entry points: ``vpr-embedded prune-sweep`` and ``benchmarks/bench_pruning.py``.
-"""
+"""Pruning sweep, measurement: prune and recover every point, then costs, latency and recall
+of each variant (cached per variant: a rerun only measures what is new)."""
 
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from vpr_embedded.data.datasets import PlaceDataset, load_dataset
+from vpr_embedded.data.datasets import PlaceDataset
 from vpr_embedded.evaluate import count_macs, recall_at_n
 from vpr_embedded.matching import Index
 from vpr_embedded.models.checkpoints import file_digest, load_checkpoint
-from vpr_embedded.models.vpr import VPRModel, build_model
+from vpr_embedded.models.loading import load_model
+from vpr_embedded.models.vpr import VPRModel
 from vpr_embedded.prune.config import (
-    Importance,
-    LrSchedule,
     PruneConfig,
     RecoveryConfig,
-    Schedule,
 )
 from vpr_embedded.prune.run import check_finished_run, prune_model
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("VPR_DATA_DIR", ROOT.parent / "shared" / "data"))
-DATASETS = ("corridor", "nordland_part1", "gardens_point_sample")
-REFERENCE_DIRS = {"corridor": "ref", "nordland_part1": "summer", "gardens_point_sample": "ref"}
-TARGET = {"latency": 0.30, "memory": 0.40, "recall_drop": 0.01}
-SEED_PAPER = {"latency": 0.16, "memory": 0.21}
-
-
-@dataclass(frozen=True)
-class Point:
-    """Backbone ratio and descriptor size: dims (>= 1), a kept fraction (< 1) of the
-    unpruned descriptor, or None (unpruned descriptor)."""
-
-    ratio: float
-    dim: float | None
-
-    def resolve(self, full: int) -> int | None:
-        if self.dim is None:
-            return None
-        return round(full * self.dim) if self.dim < 1 else int(self.dim)
-
-    def tag(self, full: int) -> str:
-        return f"r{self.ratio:.2f}-d{self.resolve(full) or 'full'}"
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """models: registry names (ResNet: seeded random init, no offline ImageNet
-    weights) or checkpoint paths (e.g. a distilled ResNet). points: "R:D" pairs (see
-    parse_point). steps/epochs/schedule/importance/lr/feature_weight/augment/lr_schedule/
-    ema/soup/final_epochs: the pruning recipe (None: RecoveryConfig's default). recover_max:
-    images per reference folder. threads: for pruning and recall (latency is always
-    measured at 1 thread). device: where recovery trains. repeats: latency repeats.
-    paired_rounds: re-time all variants of a model interleaved at the end (0: keep the
-    solo timings).
-    match_places: synthetic map size."""
-
-    models: tuple[str, ...] = ("efficientnet_lite0-gem", "resnet18-gem")
-    points: tuple[str, ...] = ("0.3:0.5", "0.2:0.75", "0.4:0.4")
-    steps: int = 4
-    epochs: int = 2
-    schedule: Schedule = "linear"
-    importance: Importance = "l2"
-    lr: float | None = None
-    feature_weight: float | None = None
-    augment: bool = False
-    lr_schedule: LrSchedule = "constant"
-    ema: float = 0.0
-    soup: int = 1
-    final_epochs: int | None = None
-    recover_max: int = 200
-    seeds: tuple[int, ...] = (0,)
-    threads: int = 1
-    device: str = "cpu"
-    repeats: int = 20
-    paired_rounds: int = 5
-    match_places: int = 100_000
-    skip_export: bool = False
-    datasets: tuple[str, ...] = DATASETS
-    data_dir: Path = DATA
-    work: Path = ROOT / "runs" / "pruning"
-    out: Path = ROOT / "benchmarks" / "results"
-    tag: str = "bench_pruning"
-
-
-def points_for(
-    model: str, specs: tuple[str, ...], seeds: tuple[int, ...] = (0,)
-) -> list[tuple[Point, tuple[int, ...]]]:
-    """(point, seeds) for ``model``: "MODEL@R:D" entries apply to MODEL only, bare ones
-    to all; a "#S1,S2" suffix overrides the seeds of that point."""
-    out = []
-    for spec in specs:
-        who, _, rest = spec.rpartition("@")
-        pt, _, sd = rest.partition("#")
-        if who in ("", model):
-            own = tuple(int(x) for x in sd.split(",")) if sd else seeds
-            out.append((parse_point(pt), own))
-    return out
-
-
-def parse_point(s: str) -> Point:
-    """ "R:D" (D dims), "R:F" (F < 1: kept fraction of the dims) or "R" / "R:full"."""
-    r, _, d = s.partition(":")
-    return Point(float(r), float(d) if d and d != "full" else None)
+from .config import (
+    DATASETS,
+    REFERENCE_DIRS,
+    SweepConfig,
+    points_for,
+)
 
 
 def descriptors(model: VPRModel, paths: tuple[Path, ...], batch: int = 32) -> np.ndarray:
@@ -330,12 +237,6 @@ def pca_recall(
     return out
 
 
-def memory_bytes(row: dict[str, Any], ds: PlaceDataset) -> int:
-    """Model (int8 .pte if exported, else fp32 state) + float32 map of the references."""
-    model = row.get("pte_int8_bytes") or row["model_bytes_fp32"]
-    return int(model) + len(ds.references) * int(row["map_bytes_per_place"])
-
-
 def cached_measure(
     path: Path,
     model: VPRModel,
@@ -364,10 +265,8 @@ def cached_measure(
 def teacher_model(name: str, seed: int) -> VPRModel:
     """A registry name (ResNet: seeded random init, no offline ImageNet weights) or a
     checkpoint path (e.g. a ResNet made by ``vpr-embedded distill``)."""
-    if Path(name).is_file():
-        return load_checkpoint(name)
-    torch.manual_seed(seed)
-    return build_model(name)
+    torch.manual_seed(seed)  # a registry ResNet's random init; harmless for a checkpoint
+    return load_model(name)
 
 
 def model_label(name: str) -> str:
@@ -400,7 +299,7 @@ def run_model(
     teacher = teacher_model(name, 0)
     spec = str(Path(name).resolve()) if Path(name).is_file() else name
     given, name, stem = name, teacher.config.display_name, file_label(name, teacher)
-    rec_dirs = tuple(args.data_dir / d / REFERENCE_DIRS[d] for d in DATASETS)
+    rec_dirs = tuple(args.data / d / REFERENCE_DIRS[d] for d in DATASETS)
     calib_paths = sample_folders(rec_dirs, 8)
     calib = [load_tensor(p, teacher.preprocessing).unsqueeze(0) for p in calib_paths]
     rows: list[dict[str, Any]] = []
@@ -489,155 +388,3 @@ def summary(r: dict[str, Any]) -> str:
         f"pte32 {r.get('pte_fp32_ms', float('nan')):.1f} ms "
         f"pte8 {r.get('pte_int8_ms', float('nan')):.1f} ms R@1 {rc}"
     )
-
-
-def relative(rows: list[dict[str, Any]], datasets: dict[str, PlaceDataset]) -> None:
-    """Changes vs the unpruned model of the same backbone, and the target verdicts."""
-    for r in rows:
-        base = next(b for b in rows if b["model"] == r["model"] and b["kind"] == "unpruned")
-        if r["kind"] != "pruned":
-            r["recall_drop"] = {k: base["recall"][k]["1"] - v["1"] for k, v in r["recall"].items()}
-            continue
-        lat = {}
-        for key in ("eager_ms", "pte_fp32_ms", "pte_int8_ms"):
-            if key in r and key in base:
-                lat[key] = 1.0 - r[key] / base[key]
-        r["latency_reduction"] = lat
-        r["memory_reduction"] = {
-            k: 1.0 - memory_bytes(r, ds) / memory_bytes(base, ds)
-            for k, ds in datasets.items()
-            if k in ("corridor", "nordland_part1")
-        }
-        r["recall_drop"] = {k: base["recall"][k]["1"] - v["1"] for k, v in r["recall"].items()}
-        checked = [k for k in ("corridor", "nordland_part1") if k in r["recall_drop"]]
-        xl = min(lat.get("pte_fp32_ms", -1.0), lat.get("pte_int8_ms", -1.0))
-        if "pte_fp32_ms" not in lat:
-            xl = lat.get("eager_ms", -1.0)
-        r["meets_target"] = bool(
-            xl >= TARGET["latency"]
-            and min(r["memory_reduction"].values()) >= TARGET["memory"]
-            and max(r["recall_drop"][k] for k in checked) <= TARGET["recall_drop"] + 1e-9
-        )
-        r["beats_seed_paper"] = bool(
-            xl >= SEED_PAPER["latency"]
-            and min(r["memory_reduction"].values()) >= SEED_PAPER["memory"]
-            and max(r["recall_drop"][k] for k in checked) <= TARGET["recall_drop"] + 1e-9
-        )
-
-
-def table(rows: list[dict[str, Any]]) -> str:
-    head = [
-        "model", "kind", "ratio", "seed", "dim", "params", "MMACs", "fp32 MB", "int8 pte MB",
-        "eager ms", "xnn fp32 ms", "xnn int8 ms", "match ms 100k", "R@1 corr", "R@5 corr",
-        "R@1 nord", "R@5 nord", "R@1 gp", "lat cut int8", "mem cut corr", "mem cut nord", "target",
-    ]  # fmt: skip
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-
-    def f(v: Any, fmt: str) -> str:
-        return "-" if v is None else format(v, fmt)
-
-    for r in rows:
-        rc = r["recall"]
-        lat = r.get("latency_reduction", {})
-        mem = r.get("memory_reduction", {})
-        cells = [
-            r["model"], r["kind"], f"{r['ratio']:.2f}", str(r["seed"]), str(r["dim"]),
-            f(r.get("parameters"), ","), f(r.get("macs", 0) / 1e6 if "macs" in r else None, ".0f"),
-            f(r.get("model_bytes_fp32", 0) / 1e6 if "model_bytes_fp32" in r else None, ".2f"),
-            f(r["pte_int8_bytes"] / 1e6 if "pte_int8_bytes" in r else None, ".2f"),
-            f(r.get("eager_ms"), ".1f"), f(r.get("pte_fp32_ms"), ".1f"),
-            f(r.get("pte_int8_ms"), ".1f"), f(r.get("match_ms_100k"), ".2f"),
-            f(rc.get("corridor", {}).get("1"), ".3f"), f(rc.get("corridor", {}).get("5"), ".3f"),
-            f(rc.get("nordland_part1", {}).get("1"), ".3f"),
-            f(rc.get("nordland_part1", {}).get("5"), ".3f"),
-            f(rc.get("gardens_point_sample", {}).get("1"), ".2f"),
-            f(lat.get("pte_int8_ms"), "+.1%"), f(mem.get("corridor"), "+.1%"),
-            f(mem.get("nordland_part1"), "+.1%"),
-            {True: "yes", False: "no"}.get(r.get("meets_target"), "-"),  # type: ignore[arg-type]
-        ]  # fmt: skip
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def plots(rows: list[dict[str, Any]], out: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
-    ds_name = {"corridor": "corridor", "nordland_part1": "nordland_part1"}
-    for xkey, xlabel, fname in (
-        ("lat", "extraction latency, ms (XNNPACK int8, 1 thread; eager if no .pte)", "latency"),
-        ("mem", "model (int8 .pte) + map bytes, MB", "memory"),
-    ):
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for ax, dsn in zip(axes, ds_name, strict=True):
-            for model in sorted({r["model"] for r in rows}):
-                pts = [r for r in rows if r["model"] == model and r["kind"] != "pca"]
-                xs, ys, labels = [], [], []
-                for r in pts:
-                    if xkey == "lat":
-                        x = r.get("pte_int8_ms") or r.get("eager_ms")
-                    else:
-                        x = r.get("_mem", {}).get(dsn)
-                    if x is None or dsn not in r["recall"]:
-                        continue
-                    xs.append(x)
-                    ys.append(r["recall"][dsn]["1"])
-                    labels.append(
-                        "base" if r["kind"] == "unpruned" else f"{r['ratio']:.2f}/{r['dim']}"
-                    )
-                ax.scatter(xs, ys, label=model)
-                for x, y, lab in zip(xs, ys, labels, strict=True):
-                    ax.annotate(lab, (x, y), fontsize=7)
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel(f"recall@1 {dsn}")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-        fig.tight_layout()
-        p = out / f"bench_pruning_pareto_{fname}.png"
-        fig.savefig(p, dpi=90)
-        plt.close(fig)
-        written.append(str(p))
-    return written
-
-
-def run_sweep(args: SweepConfig) -> dict[str, Any]:
-    """Run the sweep, print the table, write OUT/TAG.{json,md} and the Pareto PNGs."""
-    args.work.mkdir(parents=True, exist_ok=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for p in args.points:
-        points_for(p.rpartition("@")[0], (p,))  # fail before any work on a malformed point
-    datasets = {d: load_dataset(args.data_dir / d) for d in args.datasets}
-    rows: list[dict[str, Any]] = []
-    for name in args.models:
-        rows += run_model(name, args, datasets, args.work)
-    relative(rows, datasets)
-    for r in rows:
-        if "model_bytes_fp32" in r:
-            r["_mem"] = {k: memory_bytes(r, ds) / 1e6 for k, ds in datasets.items()}
-    md = table(rows)
-    print(md)
-    pngs = plots(rows, args.out)
-    for r in rows:
-        r["memory_mb"] = r.pop("_mem", None)
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(args).items()}
-    settings.pop("parsed", None)
-    doc = {
-        "benchmark": "bench_pruning",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-        "torch": torch.__version__,
-        "settings": settings,
-        "recovery_images": "reference side only: "
-        + ", ".join(f"{d}/{REFERENCE_DIRS[d]}" for d in DATASETS),
-        "teacher_init": {model_label(m): teacher_init(m) for m in args.models},
-        "targets": TARGET,
-        "seed_paper": SEED_PAPER,
-        "rows": rows,
-        "plots": pngs,
-    }
-    (args.out / f"{args.tag}.json").write_text(json.dumps(doc, indent=2, default=float) + "\n")
-    (args.out / f"{args.tag}.md").write_text(md + "\n")
-    print(f"wrote {args.out / (args.tag + '.json')}")
-    return doc
