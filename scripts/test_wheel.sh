@@ -20,6 +20,7 @@ python3.11 -m venv "$root/venv"
 "$root/venv/bin/python" -P tests/core_install/check_core_install.py
 "$root/venv/bin/pip" install -q -c constraints.txt pytest hypothesis pillow
 VPR_DATA_DIR=${VPR_DATA_DIR:-../shared/data} "$root/venv/bin/python" -P -m pytest -q \
-  -p no:cacheprovider tests/test_matching.py tests/test_maps.py tests/test_sequence.py
+  -p no:cacheprovider tests/test_matching.py tests/test_maps.py tests/test_sequence.py \
+  tests/test_layers.py
 "$root/venv/bin/python" -P -c "import sys, vpr_embedded.maps; assert 'torch' not in sys.modules"
 echo "core wheel: installs into a new venv without torch and passes the core tests"

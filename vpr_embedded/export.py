@@ -31,20 +31,20 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from vpr_embedded.bundle import (
+from vpr_embedded.bundle import load_bundle
+from vpr_embedded.data.datasets import DatasetFormat
+from vpr_embedded.data.images import load_tensor
+from vpr_embedded.manifest import (
     BUNDLE_FORMAT,
     BUNDLE_VERSION,
     PTE_NAME,
-    RESIZE_METHOD,
-    load_bundle,
     sha256_file,
     write_manifest,
 )
-from vpr_embedded.data.datasets import DatasetFormat
-from vpr_embedded.data.images import load_tensor
 from vpr_embedded.models.loading import load_model
 from vpr_embedded.models.rotate import deployment_form
 from vpr_embedded.models.vpr import VPRModel
+from vpr_embedded.preprocessing import RESIZE_METHOD
 from vpr_embedded.progress import bar as progress_bar
 from vpr_embedded.quantize import (
     QUANT_MODES,

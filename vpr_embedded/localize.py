@@ -34,7 +34,8 @@ from vpr_embedded.maps import (
     encode_names,
 )
 from vpr_embedded.matching import StorageName
-from vpr_embedded.models.vpr import Preprocessing, VPRModel
+from vpr_embedded.models.vpr import VPRModel
+from vpr_embedded.preprocessing import Preprocessing
 from vpr_embedded.progress import track
 from vpr_embedded.sequence import SequenceConfig, SequenceMatcher
 from vpr_embedded.settings import option, required

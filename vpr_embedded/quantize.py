@@ -23,7 +23,8 @@ from torch.fx import Node
 
 from vpr_embedded.data.datasets import IMAGE_SUFFIXES, _natural_key
 from vpr_embedded.data.images import load_tensor
-from vpr_embedded.models.vpr import Preprocessing, VPRModel
+from vpr_embedded.models.vpr import VPRModel
+from vpr_embedded.preprocessing import Preprocessing
 from vpr_embedded.progress import track
 
 QuantMode = Literal["int8", "dynamic", "none"]

@@ -1,4 +1,6 @@
-// The only file that includes pybind11: vpr_embedded._core.
+// The only file that includes pybind11. Built twice: vpr_embedded._core (matching, maps,
+// sequences; always) and, with VPR_BINDINGS_LOCALIZER when the ExecuTorch C++ runtime is
+// present, vpr_embedded._localizer (the on-device localizer: bundle + map -> places).
 // Arrays are taken without copies (C-contiguous, exact dtype) and the GIL is
 // released while searching.
 #include <pybind11/numpy.h>
@@ -18,6 +20,9 @@
 #include "vpr/matcher.hpp"
 #include "vpr/sequence.hpp"
 #include "vpr/simd.hpp"
+#if defined(VPR_BINDINGS_LOCALIZER)
+#include "vpr/localizer.hpp"
+#endif
 
 namespace py = pybind11;
 
@@ -561,11 +566,111 @@ void register_maps_and_sequences(py::module_& m) {
 
 }  // namespace
 
+#if defined(VPR_BINDINGS_LOCALIZER)
+
+namespace {
+
+// A bundle + a map, run by the ExecuTorch C++ runtime and vpr_core: an RGB8 frame
+// (height, width, 3) uint8 in, the top-k places and the stage times out.
+class PyLocalizer {
+ public:
+  PyLocalizer(const std::string& bundle, const std::string& map, int threads, std::size_t k,
+              bool verify_map_checksum, bool allow_model_mismatch) {
+    vpr::LocalizerOptions options;
+    options.threads = threads;
+    options.k = k;
+    options.verify_map_checksum = verify_map_checksum;
+    options.allow_model_mismatch = allow_model_mismatch;
+    py::gil_scoped_release release;
+    localizer_ = std::make_unique<vpr::Localizer>(bundle, map, options);
+  }
+
+  py::dict localize(py::array frame) {
+    const vpr::ImageView view = frame_view(frame);
+    vpr::FrameTiming t;
+    std::vector<vpr::PlaceMatch> found;
+    {
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mutex_);  // one runtime state per localizer
+      found = localizer_->localize(view, &t);
+    }
+    py::list ids, scores, names;
+    for (const auto& m : found) {
+      ids.append(m.id);
+      scores.append(m.score);
+      names.append(m.name);
+    }
+    py::dict out;
+    out["ids"] = ids;
+    out["scores"] = scores;
+    out["names"] = names;
+    out["preprocess_ms"] = t.preprocess_ms;
+    out["inference_ms"] = t.inference_ms;
+    out["match_ms"] = t.match_ms;
+    return out;
+  }
+
+  py::array_t<float> embed(py::array frame) {
+    const vpr::ImageView view = frame_view(frame);
+    std::vector<float> d;
+    {
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mutex_);
+      d = localizer_->extractor().embed(view);
+    }
+    py::array_t<float> out(static_cast<py::ssize_t>(d.size()));
+    std::memcpy(out.mutable_data(), d.data(), d.size() * sizeof(float));
+    return out;
+  }
+
+  std::size_t descriptor_dim() { return localizer_->extractor().descriptor_dim(); }
+  std::string model_name() { return localizer_->extractor().manifest().model_name; }
+  std::size_t places() const { return localizer_->map().map().count(); }
+
+ private:
+  static vpr::ImageView frame_view(const py::array& frame) {
+    if (!frame.dtype().is(py::dtype::of<std::uint8_t>()) || frame.ndim() != 3 ||
+        frame.shape(2) != 3 || !(frame.flags() & py::array::c_style)) {
+      throw std::invalid_argument(
+          "a frame must be a C-contiguous (height, width, 3) uint8 RGB array, got dtype " +
+          std::string(py::str(frame.dtype())) + " and " + std::to_string(frame.ndim()) +
+          " dimensions");
+    }
+    if (frame.shape(0) < 1 || frame.shape(1) < 1 || frame.shape(0) > 8192 ||
+        frame.shape(1) > 8192) {
+      throw std::invalid_argument("a frame must be between 1 x 1 and 8192 x 8192 pixels");
+    }
+    return {static_cast<const std::uint8_t*>(frame.data()), static_cast<int>(frame.shape(1)),
+            static_cast<int>(frame.shape(0)), 0};
+  }
+
+  std::unique_ptr<vpr::Localizer> localizer_;
+  std::mutex mutex_;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_localizer, m) {
+  m.doc() = "vpr-embedded on-device localizer (C++): ExecuTorch bundle + map -> places";
+  m.def("set_runtime_verbose", &vpr::set_runtime_verbose, py::arg("verbose"));
+  py::class_<PyLocalizer>(m, "Localizer")
+      .def(py::init<const std::string&, const std::string&, int, std::size_t, bool, bool>(),
+           py::arg("bundle"), py::arg("map"), py::arg("threads") = 1, py::arg("k") = 5,
+           py::arg("verify_map_checksum") = true, py::arg("allow_model_mismatch") = false)
+      .def("localize", &PyLocalizer::localize, py::arg("frame"))
+      .def("embed", &PyLocalizer::embed, py::arg("frame"))
+      .def_property_readonly("descriptor_dim", &PyLocalizer::descriptor_dim)
+      .def_property_readonly("model_name", &PyLocalizer::model_name)
+      .def_property_readonly("places", &PyLocalizer::places);
+}
+
+#else
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "vpr-embedded matching core (C++): exhaustive top-k search with SIMD kernels";
 
   py::class_<PyIndex>(m, "Index")
-      .def(py::init<py::array, const std::string&, std::size_t, std::optional<py::array>>(),
+      .def(py::init<py::array, const std::string&, std::size_t, std::optional<py::array> >(),
            py::arg("codes"), py::arg("storage"), py::arg("dim") = 0, py::arg("scales") = py::none())
       .def("search", &PyIndex::search, py::arg("queries"), py::arg("k"), py::arg("threads") = 0,
            py::arg("projection") = py::none(), py::arg("projection_mean") = py::none(),
@@ -600,3 +705,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("resolve_threads", &vpr::resolve_threads, py::arg("threads"));
   register_maps_and_sequences(m);
 }
+
+#endif  // VPR_BINDINGS_LOCALIZER

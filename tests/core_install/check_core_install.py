@@ -62,6 +62,13 @@ def main() -> None:
             check(bool(np.all(seq[5:] == route[5:])), f"{storage} map: sequence matcher")
         exact = Index.encode(places, "float32").search(queries, k=1).ids[:, 0]
         check(bool(np.all(exact == route)), "in-memory float32 index")
+    from vpr_embedded.localizer import LocalizerUnavailable, _module
+
+    try:
+        _module()
+        check(False, "a core wheel has no C++ localizer")
+    except LocalizerUnavailable as exc:
+        check("vpr-localize" in str(exc), "the localizer says what to do without its extension")
     # The CLI in this process: under qemu-user a child aarch64 process cannot be started.
     rc, out, err = run_cli("--version")
     check(rc == 0 and vpr_embedded.__version__ in out, "vpr-embedded --version")

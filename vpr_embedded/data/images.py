@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from vpr_embedded.models.vpr import Preprocessing
+from vpr_embedded.preprocessing import Preprocessing
 
 # The most pixels an image may claim. A camera frame or a reference photo is far below it
 # (8192 x 8192); a file claiming more (a decompression bomb: 48 KB of PNG can claim

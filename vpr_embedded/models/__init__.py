@@ -15,11 +15,11 @@ from vpr_embedded.models.checkpoints import (
 from vpr_embedded.models.vpr import (
     AggregatorConfig,
     ModelConfig,
-    Preprocessing,
     VPRModel,
     build_model,
     list_models,
 )
+from vpr_embedded.preprocessing import Preprocessing
 
 __all__ = [
     "AGGREGATORS",

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from vpr_embedded.models.backbones import StaticSameConv2d
-from vpr_embedded.models.vpr import Preprocessing, VPRModel
+from vpr_embedded.models.vpr import VPRModel
+from vpr_embedded.preprocessing import Preprocessing
 
 # Heads that pool over all positions without looking at where they are.
 ROTATION_INVARIANT_HEADS = ("gem", "avg", "netvlad")

@@ -18,24 +18,9 @@ from vpr_embedded.models.backbones import (
     load_efficientnet_lite0_imagenet,
 )
 from vpr_embedded.models.ops import l2_normalize
+from vpr_embedded.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 BACKBONES = ("efficientnet_lite0", *RESNET_DEPTHS)
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """What a model expects as input: resize to height x width, colour order, then
-    ``(x / 255 - mean) / std`` per channel (in ``colour_order``); rotate_180: the image
-    upside down (bundles exported in the pad-free form, models/rotate.py)."""
-
-    height: int
-    width: int
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    colour_order: str = "RGB"
-    rotate_180: bool = False
 
 
 @dataclass(frozen=True)
