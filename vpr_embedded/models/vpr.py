@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -108,6 +109,23 @@ class ModelConfig:
         return ModelConfig(aggregator=AggregatorConfig(**agg), backbone_widths=widths, **d)
 
 
+def _mixvpr(channels: int, hw: tuple[int, int], a: AggregatorConfig) -> nn.Module:
+    mix = MixVPR(channels, hw, a.out_channels, a.out_rows, a.mix_depth, a.mlp_ratio, a.mixer_hidden)
+    mix.init_untrained()
+    return mix
+
+
+# Head name -> builder (backbone output channels, feature map size, config): one entry per
+# head, as prune/heads.py has one pruner per head.
+HEAD_BUILDERS: dict[str, Callable[[int, tuple[int, int], AggregatorConfig], nn.Module]] = {
+    "avg": lambda c, hw, a: AvgPool(c),
+    "gem": lambda c, hw, a: GeM(c, a.out_dim, normalize_input=a.normalize_input),
+    "convap": lambda c, hw, a: ConvAP(c, hw, a.out_channels, a.pool),
+    "mixvpr": _mixvpr,
+    "netvlad": lambda c, hw, a: NetVLAD(c, a.clusters),
+}
+
+
 class VPRModel(nn.Module):
     """Image batch (N, 3, H, W), preprocessed per ``self.preprocessing`` -> unit-norm
     descriptors (N, descriptor_dim)."""
@@ -140,24 +158,12 @@ class VPRModel(nn.Module):
         c = self.backbone.out_channels
         fhw = self.backbone.feature_size(h, w)
         a = config.aggregator
-        self.aggregator: nn.Module
-        if a.name == "avg":
-            self.aggregator = AvgPool(c)
-        elif a.name == "gem":
-            self.aggregator = GeM(c, a.out_dim, normalize_input=a.normalize_input)
-        elif a.name == "convap":
-            self.aggregator = ConvAP(c, fhw, a.out_channels, a.pool)
-        elif a.name == "mixvpr":
-            mix = MixVPR(
-                c, fhw, a.out_channels, a.out_rows, a.mix_depth, a.mlp_ratio, a.mixer_hidden
-            )
-            mix.init_untrained()
-            self.aggregator = mix
-        elif a.name == "netvlad":
-            self.aggregator = NetVLAD(c, a.clusters)
-        else:
+        if a.name not in HEAD_BUILDERS:
             raise ValueError(f"unknown aggregator {a.name!r}; choose from {AGGREGATORS}")
-        self.descriptor_dim: int = int(self.aggregator.out_dim)
+        self.aggregator: nn.Module = HEAD_BUILDERS[a.name](c, fhw, a)
+        out_dim = self.aggregator.out_dim  # every head says its descriptor size
+        assert isinstance(out_dim, int)
+        self.descriptor_dim: int = out_dim
         self.feature_hw = fhw
         # NetVLAD centroids need data: evaluate() initialises an untrained head.
         self.head_initialised = a.name != "netvlad"

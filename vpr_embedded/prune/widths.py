@@ -7,7 +7,6 @@ from dataclasses import replace
 
 from torch import nn
 
-from vpr_embedded.models.aggregators import GeM, MixVPR, NetVLAD
 from vpr_embedded.models.backbones import (
     BasicBlock,
     Bottleneck,
@@ -18,6 +17,7 @@ from vpr_embedded.models.backbones import (
     ResNetWidths,
 )
 from vpr_embedded.models.vpr import AggregatorConfig, ModelConfig, VPRModel, build_model
+from vpr_embedded.prune.heads import pruner_for
 
 
 def backbone_widths(
@@ -58,29 +58,8 @@ def backbone_widths(
 
 
 def aggregator_config(agg: nn.Module, previous: AggregatorConfig) -> AggregatorConfig:
-    """The aggregator's (possibly pruned) widths."""
-    if isinstance(agg, GeM):
-        return replace(previous, out_dim=agg.fc.out_features if agg.fc is not None else None)
-    if isinstance(agg, MixVPR):
-        hidden = tuple(
-            int(lin.out_features)
-            for layer in agg.mix
-            for lin in [layer.mix[1]]  # type: ignore[index]
-            if isinstance(lin, nn.Linear)
-        )
-        return replace(
-            previous,
-            out_channels=int(agg.channel_proj.out_features),
-            out_rows=int(agg.row_proj.out_features),
-            mixer_hidden=hidden,
-        )
-    if isinstance(agg, NetVLAD):
-        return replace(previous, clusters=int(agg.conv.out_channels))
-    if previous.name == "convap":
-        conv = agg.channel_pool
-        assert isinstance(conv, nn.Conv2d)
-        return replace(previous, out_channels=int(conv.out_channels))
-    return previous
+    """The aggregator's (possibly pruned) widths, read by its head pruner."""
+    return pruner_for(agg).read_config(agg, previous)
 
 
 def read_config(model: VPRModel) -> ModelConfig:
