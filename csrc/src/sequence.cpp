@@ -4,15 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <exception>
 #include <limits>
-#include <mutex>
 #include <numeric>
 #include <stdexcept>
 #include <string>
-#include <thread>
 
-#include "vpr/kernels.hpp"
+#include "scan.hpp"
 
 namespace vpr {
 namespace {
@@ -20,58 +17,9 @@ namespace {
 constexpr std::size_t kMinRowsPerThread = 8192;
 constexpr std::size_t kMaxLength = 4096;
 constexpr std::size_t kMaxVelocitySteps = 1024;
+constexpr std::size_t kScoreBlock = 1024;  // rows scored per kernel call
 
-void check_finite(const float* x, std::size_t n, const char* what) {
-  for (std::size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(x[i])) {
-      throw std::invalid_argument(std::string(what) + " contain a non-finite value (NaN or inf)");
-    }
-  }
-}
-
-// Rows [begin, end) of the database scored against an encoded query.
-void score_range(const DatabaseView& db, const float* qf, const std::int8_t* qi, float qscale,
-                 const std::uint8_t* qb, std::size_t begin, std::size_t end, float* out) {
-  const KernelTable& kt = active_kernels();
-  const std::size_t row_bytes = db.row_bytes();
-  const auto* rows = static_cast<const std::uint8_t*>(db.codes) + begin * row_bytes;
-  const std::size_t n = end - begin;
-  float* dst = out + begin;
-  switch (db.storage) {
-    case Storage::Float32:
-      kt.dot_f32(qf, reinterpret_cast<const float*>(rows), n, db.dim, dst);
-      break;
-    case Storage::Float16:
-      kt.dot_f16(qf, reinterpret_cast<const std::uint16_t*>(rows), n, db.dim, dst);
-      break;
-    case Storage::Int8: {
-      constexpr std::size_t kBlock = 1024;
-      std::int32_t ints[kBlock];
-      for (std::size_t s = 0; s < n; s += kBlock) {
-        const std::size_t m = std::min(kBlock, n - s);
-        kt.dot_i8(qi, reinterpret_cast<const std::int8_t*>(rows) + s * db.dim, m, db.dim, ints);
-        const float* sc = db.scales + begin + s;
-        for (std::size_t i = 0; i < m; ++i) {
-          dst[s + i] = static_cast<float>(ints[i]) * qscale * sc[i];
-        }
-      }
-      break;
-    }
-    case Storage::Binary: {
-      constexpr std::size_t kBlock = 1024;
-      std::uint32_t dists[kBlock];
-      const float inv_dim = 2.0f / static_cast<float>(db.dim);
-      for (std::size_t s = 0; s < n; s += kBlock) {
-        const std::size_t m = std::min(kBlock, n - s);
-        kt.hamming(qb, rows + s * row_bytes, m, row_bytes, dists);
-        for (std::size_t i = 0; i < m; ++i) {
-          dst[s + i] = 1.0f - static_cast<float>(dists[i]) * inv_dim;
-        }
-      }
-      break;
-    }
-  }
-}
+using detail::check_finite;
 
 // Appends the top-k of n scores (one query row) to `out`.
 void append_top_k(const float* scores, std::size_t n, std::size_t k, SearchResults& out) {
@@ -116,67 +64,17 @@ void SequenceOptions::validate() const {
 void score_all(const DatabaseView& db, const float* query, std::size_t query_dim,
                const Projection& projection, float* out, int num_threads) {
   db.validate();
-  const std::size_t d = db.dim;
-  const std::size_t expected = projection.enabled() ? projection.in_dim : d;
-  if (query_dim != expected) {
-    throw std::invalid_argument("query dimension " + std::to_string(query_dim) +
-                                " does not match the expected " + std::to_string(expected));
-  }
-  if (projection.enabled() && projection.out_dim != d) {
-    throw std::invalid_argument("projection output dimension does not match the database");
-  }
-  check_finite(query, query_dim, "queries");
-  std::vector<float> qf(d);
-  if (projection.enabled()) {
-    std::vector<float> centred(projection.in_dim);
-    for (std::size_t c = 0; c < projection.in_dim; ++c) {
-      centred[c] = query[c] - (projection.mean != nullptr ? projection.mean[c] : 0.0f);
-    }
-    for (std::size_t c = 0; c < projection.in_dim; ++c) {
-      const float* prow = projection.matrix + c * d;
-      for (std::size_t o = 0; o < d; ++o) qf[o] += centred[c] * prow[o];
-    }
-    double norm = 0.0;
-    for (float v : qf) norm += static_cast<double>(v) * v;
-    if (norm > 0.0) {
-      const float inv = static_cast<float>(1.0 / std::sqrt(norm));
-      for (float& v : qf) v *= inv;
-    }
-    check_finite(qf.data(), d, "projected queries");
-  } else {
-    std::copy(query, query + d, qf.begin());
-  }
-  std::vector<std::int8_t> qi;
-  float qscale = 0.0f;
-  std::vector<std::uint8_t> qb;
-  if (db.storage == Storage::Int8) {
-    qi.resize(d);
-    quantize_int8(qf.data(), 1, d, qi.data(), &qscale);
-  } else if (db.storage == Storage::Binary) {
-    qb.resize(binary_bytes(d));
-    binarize(qf.data(), 1, d, qb.data());
-  }
-  const std::size_t by_size = std::max<std::size_t>(1, db.count / kMinRowsPerThread);
-  const std::size_t threads =
-      std::min<std::size_t>(static_cast<std::size_t>(resolve_threads(num_threads)), by_size);
+  const detail::EncodedQueries q = detail::encode_queries(db, query, 1, query_dim, projection);
+  const std::size_t threads = detail::scan_threads(db.count, num_threads, kMinRowsPerThread);
   const std::size_t chunk = (db.count + threads - 1) / threads;
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto work = [&](std::size_t t) {
-    try {
-      const std::size_t begin = std::min(db.count, t * chunk);
-      const std::size_t end = std::min(db.count, begin + chunk);
-      if (begin < end) score_range(db, qf.data(), qi.data(), qscale, qb.data(), begin, end, out);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      error = std::current_exception();
+  detail::run_parallel(threads, [&](std::size_t t) {
+    const std::size_t begin = std::min(db.count, t * chunk);
+    const std::size_t end = std::min(db.count, begin + chunk);
+    detail::ScoreScratch scratch;
+    for (std::size_t s = begin; s < end; s += kScoreBlock) {
+      detail::score_block(db, q, s, std::min(kScoreBlock, end - s), out + s, scratch);
     }
-  };
-  std::vector<std::thread> workers;
-  for (std::size_t t = 1; t < threads; ++t) workers.emplace_back(work, t);
-  work(0);
-  for (auto& w : workers) w.join();
-  if (error) std::rethrow_exception(error);
+  });
 }
 
 void contrast_normalise(const float* scores, std::size_t n, std::size_t window, float* out) {

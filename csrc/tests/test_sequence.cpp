@@ -1,6 +1,8 @@
 // Sequence matcher: full scoring equals search, contrast normalisation, and a
 // synthetic route where single frames are ambiguous but sequences are not.
 #include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <random>
@@ -137,4 +139,28 @@ TEST_CASE("sequence options are validated") {
   vpr::SequenceScorer s(4, opt);
   std::vector<float> bad = {0.0f, NAN, 1.0f, 2.0f};
   CHECK_THROWS_AS(s.push_scores(bad.data()), std::invalid_argument);
+}
+
+TEST_CASE("sequence scoring runs on the worker pool: same scores at 1 and 2 threads, also forked") {
+  const std::size_t n = 20000, d = 16;
+  const auto rows = vpr_test::unit_rows(n, d, 31);
+  for (auto storage :
+       {vpr::Storage::Float32, vpr::Storage::Float16, vpr::Storage::Int8, vpr::Storage::Binary}) {
+    const auto db = vpr::Database::encode(rows.data(), n, d, storage);
+    std::vector<float> one(n), two(n);
+    vpr::score_all(db.view(), rows.data() + 7 * d, d, {}, one.data(), 1);
+    vpr::score_all(db.view(), rows.data() + 7 * d, d, {}, two.data(), 2);
+    CHECK(one == two);
+    const pid_t pid = fork();  // the child rebuilds the pool instead of waiting on it
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      alarm(20);
+      std::vector<float> child(n);
+      vpr::score_all(db.view(), rows.data() + 7 * d, d, {}, child.data(), 2);
+      _exit(child == one ? 0 : 3);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  }
 }

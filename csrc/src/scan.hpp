@@ -1,0 +1,55 @@
+// The scan layer shared by every search (matcher.cpp) and by sequence scoring
+// (sequence.cpp): query checks and encoding, block scoring per storage, and the
+// persistent worker pool. Internal to vpr_core (not an installed header).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "vpr/matcher.hpp"
+
+namespace vpr::detail {
+
+// Throws std::invalid_argument naming `what` if any of the n values is NaN or inf.
+void check_finite(const float* x, std::size_t n, const char* what);
+
+// Queries in the form each storage scans with: float rows (projected and normalised when
+// a projection is set; also what re-ranking uses), int8 codes with one scale per query,
+// or packed sign bits.
+struct EncodedQueries {
+  std::size_t count = 0;
+  std::size_t dim = 0;
+  std::vector<float> floats;
+  std::vector<std::int8_t> int8;
+  std::vector<float> int8_scales;
+  std::vector<std::uint8_t> bits;
+};
+
+// Checks the query dimension against the database (or the projection's input), the
+// projection against the database, and the values; then encodes for db's storage.
+EncodedQueries encode_queries(const DatabaseView& db, const float* queries, std::size_t num_queries,
+                              std::size_t query_dim, const Projection& projection);
+
+// Per-call scratch for score_block (kernels write blocks, never a full score array).
+struct ScoreScratch {
+  std::vector<std::int32_t> ints;
+  std::vector<std::uint32_t> dists;
+  std::vector<float> widened;
+};
+
+// Scores of rows [start, start + n) for every query: out[j * n + i]. Float32/float16:
+// inner product; int8: dequantised inner product; binary: 1 - 2 * hamming / dim.
+void score_block(const DatabaseView& db, const EncodedQueries& q, std::size_t start, std::size_t n,
+                 float* out, ScoreScratch& scratch);
+
+// Runs body(t) for t in [0, count) on count threads of the process's worker pool (rebuilt
+// in a forked child); the first exception is rethrown.
+void run_parallel(std::size_t count, const std::function<void(std::size_t)>& body);
+
+// How many threads scan `rows` rows: at most `requested` (0: all cores), and no more than
+// one per `min_rows_per_thread` rows (below that a thread costs more than it saves).
+std::size_t scan_threads(std::size_t rows, int requested, std::size_t min_rows_per_thread);
+
+}  // namespace vpr::detail
