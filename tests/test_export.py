@@ -127,7 +127,7 @@ def test_tampered_pte_is_refused(fp32_bundle: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d.update(format="other"), "is not a"),
+        (lambda d: d.update(format="other"), "not a vpr-embedded bundle manifest"),
         (lambda d: d.update(format_version=99), "version 99"),
         (lambda d: d["input"].update(height=96), "program takes input"),
         (lambda d: d.update(descriptor_dim=256), "descriptor_dim"),

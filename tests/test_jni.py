@@ -283,3 +283,18 @@ def test_searches_racing_a_close_end_in_illegal_state(
     assert race["unexpected"] is None, race
     assert race["results"] + race["closed"] == 4 * 2000
     assert race["closed"] > 0  # the close really happened while they searched
+
+
+def test_manifests_through_jni_meet_the_shared_fixtures(harness: list[str]) -> None:
+    # The app reads manifests with the C++ validator (org.vprembedded.VprManifest), so it
+    # must accept and refuse the shared fixtures exactly as Python does.
+    folder = REPO / "tests" / "fixtures" / "manifests"
+    refusals = json.loads((folder / "refusals.json").read_text())
+    files = sorted((folder / "good").glob("*.json")) + sorted((folder / "bad").glob("*.json"))
+    seen = {e["file"]: e["refused"] for e in run_harness(harness, "manifests", *files)[:-1]}
+    for path in files:
+        verdict = seen[path.name]
+        if path.parent.name == "good":
+            assert verdict is None, (path.name, verdict)
+        else:
+            assert verdict is not None and refusals[path.name] in verdict, (path.name, verdict)

@@ -1,6 +1,6 @@
 """Type stubs of the C++ extension (csrc/python/bindings.cpp)."""
 
-from typing import overload
+from typing import Any, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -148,3 +148,5 @@ def sequence_match_scores(
     k: int = 5,
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]: ...
 def map_crc32(data: bytes, crc: int = 0) -> int: ...
+def parse_manifest(text: str, where: str) -> dict[str, Any]: ...
+def load_manifest(folder: str, check_pte: bool = True) -> dict[str, Any]: ...

@@ -23,6 +23,9 @@ android {
                 // Only the JNI matcher (vpr_jni -> vpr_core); ExecuTorch comes as an AAR.
                 arguments += listOf(
                     "-DVPR_BUILD_JNI=ON",
+                    // nlohmann/json headers for the manifest reader (docs/android_ndk.md).
+                    "-DVPR_NLOHMANN_INCLUDE_DIR=" +
+                        (System.getenv("VPR_NLOHMANN_INCLUDE_DIR") ?: "/usr/include"),
                     "-DANDROID_SUPPORT_FLEXIBLE_PAGE_SIZES=ON",
                     "-DCMAKE_SHARED_LINKER_FLAGS=-Wl,-z,max-page-size=16384",
                 )

@@ -1,4 +1,4 @@
-// libFuzzer target for the bundle manifest reader (csrc/runtime/src/manifest.cpp): any text
+// libFuzzer target for the bundle manifest reader (csrc/src/manifest.cpp): any text
 // must be refused with std::runtime_error or give a manifest whose fields hold the
 // validated ranges. Built and run by scripts/test_fuzz.sh.
 #include <cstddef>
@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "vpr/localizer.hpp"
+#include "vpr/manifest.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "vpr/manifest.hpp"
 #include "vpr/map_file.hpp"
 #include "vpr/matcher.hpp"
 #include "vpr/sequence.hpp"
@@ -170,9 +171,72 @@ std::size_t to_size(jint v, const char* what) {
   return static_cast<std::size_t>(v);
 }
 
+// A validated manifest for Java: numbers (see VprManifest.java for the order) written into
+// `numbers`, the text fields returned as UTF-8 separated by NUL bytes.
+jbyteArray manifest_to_java(JNIEnv* env, const vpr::BundleManifest& m, jdoubleArray numbers) {
+  if (numbers == nullptr || env->GetArrayLength(numbers) < 12) {
+    throw std::invalid_argument("VprManifest: the numbers array needs 12 slots");
+  }
+  const jdouble values[12] = {static_cast<jdouble>(m.height),
+                              static_cast<jdouble>(m.width),
+                              m.bgr ? 1.0 : 0.0,
+                              m.rotate_180 ? 1.0 : 0.0,
+                              m.mean[0],
+                              m.mean[1],
+                              m.mean[2],
+                              m.std[0],
+                              m.std[1],
+                              m.std[2],
+                              static_cast<jdouble>(m.descriptor_dim),
+                              static_cast<jdouble>(m.pte_bytes)};
+  env->SetDoubleArrayRegion(numbers, 0, 12, values);
+  check_pending(env);
+  std::string text;
+  for (const std::string* s : {&m.model_name, &m.quantization, &m.pte_file, &m.pte_sha256}) {
+    text += *s;
+    text.push_back('\0');
+  }
+  return to_bytes(env, text.data(), text.size());
+}
+
+std::string utf8(JNIEnv* env, jbyteArray bytes, const char* what) {
+  if (bytes == nullptr) throw std::invalid_argument(std::string(what) + " is null");
+  std::string out(static_cast<std::size_t>(env->GetArrayLength(bytes)), '\0');
+  env->GetByteArrayRegion(bytes, 0, static_cast<jsize>(out.size()),
+                          reinterpret_cast<jbyte*>(out.data()));
+  check_pending(env);
+  return out;
+}
+
 }  // namespace
 
 extern "C" {
+
+// ---- org.vprembedded.VprManifest ---------------------------------------------
+// The one manifest validator (csrc/src/manifest.cpp); a refusal is an
+// IllegalArgumentException with the validator's message.
+
+JNIEXPORT jbyteArray JNICALL Java_org_vprembedded_VprManifest_nativeParse(JNIEnv* env, jclass,
+                                                                          jbyteArray json,
+                                                                          jbyteArray where,
+                                                                          jdoubleArray numbers) {
+  return guarded<jbyteArray>(env, nullptr, kIllegalArgument, [&] {
+    const vpr::BundleManifest m =
+        vpr::BundleManifest::parse(utf8(env, json, "the manifest"), utf8(env, where, "where"));
+    return manifest_to_java(env, m, numbers);
+  });
+}
+
+JNIEXPORT jbyteArray JNICALL Java_org_vprembedded_VprManifest_nativeLoad(JNIEnv* env, jclass,
+                                                                         jbyteArray folder,
+                                                                         jboolean check_pte,
+                                                                         jdoubleArray numbers) {
+  return guarded<jbyteArray>(env, nullptr, kIllegalArgument, [&] {
+    const vpr::BundleManifest m =
+        vpr::BundleManifest::load(to_path(env, folder), check_pte == JNI_TRUE);
+    return manifest_to_java(env, m, numbers);
+  });
+}
 
 // ---- org.vprembedded.VprMap ------------------------------------------------
 

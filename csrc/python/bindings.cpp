@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "vpr/manifest.hpp"
 #include "vpr/map_file.hpp"
 #include "vpr/matcher.hpp"
 #include "vpr/sequence.hpp"
@@ -245,6 +246,34 @@ py::tuple encode(py::array rows, const std::string& storage_name) {
   py::array_t<float> scales(sn);
   std::memcpy(scales.mutable_data(), db.scales().data(), n * sizeof(float));
   return py::make_tuple(codes, scales);
+}
+
+// A validated manifest's fields for Python (vpr_embedded.manifest.Manifest).
+py::dict manifest_dict(const vpr::BundleManifest& m) {
+  py::dict d;
+  d["model_name"] = m.model_name;
+  d["height"] = m.height;
+  d["width"] = m.width;
+  d["colour_order"] = m.bgr ? "BGR" : "RGB";
+  d["rotate_180"] = m.rotate_180;
+  d["mean"] = py::make_tuple(m.mean[0], m.mean[1], m.mean[2]);
+  d["std"] = py::make_tuple(m.std[0], m.std[1], m.std[2]);
+  d["descriptor_dim"] = m.descriptor_dim;
+  d["quantization"] = m.quantization;
+  d["pte_file"] = m.pte_file;
+  d["pte_sha256"] = m.pte_sha256;
+  d["pte_bytes"] = m.pte_bytes;
+  return d;
+}
+
+// The manifest reader's refusals (std::runtime_error) as ValueError.
+template <typename F>
+vpr::BundleManifest checked(F&& read) {
+  try {
+    return read();
+  } catch (const std::runtime_error& e) {
+    throw py::value_error(e.what());
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -704,6 +733,24 @@ PYBIND11_MODULE(_core, m) {
       py::arg("level"), "Force a SIMD level by name, or None for the detected one");
   m.def("resolve_threads", &vpr::resolve_threads, py::arg("threads"));
   register_maps_and_sequences(m);
+  // The one manifest validator (csrc/src/manifest.cpp); refusals are ValueError.
+  m.def(
+      "parse_manifest",
+      [](const std::string& text, const std::string& where) {
+        return manifest_dict(checked([&] { return vpr::BundleManifest::parse(text, where); }));
+      },
+      py::arg("text"), py::arg("where"));
+  m.def(
+      "load_manifest",
+      [](const std::string& folder, bool check_pte) {
+        vpr::BundleManifest man;
+        {
+          py::gil_scoped_release release;  // hashing a program takes a while
+          man = checked([&] { return vpr::BundleManifest::load(folder, check_pte); });
+        }
+        return manifest_dict(man);
+      },
+      py::arg("folder"), py::arg("check_pte") = true);
 }
 
 #endif  // VPR_BINDINGS_LOCALIZER

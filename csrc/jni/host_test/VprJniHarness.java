@@ -1,10 +1,12 @@
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Paths;
 import java.util.Arrays;
 import java.util.Locale;
+import org.vprembedded.VprManifest;
 import org.vprembedded.VprMap;
 import org.vprembedded.VprSearchResult;
 import org.vprembedded.VprSequenceMatcher;
@@ -23,6 +25,8 @@ import org.vprembedded.VprSequenceMatcher;
  *                                  still alive before and after
  * race MAP THREADS                 THREADS threads search one map while another closes it;
  *                                  prints "race" with the counts of results and of exceptions
+ * manifests FILE...                each manifest through VprManifest.parse: prints "manifest"
+ *                                  with the file name and the refusal's message (null: accepted)
  * </pre>
  *
  * Always ends with {"event":"done"} and exit status 0 unless the harness itself is misused.
@@ -43,6 +47,8 @@ public final class VprJniHarness {
       leak(args[1], Integer.parseInt(args[2]));
     } else if (args.length == 3 && args[0].equals("race")) {
       race(args[1], Integer.parseInt(args[2]));
+    } else if (args.length >= 2 && args[0].equals("manifests")) {
+      manifests(Arrays.copyOfRange(args, 1, args.length));
     } else {
       System.err.println("usage: VprJniHarness search MAP QUERIES K SEQ_LENGTH");
       System.err.println("       VprJniHarness errors MAP MISSING_MAP CORRUPT_MAP...");
@@ -173,6 +179,21 @@ public final class VprJniHarness {
     }
     System.out.println("{\"event\":\"race\",\"results\":" + ok + ",\"closed\":" + afterClose
         + ",\"unexpected\":" + quote(unexpected) + "}");
+  }
+
+  private static void manifests(String[] files) throws IOException {
+    for (String file : files) {
+      String name = Paths.get(file).getFileName().toString();
+      String refused = null;
+      try {
+        String text = new String(Files.readAllBytes(Paths.get(file)), StandardCharsets.UTF_8);
+        VprManifest.parse(text, name);
+      } catch (IllegalArgumentException e) {
+        refused = e.getMessage();
+      }
+      System.out.println(
+          "{\"event\":\"manifest\",\"file\":" + quote(name) + ",\"refused\":" + quote(refused) + "}");
+    }
   }
 
   private interface Action {

@@ -1,4 +1,6 @@
 // manifest.json reading and validation (nlohmann/json), mirroring vpr_embedded/bundle.py.
+#include "vpr/manifest.hpp"
+
 #include <sys/stat.h>
 
 #include <cmath>
@@ -7,8 +9,6 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
-
-#include "vpr/localizer.hpp"
 
 namespace vpr {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "vpr/localizer.hpp"
+#include "vpr/manifest.hpp"
 
 namespace vpr {
 namespace {
