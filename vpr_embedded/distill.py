@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vpr_embedded import progress
-from vpr_embedded.data.images import load_tensor
+from vpr_embedded.data.images import load_images
 from vpr_embedded.devices import torch_device
 from vpr_embedded.models.checkpoints import save_checkpoint
 from vpr_embedded.models.loading import load_model
@@ -95,12 +95,8 @@ def distill(
         )
     device = torch_device(cfg.device)
     gen = torch.Generator().manual_seed(cfg.seed)
-    images = torch.stack(
-        [
-            load_tensor(p, teacher.preprocessing)
-            for p in progress.track(paths, "images", "img", enabled=cfg.progress)
-        ]
-    ).to(device)
+    images = load_images(paths, teacher.preprocessing, desc="images" if cfg.progress else None)
+    images = images.to(device)
     teacher = teacher.to(device).eval()
     student.to(device)
     try:

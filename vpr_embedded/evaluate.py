@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,9 +17,9 @@ from vpr_embedded.data.images import ImageReadError, load_tensor
 from vpr_embedded.devices import torch_device
 from vpr_embedded.matching import StorageName
 from vpr_embedded.models.aggregators import NetVLAD
+from vpr_embedded.models.embed import embed_images
 from vpr_embedded.models.loading import load_model
 from vpr_embedded.models.vpr import VPRModel
-from vpr_embedded.progress import bar as progress_bar
 from vpr_embedded.settings import option, required
 
 
@@ -127,34 +126,15 @@ def _batches(
     paths: Sequence[Path], model: VPRModel, cfg: EvaluateConfig, desc: str
 ) -> tuple[np.ndarray, list[int], list[str], float]:
     """Descriptors of readable images, their indices, skipped paths, forward seconds."""
-    feats: list[np.ndarray] = []
-    kept: list[int] = []
-    skipped: list[str] = []
-    secs = 0.0
-    device = next(model.parameters()).device
-    with progress_bar(len(paths), desc, "img", enabled=cfg.progress) as shown:
-        for start in range(0, len(paths), cfg.batch_size):
-            xs, idx = [], []
-            for i in range(start, min(start + cfg.batch_size, len(paths))):
-                try:
-                    xs.append(load_tensor(paths[i], model.preprocessing))
-                    idx.append(i)
-                except ImageReadError:
-                    if not cfg.skip_unreadable:
-                        raise
-                    skipped.append(str(paths[i]))
-            shown.update(min(cfg.batch_size, len(paths) - start))
-            if not xs:
-                continue
-            t = time.perf_counter()
-            with torch.no_grad():
-                d = model(torch.stack(xs).to(device)).cpu()
-            secs += time.perf_counter() - t
-            feats.append(d.numpy().astype(np.float32))
-            kept += idx
-    dim = model.descriptor_dim
-    arr = np.concatenate(feats) if feats else np.zeros((0, dim), np.float32)
-    return np.ascontiguousarray(arr, dtype=np.float32), kept, skipped, secs
+    e = embed_images(
+        model,
+        paths,
+        batch_size=cfg.batch_size,
+        skip_unreadable=cfg.skip_unreadable,
+        desc=desc,
+        progress=cfg.progress,
+    )
+    return e.descriptors, e.kept, e.skipped, e.forward_seconds
 
 
 def init_netvlad(model: VPRModel, references: Sequence[Path], cfg: EvaluateConfig) -> str:

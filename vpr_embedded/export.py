@@ -33,7 +33,7 @@ from torch import nn
 
 from vpr_embedded.bundle import load_bundle
 from vpr_embedded.data.datasets import DatasetFormat
-from vpr_embedded.data.images import load_tensor
+from vpr_embedded.data.images import load_images, load_tensor
 from vpr_embedded.manifest import (
     BUNDLE_FORMAT,
     BUNDLE_VERSION,
@@ -41,6 +41,7 @@ from vpr_embedded.manifest import (
     sha256_file,
     write_manifest,
 )
+from vpr_embedded.models.embed import embed_images
 from vpr_embedded.models.loading import load_model
 from vpr_embedded.models.rotate import deployment_form
 from vpr_embedded.models.vpr import VPRModel
@@ -347,11 +348,6 @@ def build_manifest(
     }
 
 
-def _eager(model: VPRModel, xs: Sequence[torch.Tensor]) -> NDArray[np.float32]:
-    with torch.no_grad():
-        return np.stack([model(x.unsqueeze(0))[0].numpy() for x in xs]).astype(np.float32)
-
-
 def _cosines(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float64]:
     na = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     return np.asarray((a * b).sum(1) / np.maximum(na, 1e-12), np.float64)
@@ -371,12 +367,10 @@ def _recall_at_1(
     # their thread pools fight over the cores.
     eager = np.empty((len(paths), model.descriptor_dim), np.float32)
     ours = np.empty_like(eager)
-    with progress_bar(2 * len(paths), f"recall {ds.name}", "img", enabled=progress) as shown:
-        for s in range(0, len(paths), 32):
-            xs = torch.stack([load_tensor(p, model.preprocessing) for p in paths[s : s + 32]])
-            with torch.no_grad():
-                eager[s : s + len(xs)] = model(xs).numpy()
-            shown.update(len(xs))
+    eager[:] = embed_images(
+        model, paths, desc=f"recall {ds.name}, eager", progress=progress
+    ).descriptors
+    with progress_bar(len(paths), f"recall {ds.name}, bundle", "img", enabled=progress) as shown:
         for i, p in enumerate(paths):
             ours[i] = b.embed_one(load_tensor(p, b.preprocessing).unsqueeze(0))
             shown.update(1)
@@ -471,10 +465,10 @@ def _check(model: VPRModel, out: Path, config: ExportConfig, result: ExportResul
     elif config.calib_images is not None:
         paths = sample_evenly(find_images(config.calib_images), config.parity_count)
     if paths:
-        xs = [load_tensor(p, model.preprocessing) for p in paths]
         bundle = load_bundle(out)
-        ours = bundle.embed(torch.stack([load_tensor(p, bundle.preprocessing) for p in paths]))
-        cos = _cosines(ours, _eager(model, xs))
+        ours = bundle.embed(load_images(paths, bundle.preprocessing))
+        eager = embed_images(model, paths, progress=False).descriptors
+        cos = _cosines(ours, eager)
         result.parity_cosines = [float(c) for c in cos]
         result.parity_images = [str(p) for p in paths]
         need = PARITY_MIN_COSINE[config.quantize]

@@ -17,6 +17,7 @@ from vpr_embedded.data.datasets import PlaceDataset
 from vpr_embedded.evaluate import count_macs, recall_at_n
 from vpr_embedded.matching import Index
 from vpr_embedded.models.checkpoints import file_digest, load_checkpoint
+from vpr_embedded.models.embed import embed_images
 from vpr_embedded.models.loading import load_model
 from vpr_embedded.models.vpr import VPRModel
 from vpr_embedded.prune.config import (
@@ -34,15 +35,7 @@ from .config import (
 
 
 def descriptors(model: VPRModel, paths: tuple[Path, ...], batch: int = 32) -> np.ndarray:
-    from vpr_embedded.data.images import load_tensor
-
-    out: list[np.ndarray] = []
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(paths), batch):
-            x = torch.stack([load_tensor(p, model.preprocessing) for p in paths[i : i + batch]])
-            out.append(model(x).numpy())
-    return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
+    return embed_images(model, paths, batch_size=batch, progress=False).descriptors
 
 
 def recall(refs: np.ndarray, qs: np.ndarray, ds: PlaceDataset) -> dict[str, float]:

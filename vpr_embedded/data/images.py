@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from vpr_embedded.preprocessing import Preprocessing
+from vpr_embedded.progress import track
 
 # The most pixels an image may claim. A camera frame or a reference photo is far below it
 # (8192 x 8192); a file claiming more (a decompression bomb: 48 KB of PNG can claim
@@ -65,3 +67,12 @@ def to_tensor(image: Image.Image, prep: Preprocessing) -> torch.Tensor:
 
 def load_tensor(path: str | Path, prep: Preprocessing) -> torch.Tensor:
     return to_tensor(read_image(path), prep)
+
+
+def load_images(
+    paths: Sequence[Path], prep: Preprocessing, *, desc: str | None = None
+) -> torch.Tensor:
+    """Image files as one preprocessed batch (N, 3, H, W); with ``desc``, progress is
+    reported (vpr_embedded.progress)."""
+    items = track(paths, desc, "img") if desc is not None else paths
+    return torch.stack([load_tensor(p, prep) for p in items])

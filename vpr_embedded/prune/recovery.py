@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vpr_embedded.data.images import load_tensor
+from vpr_embedded.data.images import load_images
 from vpr_embedded.models.ops import l2_normalize
 from vpr_embedded.models.vpr import VPRModel
 from vpr_embedded.progress import bar as progress_bar
@@ -94,9 +94,7 @@ def build_recovery_data(
         obj = torch.load(str(cache), map_location="cpu", weights_only=True)
         return RecoveryData(obj["images"], obj["desc"], obj["feat"], lab)
     prep = teacher.preprocessing
-    imgs = torch.stack(
-        [load_tensor(p, prep) for p in track(paths, "recovery images", "img", enabled=progress)]
-    )
+    imgs = load_images(paths, prep, desc="recovery images" if progress else None)
     desc, feat = teacher_outputs(teacher, imgs, progress=progress)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)

@@ -189,6 +189,181 @@ def _last_step(folder: Path) -> tuple[int, Path | None]:
     return int(found[-1].stem.split("_")[1]), found[-1]
 
 
+@dataclass
+class PruneState:
+    """A pruning run between steps: what a resumed run reloads from OUT.steps/ and what each
+    step reads and advances."""
+
+    student: VPRModel
+    kept: Kept
+    records: list[StepRecord]
+    done: int  # steps finished (resumed from, at the start)
+    data: RecoveryData | None
+    live_teacher: VPRModel | None  # augmented recovery labels new views with it
+    device: torch.device
+    original: dict[str, int]  # the teacher's conv widths (ratios are relative to them)
+    ratios: list[list[float]]  # per stage, per step: cumulative ratio
+    dims: list[int]  # per step: descriptor size
+    folder: Path | None  # OUT.steps/
+    paths: list[Path]
+
+
+def _needs_images(teacher: VPRModel, cfg: PruneConfig) -> bool:
+    return (
+        cfg.recovery.epochs > 0
+        or (cfg.recovery.final_epochs or 0) > 0
+        or cfg.importance == "taylor"
+        or (
+            _target_dim(teacher, cfg) < teacher.descriptor_dim
+            and cfg.descriptor_importance == "energy"
+        )
+    )
+
+
+def start_pruning(
+    teacher: VPRModel, cfg: PruneConfig, teacher_spec: str, out: Path | None
+) -> PruneState:
+    """Check the settings, load the recovery images (teacher outputs cached), and start
+    from the teacher or resume after the last step saved in OUT.steps/."""
+    torch.manual_seed(cfg.seed)
+    teacher.eval()
+    device = torch_device(cfg.recovery.device)  # before any expensive work
+    paths = sample_folders(cfg.recover_images, cfg.recover_max)
+    if _needs_images(teacher, cfg) and not paths:
+        raise ValueError(
+            "recovery, Taylor importance and energy descriptor importance need images: pass "
+            "--recover-images DIR (for an evaluation dataset, its reference images only)"
+        )
+    folder = steps_dir(out) if out is not None else None
+    if folder is not None:  # refuse a changed command before any expensive work
+        _check_resume(folder, _fingerprint(teacher_spec, teacher.config.input_size, cfg))
+    data: RecoveryData | None = None
+    if paths:
+        data = build_recovery_data(
+            teacher,
+            paths,
+            teacher_key=_teacher_key(teacher_spec, teacher),
+            cache_dir=cfg.cache_dir or folder,
+            labels=cfg.recovery.labels,
+            progress=cfg.recovery.progress,
+        )
+    live_teacher = copy.deepcopy(teacher).to(device).eval() if cfg.recovery.augment else None
+    state = PruneState(
+        student=rebuild(teacher).to(device),
+        kept=Kept(
+            torch.arange(teacher.backbone.out_channels), torch.arange(teacher.descriptor_dim)
+        ),
+        records=[],
+        done=0,
+        data=data,
+        live_teacher=live_teacher,
+        device=device,
+        original=conv_widths(teacher.backbone),
+        ratios=[ratio_schedule(r, cfg.steps, cfg.schedule) for r in _stage_targets(teacher, cfg)],
+        dims=dim_schedule(
+            teacher.descriptor_dim, _target_dim(teacher, cfg), cfg.steps, cfg.schedule
+        ),
+        folder=folder,
+        paths=paths,
+    )
+    if folder is not None:
+        state.done, last = _last_step(folder)
+        if last is not None:
+            obj = torch.load(str(last), map_location="cpu", weights_only=True)
+            state.student = load_checkpoint(last).to(device)
+            state.kept = Kept(obj["kept_channels"], obj["kept_dims"])
+            state.records = [StepRecord(**r) for r in json.loads(obj["records"])]
+    return state
+
+
+def _prune_descriptor(state: PruneState, k: int, cfg: PruneConfig) -> None:
+    """Step part 1: keep the most important structural units of the descriptor."""
+    st = structure(state.student)
+    n_keep = target_units(state.student, state.dims[k], cfg.round_to)
+    if n_keep >= st.units:
+        return
+    if cfg.descriptor_importance == "energy":
+        assert state.data is not None
+        calib = calibration_indices(len(state.data), cfg.calib_images)
+        scores = energy_importance(state.student, state.data.images[calib])
+    else:
+        scores = l1_importance(state.student)
+    keep = select_units(scores, n_keep)
+    prune_descriptor_units(state.student, keep)
+    state.kept.dims = state.kept.dims[dims_of_units(keep, st.dims_per_unit)]
+    if st.kind == "backbone":
+        state.kept.channels = state.kept.channels[keep]
+
+
+def _prune_backbone_step(state: PruneState, k: int, ratios: list[float], cfg: PruneConfig) -> str:
+    """Step part 2: Torch-Pruning towards the step's cumulative ratios; returns the
+    importance used (Taylor falls back to L2 where its gradient vanishes)."""
+    importance: str = cfg.importance
+    if not any(r > 0 for r in ratios):
+        return importance
+    fill: Callable[[], object] | None = None
+    if cfg.importance == "taylor":
+        assert state.data is not None
+        if mean_loss(state.student, state.data, state.kept, cfg.recovery) < 1e-9:
+            # The distillation loss and its gradient vanish at the teacher itself.
+            importance = "l2 (taylor: zero loss at the teacher)"
+        else:
+            fill = functools.partial(
+                accumulate_gradients,
+                state.student,
+                state.data,
+                state.kept,
+                cfg.recovery,
+                calibration_indices(len(state.data), cfg.calib_images),
+            )
+    prev = state.ratios[0][k - 1] if k > 0 else 0.0
+    torch.manual_seed(cfg.seed * 1000 + k)  # random importance: reproducible
+    prune_backbone(
+        state.student.backbone,
+        state.original,
+        ratios,
+        importance=importance.split(" ")[0],
+        round_to=cfg.round_to,
+        global_pruning=cfg.global_pruning,
+        global_ratio=1.0 - (1.0 - ratios[0]) / (1.0 - prev),
+        fill_grads=fill,
+        input_size=state.student.config.input_size,
+    )
+    return importance
+
+
+def prune_step(state: PruneState, k: int, cfg: PruneConfig) -> StepRecord:
+    """Step k (0-based): prune the descriptor, then the backbone, rebuild without
+    torch-pruning, then recover; the state advances and the step's record is returned."""
+    t0 = time.perf_counter()
+    ratios = [s[k] for s in state.ratios]
+    _prune_descriptor(state, k, cfg)
+    importance = _prune_backbone_step(state, k, ratios, cfg)
+    state.student = rebuild(state.student).to(state.device)
+    s = state.student
+    rec = StepRecord(k + 1, ratios, s.descriptor_dim, _params(s), importance=importance)
+    if state.data is not None:
+        rcfg = cfg.recovery
+        if k == cfg.steps - 1 and rcfg.final_epochs is not None:
+            rcfg = replace(rcfg, epochs=rcfg.final_epochs)
+        rec.loss_pruned = mean_loss(s, state.data, state.kept, cfg.recovery)
+        rec.epoch_losses = recover(
+            s,
+            state.data,
+            state.kept,
+            rcfg,
+            teacher=state.live_teacher,
+            seed=cfg.seed + k,
+            desc=f"step {k + 1}/{cfg.steps}",
+        )
+        rec.loss_recovered = mean_loss(s, state.data, state.kept, cfg.recovery)
+    rec.seconds = time.perf_counter() - t0
+    state.records.append(rec)
+    if state.folder is not None:
+        _save_step(state.folder, k + 1, s, state.kept, state.records)
+    return rec
+
+
 def prune_model(
     teacher: VPRModel,
     cfg: PruneConfig,
@@ -198,135 +373,17 @@ def prune_model(
 ) -> PruneResult:
     """Prune a copy of ``teacher`` per ``cfg``; with ``out``, resumable from OUT.steps/
     and the final checkpoint written to ``out`` (+ ``out``.json)."""
-    torch.manual_seed(cfg.seed)
-    teacher.eval()
-    device = torch_device(cfg.recovery.device)  # before any expensive work
-    paths = sample_folders(cfg.recover_images, cfg.recover_max)
-    needs_data = (
-        cfg.recovery.epochs > 0
-        or (cfg.recovery.final_epochs or 0) > 0
-        or cfg.importance == "taylor"
-        or (
-            _target_dim(teacher, cfg) < teacher.descriptor_dim
-            and cfg.descriptor_importance == "energy"
-        )
-    )
-    if needs_data and not paths:
-        raise ValueError(
-            "recovery, Taylor importance and energy descriptor importance need images: pass "
-            "--recover-images DIR (for an evaluation dataset, its reference images only)"
-        )
-    folder = steps_dir(out) if out is not None else None
-    if folder is not None:  # refuse a changed command before any expensive work
-        _check_resume(folder, _fingerprint(teacher_spec, teacher.config.input_size, cfg))
-    cache_dir = cfg.cache_dir or folder
-    data: RecoveryData | None = None
-    if paths:
-        data = build_recovery_data(
-            teacher,
-            paths,
-            teacher_key=_teacher_key(teacher_spec, teacher),
-            cache_dir=cache_dir,
-            labels=cfg.recovery.labels,
-            progress=cfg.recovery.progress,
-        )
-    # Augmented recovery labels every new view with a copy of the teacher on the device.
-    live_teacher = copy.deepcopy(teacher).to(device).eval() if cfg.recovery.augment else None
-    student = rebuild(teacher).to(device)
-    original = conv_widths(teacher.backbone)
-    kept = Kept(torch.arange(teacher.backbone.out_channels), torch.arange(teacher.descriptor_dim))
-    records: list[StepRecord] = []
-    done = 0
-    if folder is not None:
-        done, last = _last_step(folder)
-        if last is not None:
-            obj = torch.load(str(last), map_location="cpu", weights_only=True)
-            student = load_checkpoint(last).to(device)
-            kept = Kept(obj["kept_channels"], obj["kept_dims"])
-            records = [StepRecord(**r) for r in json.loads(obj["records"])]
-    stage_t = _stage_targets(teacher, cfg)
-    sched = [ratio_schedule(r, cfg.steps, cfg.schedule) for r in stage_t]
-    dims = dim_schedule(teacher.descriptor_dim, _target_dim(teacher, cfg), cfg.steps, cfg.schedule)
-    for k in range(done, cfg.steps):
-        t0 = time.perf_counter()
-        ratios = [s[k] for s in sched]
-        imp_used: str = cfg.importance
-        # 1. descriptor: keep the most important structural units
-        st = structure(student)
-        n_keep = target_units(student, dims[k], cfg.round_to)
-        if n_keep < st.units:
-            if cfg.descriptor_importance == "energy":
-                assert data is not None
-                calib = calibration_indices(len(data), cfg.calib_images)
-                scores = energy_importance(student, data.images[calib])
-            else:
-                scores = l1_importance(student)
-            keep = select_units(scores, n_keep)
-            prune_descriptor_units(student, keep)
-            kept.dims = kept.dims[dims_of_units(keep, st.dims_per_unit)]
-            if st.kind == "backbone":
-                kept.channels = kept.channels[keep]
-        # 2. backbone: Torch-Pruning towards the step's cumulative ratios
-        if any(r > 0 for r in ratios):
-            fill: Callable[[], object] | None = None
-            if cfg.importance == "taylor":
-                assert data is not None
-                if mean_loss(student, data, kept, cfg.recovery) < 1e-9:
-                    # The distillation loss and its gradient vanish at the teacher itself.
-                    imp_used = "l2 (taylor: zero loss at the teacher)"
-                else:
-                    fill = functools.partial(
-                        accumulate_gradients,
-                        student,
-                        data,
-                        kept,
-                        cfg.recovery,
-                        calibration_indices(len(data), cfg.calib_images),
-                    )
-            prev = sched[0][k - 1] if k > 0 else 0.0
-            torch.manual_seed(cfg.seed * 1000 + k)  # random importance: reproducible
-            prune_backbone(
-                student.backbone,
-                original,
-                ratios,
-                importance=imp_used.split(" ")[0],
-                round_to=cfg.round_to,
-                global_pruning=cfg.global_pruning,
-                global_ratio=1.0 - (1.0 - ratios[0]) / (1.0 - prev),
-                fill_grads=fill,
-                input_size=student.config.input_size,
-            )
-        student = rebuild(student).to(device)
-        rec = StepRecord(
-            k + 1, ratios, student.descriptor_dim, _params(student), importance=imp_used
-        )
-        if data is not None:
-            rcfg = cfg.recovery
-            if k == cfg.steps - 1 and rcfg.final_epochs is not None:
-                rcfg = replace(rcfg, epochs=rcfg.final_epochs)
-            rec.loss_pruned = mean_loss(student, data, kept, cfg.recovery)
-            rec.epoch_losses = recover(
-                student,
-                data,
-                kept,
-                rcfg,
-                teacher=live_teacher,
-                seed=cfg.seed + k,
-                desc=f"step {k + 1}/{cfg.steps}",
-            )
-            rec.loss_recovered = mean_loss(student, data, kept, cfg.recovery)
-        rec.seconds = time.perf_counter() - t0
-        records.append(rec)
-        if folder is not None:
-            _save_step(folder, k + 1, student, kept, records)
-    student = student.cpu()
+    state = start_pruning(teacher, cfg, teacher_spec, out)
+    for k in range(state.done, cfg.steps):
+        prune_step(state, k, cfg)
+    student = state.student.cpu()
     # Its own name in bundles, maps and reports (the config still says the teacher's).
     ratio = "stages" if cfg.stage_ratios else f"{cfg.backbone_ratio:.2f}"
     student.config = replace(
         student.config,
         name=f"{teacher.config.display_name}-pruned-r{ratio}-d{student.descriptor_dim}",
     )
-    result = PruneResult(student.eval(), records, [str(p) for p in paths], done)
+    result = PruneResult(student.eval(), state.records, [str(p) for p in state.paths], state.done)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint(student, out)
