@@ -45,7 +45,7 @@ from vpr_embedded.models.embed import embed_images
 from vpr_embedded.models.loading import load_model
 from vpr_embedded.models.rotate import deployment_form
 from vpr_embedded.models.vpr import VPRModel
-from vpr_embedded.preprocessing import RESIZE_METHOD
+from vpr_embedded.preprocessing import RESIZE_METHOD, Preprocessing
 from vpr_embedded.progress import bar as progress_bar
 from vpr_embedded.quantize import (
     QUANT_MODES,
@@ -383,6 +383,25 @@ def _recall_at_1(
     return ds.name, out[0], out[1]
 
 
+def _quantized(
+    model: VPRModel, deployed: VPRModel, dprep: Preprocessing, config: ExportConfig
+) -> tuple[nn.Module, torch.Tensor, list[Path], tuple[str, ...]]:
+    """The module to lower (quantized as the config says), an example input, the
+    calibration images used and the modules int8 left in float32."""
+    calib: list[torch.Tensor] = []
+    calib_paths: list[Path] = []
+    if config.quantize == "int8" and config.calib_images is not None:
+        calib, calib_paths = calibration_tensors(config.calib_images, dprep, config.calib_count)
+    prep = model.preprocessing
+    example = calib[0] if calib else torch.zeros(1, 3, prep.height, prep.width)
+    if config.quantize == "none":
+        return deployed, example, calib_paths, ()
+    qcfg = QuantizeConfig(config.quantize, keep_float=config.keep_float, progress=config.progress)
+    module = quantize_model(deployed, calib, qcfg)
+    keep_float = float_modules(deployed, qcfg) if config.quantize == "int8" else ()
+    return module, example, calib_paths, keep_float
+
+
 def export_bundle(model: VPRModel, out_dir: str | Path, config: ExportConfig) -> ExportResult:
     """Quantize (optionally), lower to XNNPACK, write the bundle, run the checks."""
     t0 = time.perf_counter()
@@ -396,25 +415,12 @@ def export_bundle(model: VPRModel, out_dir: str | Path, config: ExportConfig) ->
     if config.quantize == "int8" and config.calib_images is None:
         raise ValueError("int8 export needs real calibration images: pass --calib-images DIR")
     model.eval()
-    prep = model.preprocessing
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # The program runs the pad-free form when there is one: the same descriptors from the
     # image rotated by 180 degrees, which the manifest tells every runtime to do.
     deployed, dprep = deployment_form(model, config.pad_free)
-    calib: list[torch.Tensor] = []
-    calib_paths: list[Path] = []
-    if config.quantize == "int8" and config.calib_images is not None:
-        calib, calib_paths = calibration_tensors(config.calib_images, dprep, config.calib_count)
-    example = calib[0] if calib else torch.zeros(1, 3, prep.height, prep.width)
-    module: nn.Module = deployed
-    keep_float: tuple[str, ...] = ()
-    if config.quantize != "none":
-        qcfg = QuantizeConfig(
-            config.quantize, keep_float=config.keep_float, progress=config.progress
-        )
-        module = quantize_model(deployed, calib, qcfg)
-        keep_float = float_modules(deployed, qcfg) if config.quantize == "int8" else ()
+    module, example, calib_paths, keep_float = _quantized(model, deployed, dprep, config)
     pte_bytes, report = lower_to_pte(module, example)
     tmp = out / (PTE_NAME + ".tmp")
     tmp.write_bytes(pte_bytes)

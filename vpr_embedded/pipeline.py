@@ -189,6 +189,33 @@ def _eager_recall(model: VPRModel, dataset: PlaceDataset) -> dict[str, float]:
     return {f"R@{n}": v for n, v in result.recall.items()}
 
 
+def _build_map(
+    extractor: DescriptorModel, dataset: PlaceDataset, cfg: PipelineConfig, out: Path
+) -> Path:
+    """The dataset's reference images through the bundle, as the map."""
+    db = extractor.embed_paths(list(dataset.references), desc="building map")
+    return build_map(
+        db,
+        out_path=out / "map.vprmap",
+        model_sha256=extractor.sha256,
+        model_name=extractor.name,
+        storage=cfg.storage,
+        names=[p.name for p in dataset.references],
+        pca_dim=cfg.pca_dim,
+    )
+
+
+def _sequence_recall(
+    the_map: Map, descriptors: NDArray[np.float32], dataset: PlaceDataset, length: int
+) -> dict[str, float] | None:
+    """Recall of the queries matched as a sequence of ``length`` frames (None: off)."""
+    if length <= 1:
+        return None
+    k = min(max(RECALL_AT), the_map.count)
+    matcher = SequenceMatcher(the_map, SequenceConfig(length=length, k=k))
+    return _recall(matcher.match(descriptors).ids, dataset)
+
+
 def run_pipeline(cfg: PipelineConfig) -> PipelineReport:
     """Run every stage; writes the artefacts and report.json under ``cfg.out``."""
     from vpr_embedded.models.loading import load_model
@@ -206,16 +233,7 @@ def run_pipeline(cfg: PipelineConfig) -> PipelineReport:
 
     t0 = time.perf_counter()
     extractor = open_model(out / "bundle", threads=cfg.threads)
-    db = extractor.embed_paths(list(dataset.references), desc="building map")
-    map_path = build_map(
-        db,
-        out_path=out / "map.vprmap",
-        model_sha256=extractor.sha256,
-        model_name=extractor.name,
-        storage=cfg.storage,
-        names=[p.name for p in dataset.references],
-        pca_dim=cfg.pca_dim,
-    )
+    map_path = _build_map(extractor, dataset, cfg, out)
     stages["map"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -225,12 +243,7 @@ def run_pipeline(cfg: PipelineConfig) -> PipelineReport:
     # Before the eager yardstick, whose batches would dominate the process's peak.
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    sequence_recall = None
-    if cfg.sequence > 1:
-        matcher = SequenceMatcher(
-            the_map, SequenceConfig(length=cfg.sequence, k=min(max(RECALL_AT), the_map.count))
-        )
-        sequence_recall = _recall(matcher.match(descriptors).ids, dataset)
+    sequence_recall = _sequence_recall(the_map, descriptors, dataset, cfg.sequence)
 
     eager_recall = None
     if cfg.compare_eager:

@@ -108,7 +108,6 @@ def _annotate_conv_hardtanh(gm: torch.fx.GraphModule, qconfig: object, filter_fn
     )
     from torchao.quantization.pt2e.quantizer import (
         QuantizationAnnotation,
-        SharedQuantizationSpec,
         get_bias_qspec,
         get_input_act_qspec,
         get_output_act_qspec,
@@ -151,8 +150,14 @@ def _annotate_conv_hardtanh(gm: torch.fx.GraphModule, qconfig: object, filter_fn
             output_qspec=get_output_act_qspec(qconfig), _annotated=True
         )
         _mark_nodes_as_annotated(partition)
-    # Zero padding of an annotated output keeps its qparams (0 is exact in affine int8),
-    # so the padded tensor stays int8 inside XNNPACK instead of dq -> pad -> q.
+
+
+def _annotate_zero_pads(gm: torch.fx.GraphModule) -> None:
+    """Zero padding of an annotated output keeps its qparams (0 is exact in affine int8),
+    so the padded tensor stays int8 inside XNNPACK instead of dq -> pad -> q."""
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, SharedQuantizationSpec
+    from torchao.quantization.pt2e.quantizer.quantizer import Q_ANNOTATION_KEY
+
     pads = (torch.ops.aten.pad.default, torch.ops.aten.constant_pad_nd.default)
     for node in gm.graph.nodes:
         if node.op != "call_function" or node.target not in pads or Q_ANNOTATION_KEY in node.meta:
@@ -181,6 +186,7 @@ def _quantizer(config: QuantizeConfig, keep_float: tuple[str, ...]) -> object:
         def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
             if self.global_config is not None:
                 _annotate_conv_hardtanh(model, self.global_config, self.filter_fn)
+                _annotate_zero_pads(model)
             out: torch.fx.GraphModule = super().annotate(model)
             return out
 

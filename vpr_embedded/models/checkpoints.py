@@ -118,6 +118,86 @@ def _square_input(feature_side: int, stride: int, hw: int) -> tuple[int, int]:
     return side * stride, side * stride
 
 
+def _load_native(obj: dict[str, Any], input_size: tuple[int, int] | None) -> VPRModel:
+    cfg = ModelConfig.from_dict(obj["config"])
+    if input_size is not None:
+        cfg = replace(cfg, input_size=input_size)
+    model = build_model(replace(cfg, pretrained=False))
+    model.load_state_dict(obj["state_dict"], strict=True)
+    model.head_initialised = True
+    return model.eval()
+
+
+def _load_mixvpr_release(sd: dict[str, Tensor], input_size: tuple[int, int] | None) -> VPRModel:
+    """The MixVPR release (ResNet backbone + a MixVPR or ConvAP aggregator)."""
+    bb = _strip(sd, "backbone.model.")
+    bb = {k: v for k, v in bb.items() if not k.startswith("fc.")}
+    agg = _strip(sd, "aggregator.")
+    arch, last, widths = resnet_from_state_dict(bb)
+    stride = 16 if last == 3 else 32
+    if "channel_proj.weight" in agg:
+        oc, _ = agg["channel_proj.weight"].shape
+        rows, hw = agg["row_proj.weight"].shape
+        depth = len({k.split(".")[1] for k in agg if k.startswith("mix.")})
+        hidden = tuple(int(agg[f"mix.{i}.mix.1.weight"].shape[0]) for i in range(depth))
+        a = AggregatorConfig(
+            "mixvpr", out_channels=int(oc), out_rows=int(rows), mix_depth=depth, mixer_hidden=hidden
+        )
+        size = input_size or _square_input(0, stride, int(hw))
+    elif "channel_pool.weight" in agg:
+        a = AggregatorConfig("convap", out_channels=int(agg["channel_pool.weight"].shape[0]))
+        size = input_size or (320, 320)
+    else:
+        raise ValueError(f"unknown MixVPR-release aggregator keys {sorted(agg)[:4]}")
+    cfg = ModelConfig(arch, a, size, last, False, widths, name=f"{arch}-{a.name}")
+    return _load(build_model(cfg), bb, agg)
+
+
+def _load_cosplace(sd: dict[str, Tensor], input_size: tuple[int, int] | None) -> VPRModel:
+    """CosPlace / EigenPlaces (ResNet + L2 + GeM + linear), backbone as nn.Sequential."""
+    idx = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3", "7": "layer4"}
+    bb = {}
+    for k, v in _strip(sd, "backbone.").items():
+        head, _, rest = k.partition(".")
+        if head not in idx:
+            raise ValueError(f"unexpected CosPlace backbone key backbone.{k}")
+        bb[f"{idx[head]}.{rest}"] = v
+    arch, last, widths = resnet_from_state_dict(bb)
+    fc_w, fc_b = sd["aggregation.3.weight"], sd["aggregation.3.bias"]
+    pkey = "aggregation.1.p"
+    if pkey in sd and abs(float(sd[pkey].flatten()[0]) - 3.0) > 1e-3:
+        warnings.warn(
+            f"checkpoint GeM p = {float(sd[pkey].flatten()[0]):.4f}; "
+            "this model uses p = 3 fixed (XNNPACK)",
+            stacklevel=3,
+        )
+    a = AggregatorConfig("gem", out_dim=int(fc_w.shape[0]), normalize_input=True)
+    cfg = ModelConfig(
+        arch, a, input_size or (224, 224), last, False, widths, name=f"{arch}-cosplace"
+    )
+    return _load(build_model(cfg), bb, {"fc.weight": fc_w, "fc.bias": fc_b})
+
+
+def _load_torchvision(
+    sd: dict[str, Tensor], base: str | ModelConfig | None, input_size: tuple[int, int] | None
+) -> VPRModel:
+    """A bare torchvision ResNet; the aggregator comes from ``base`` (default: GeM)."""
+    bb = {k: v for k, v in sd.items() if not k.startswith("fc.")}
+    arch, last, widths = resnet_from_state_dict(bb)
+    if base is None:
+        a = AggregatorConfig("gem")
+    else:
+        bcfg = build_model(base, pretrained=False).config if isinstance(base, str) else base
+        a = bcfg.aggregator
+    cfg = ModelConfig(
+        arch, a, input_size or (224, 224), last, False, widths, name=f"{arch}-{a.name}"
+    )
+    model = build_model(cfg)
+    model.backbone.load_state_dict(bb, strict=True)
+    model.head_initialised = a.name != "netvlad"
+    return model.eval()
+
+
 def load_checkpoint(
     path: str | Path,
     *,
@@ -138,74 +218,10 @@ def load_checkpoint(
         raise ValueError(f"cannot read checkpoint {p} with weights_only=True: {exc}") from exc
     fmt = detect_checkpoint_format(obj)
     if fmt == "native":
-        cfg = ModelConfig.from_dict(obj["config"])
-        if input_size is not None:
-            cfg = replace(cfg, input_size=input_size)
-        model = build_model(replace(cfg, pretrained=False))
-        model.load_state_dict(obj["state_dict"], strict=True)
-        model.head_initialised = True
-        return model.eval()
+        return _load_native(obj, input_size)
     sd: dict[str, Tensor] = obj.get("state_dict", obj)
     if fmt == "mixvpr":
-        bb = _strip(sd, "backbone.model.")
-        bb = {k: v for k, v in bb.items() if not k.startswith("fc.")}
-        agg = _strip(sd, "aggregator.")
-        arch, last, widths = resnet_from_state_dict(bb)
-        stride = 16 if last == 3 else 32
-        if "channel_proj.weight" in agg:
-            oc, _ = agg["channel_proj.weight"].shape
-            rows, hw = agg["row_proj.weight"].shape
-            depth = len({k.split(".")[1] for k in agg if k.startswith("mix.")})
-            hidden = tuple(int(agg[f"mix.{i}.mix.1.weight"].shape[0]) for i in range(depth))
-            a = AggregatorConfig(
-                "mixvpr",
-                out_channels=int(oc),
-                out_rows=int(rows),
-                mix_depth=depth,
-                mixer_hidden=hidden,
-            )
-            size = input_size or _square_input(0, stride, int(hw))
-        elif "channel_pool.weight" in agg:
-            a = AggregatorConfig("convap", out_channels=int(agg["channel_pool.weight"].shape[0]))
-            size = input_size or (320, 320)
-        else:
-            raise ValueError(f"unknown MixVPR-release aggregator keys {sorted(agg)[:4]}")
-        cfg = ModelConfig(arch, a, size, last, False, widths, name=f"{arch}-{a.name}")
-        return _load(build_model(cfg), bb, agg)
+        return _load_mixvpr_release(sd, input_size)
     if fmt == "cosplace":
-        idx = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3", "7": "layer4"}
-        bb = {}
-        for k, v in _strip(sd, "backbone.").items():
-            head, _, rest = k.partition(".")
-            if head not in idx:
-                raise ValueError(f"unexpected CosPlace backbone key backbone.{k}")
-            bb[f"{idx[head]}.{rest}"] = v
-        arch, last, widths = resnet_from_state_dict(bb)
-        fc_w, fc_b = sd["aggregation.3.weight"], sd["aggregation.3.bias"]
-        pkey = "aggregation.1.p"
-        if pkey in sd and abs(float(sd[pkey].flatten()[0]) - 3.0) > 1e-3:
-            warnings.warn(
-                f"checkpoint GeM p = {float(sd[pkey].flatten()[0]):.4f}; "
-                "this model uses p = 3 fixed (XNNPACK)",
-                stacklevel=2,
-            )
-        a = AggregatorConfig("gem", out_dim=int(fc_w.shape[0]), normalize_input=True)
-        cfg = ModelConfig(
-            arch, a, input_size or (224, 224), last, False, widths, name=f"{arch}-cosplace"
-        )
-        return _load(build_model(cfg), bb, {"fc.weight": fc_w, "fc.bias": fc_b})
-    # torchvision
-    bb = {k: v for k, v in sd.items() if not k.startswith("fc.")}
-    arch, last, widths = resnet_from_state_dict(bb)
-    if base is None:
-        a = AggregatorConfig("gem")
-    else:
-        bcfg = build_model(base, pretrained=False).config if isinstance(base, str) else base
-        a = bcfg.aggregator
-    cfg = ModelConfig(
-        arch, a, input_size or (224, 224), last, False, widths, name=f"{arch}-{a.name}"
-    )
-    model = build_model(cfg)
-    model.backbone.load_state_dict(bb, strict=True)
-    model.head_initialised = a.name != "netvlad"
-    return model.eval()
+        return _load_cosplace(sd, input_size)
+    return _load_torchvision(sd, base, input_size)
