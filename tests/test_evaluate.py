@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from vpr_embedded.evaluate import EvaluateConfig, count_macs, evaluate, recall_at_n
+from vpr_embedded.evaluate import EvaluateConfig, count_macs, evaluate
+from vpr_embedded.metrics import recall_at_n
 from vpr_embedded.models import build_model
 
 

@@ -10,6 +10,7 @@ DEVICE_LAYER = (
     "vpr_embedded.maps",
     "vpr_embedded.sequence",
     "vpr_embedded.manifest",
+    "vpr_embedded.metrics",
     "vpr_embedded.preprocessing",
     "vpr_embedded.localizer",
     "vpr_embedded.extras",

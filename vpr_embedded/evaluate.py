@@ -16,6 +16,7 @@ from vpr_embedded.data.datasets import DatasetFormat, PlaceDataset
 from vpr_embedded.data.images import ImageReadError, load_tensor
 from vpr_embedded.devices import torch_device
 from vpr_embedded.matching import StorageName
+from vpr_embedded.metrics import recall_at_n
 from vpr_embedded.models.aggregators import NetVLAD
 from vpr_embedded.models.embed import embed_images
 from vpr_embedded.models.loading import load_model
@@ -78,21 +79,6 @@ class EvaluationResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def recall_at_n(
-    ids: np.ndarray, positives: Sequence[np.ndarray], ns: Sequence[int]
-) -> dict[int, float]:
-    """Fraction of queries with a positive among their first N retrieved ids; queries
-    without any positive are excluded (standard practice)."""
-    if ids.shape[0] != len(positives):
-        raise ValueError(f"{ids.shape[0]} result rows for {len(positives)} queries")
-    valid = [i for i, p in enumerate(positives) if len(p) > 0]
-    out: dict[int, float] = {}
-    for n in ns:
-        hits = sum(bool(np.isin(ids[i, :n], positives[i]).any()) for i in valid)
-        out[n] = hits / len(valid) if valid else float("nan")
-    return out
 
 
 def count_macs(model: nn.Module, example: torch.Tensor) -> int:

@@ -357,8 +357,8 @@ def _recall_at_1(
     model: VPRModel, bundle_dir: Path, dataset: Path, fmt: str | None, progress: bool
 ) -> tuple[str, float, float]:
     from vpr_embedded.data.datasets import load_dataset
-    from vpr_embedded.evaluate import recall_at_n
     from vpr_embedded.matching import Index
+    from vpr_embedded.metrics import recall_at_n
 
     ds = load_dataset(dataset, fmt)
     b = load_bundle(bundle_dir)

@@ -21,10 +21,11 @@ from numpy.typing import NDArray
 
 from vpr_embedded.data.datasets import DatasetFormat, PlaceDataset, load_dataset
 from vpr_embedded.data.images import load_tensor
-from vpr_embedded.evaluate import EvaluateConfig, evaluate, recall_at_n
+from vpr_embedded.evaluate import EvaluateConfig, evaluate
 from vpr_embedded.localize import DescriptorModel, open_model
 from vpr_embedded.maps import Map, build_map
 from vpr_embedded.matching import StorageName
+from vpr_embedded.metrics import recall_at_n
 from vpr_embedded.models.vpr import VPRModel
 from vpr_embedded.progress import track
 from vpr_embedded.sequence import SequenceConfig, SequenceMatcher

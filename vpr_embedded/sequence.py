@@ -32,6 +32,7 @@ from vpr_embedded.matching import (
     encode,
     float_queries,
 )
+from vpr_embedded.metrics import recall_at_n
 
 if TYPE_CHECKING:
     from vpr_embedded.maps import Map
@@ -214,7 +215,6 @@ def recall_single_vs_sequence(
     seq = SequenceMatcher.from_descriptors(references, "float32", c).match(queries).ids[:, 0]
 
     def recall(found: NDArray[np.int64]) -> float:
-        hits = [int(f) in set(p.tolist()) for f, p in zip(found, positives, strict=True)]
-        return float(np.mean(hits))
+        return recall_at_n(found.reshape(-1, 1), positives, (1,))[1]
 
     return SequenceRecall(recall(single), recall(seq), len(positives), c)

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from vpr_embedded.data.datasets import PlaceDataset
-from vpr_embedded.evaluate import count_macs, recall_at_n
+from vpr_embedded.evaluate import count_macs
 from vpr_embedded.matching import Index
+from vpr_embedded.metrics import recall_at_n
 from vpr_embedded.models.checkpoints import file_digest, load_checkpoint
 from vpr_embedded.models.embed import embed_images
 from vpr_embedded.models.loading import load_model
