@@ -52,7 +52,8 @@ _PYTHON_HOST_PLATFORM=linux-aarch64 SETUPTOOLS_EXT_SUFFIX=$suffix \
   -C build-dir="$root/cmake-build"
 wheel=$(ls "$root"/dist/vpr_embedded-*-linux_aarch64.whl)
 echo "cross-built $(basename "$wheel") in $((SECONDS - t0)) s"
-python -m zipfile -l "$wheel" | grep -q "_core$suffix"
+python -m zipfile -l "$wheel" >"$root/wheel-files.txt"  # (grep -q would cut the pipe)
+grep -q "_core$suffix" "$root/wheel-files.txt"
 file "$root/cmake-build/csrc/_core$suffix" | grep -q "ARM aarch64"
 
 # Install for the target: host pip resolving aarch64 wheels into a site folder.
