@@ -17,6 +17,12 @@ $(STAMP): pyproject.toml constraints.txt CMakeLists.txt $(shell find csrc -type 
 	$(BIN)/pip install -q -c constraints.txt --upgrade pip setuptools wheel
 	$(BIN)/pip install -q -c constraints.txt scikit-build-core pybind11 cmake ninja
 	$(BIN)/pip install -q -c constraints.txt --no-build-isolation -e ".[dev]"
+	# executorch is one of [dev]'s dependencies, so it only exists once that install is done:
+	# rebuild with it, now requiring vpr_embedded._localizer (a build without it fails here,
+	# not later in a test). The build folder is kept, so only the localizer compiles.
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e . \
+	    -Ccmake.define.VPR_PYTHON_LOCALIZER=ON
+	$(BIN)/python -c "import vpr_embedded._localizer"
 	touch $(STAMP)
 
 install: $(STAMP)
