@@ -44,7 +44,13 @@ def _plain(v: Any) -> Any:
     return str(v) if isinstance(v, Path) else v
 
 
-@pytest.mark.parametrize("command", [c.name for c in COMMANDS])
+# Commands added after the generated parser replaced the hand-written one, so absent from
+# the fixture (prune-sweep, in the fixture, moved to benchmarks/ and is tested there).
+NEW_COMMANDS = ("train", "zoo-pack")
+OLD_COMMANDS = [c.name for c in COMMANDS if c.name not in NEW_COMMANDS]
+
+
+@pytest.mark.parametrize("command", OLD_COMMANDS)
 def test_every_flag_of_the_old_parser_is_kept(command: str) -> None:
     old = json.loads(FIXTURE.read_text())[command]
     new = _subparsers(build_parser())[command]

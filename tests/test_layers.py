@@ -18,6 +18,7 @@ DEVICE_LAYER = (
     "vpr_embedded.progress",
     "vpr_embedded.runtime_log",
     "vpr_embedded.data.catalog",
+    "vpr_embedded.data.splits",
     "vpr_embedded.cli",
 )
 HOST_STAGES = (
@@ -32,8 +33,18 @@ HOST_STAGES = (
     "vpr_embedded.pipeline",
     "vpr_embedded.prune",
     "vpr_embedded.distill",
+    "vpr_embedded.train",
 )
-HOST_LIBRARIES = ("torch", "executorch", "torchao", "torch_pruning", "sklearn", "PIL", "tqdm")
+HOST_LIBRARIES = (
+    "torch",
+    "executorch",
+    "torchao",
+    "torch_pruning",
+    "pytorch_metric_learning",
+    "sklearn",
+    "PIL",
+    "tqdm",
+)
 
 
 def test_the_device_layer_imports_no_torch_and_no_host_stage() -> None:

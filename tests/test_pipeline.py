@@ -24,6 +24,7 @@ def run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
         input_size=(96, 160),
         calib_count=10,
         sequence=3,
+        compare=("efficientnet_lite0-avg",),
     )
     return out, run_pipeline(cfg)
 
@@ -65,3 +66,23 @@ def test_report_is_consistent(run: tuple[Path, PipelineReport], shared_data: Pat
     assert set(report.eager_fp32_recall) == set(report.recall)
     assert report.map_bytes_per_place < 1400  # 1280 int8 codes + scale + name + header share
     assert report.map_bytes == (out / "map.vprmap").stat().st_size
+
+
+def test_a_compared_model_is_deployed_alike_and_tabled_side_by_side(
+    run: tuple[Path, PipelineReport],
+) -> None:
+    out, report = run
+    [other] = report.compared
+    assert other.model != report.model
+    assert (out / "compare-1" / "bundle" / "model.pte").is_file()
+    assert Map.open(out / "compare-1" / "map.vprmap").count == 10
+    assert other.eager_fp32_recall is None  # the yardstick is the first model's
+    assert other.sequence_recall is not None
+    table = report.side_by_side().splitlines()
+    assert len(table) == 2 + 3  # header, rule, two deployed models, one yardstick
+    assert table[3].startswith(f"| {other.model} int8 deployed |")
+    cells = [c.strip() for c in table[3].strip("|").split("|")]
+    assert float(cells[1]) == pytest.approx(other.pte_bytes / 1e6, abs=0.005)
+    assert float(cells[5]) == pytest.approx(other.recall["R@1"], abs=5e-4)
+    assert float(cells[6]) == pytest.approx(other.sequence_recall["R@1"], abs=5e-4)
+    assert "eager fp32 (yardstick)" in table[4]

@@ -176,6 +176,22 @@ COMMANDS: tuple[Command, ...] = (
         "train",
     ),
     Command(
+        "train",
+        "fine-tune a model on place-labelled images (resumable, validated per epoch)",
+        "vpr_embedded.train:TrainJob",
+        "vpr_embedded.train:run_train",
+        _print_format,
+        "train",
+    ),
+    Command(
+        "zoo-pack",
+        "store a trained checkpoint in the model zoo (fp16, provenance, recall table)",
+        "vpr_embedded.models.zoo:ZooPackJob",
+        "vpr_embedded.models.zoo:run_zoo_pack",
+        _print_text,
+        "export",
+    ),
+    Command(
         "distill",
         "train a model of another architecture from a teacher's descriptors (no labels)",
         "vpr_embedded.distill:DistillJob",

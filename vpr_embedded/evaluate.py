@@ -14,6 +14,7 @@ from torch import nn
 
 from vpr_embedded.data.datasets import DatasetFormat, PlaceDataset
 from vpr_embedded.data.images import ImageReadError, load_tensor
+from vpr_embedded.data.splits import Segment
 from vpr_embedded.devices import torch_device
 from vpr_embedded.matching import StorageName
 from vpr_embedded.metrics import recall_at_n
@@ -53,6 +54,7 @@ class EvaluateJob:
     format: DatasetFormat | None = option(None, "dataset layout (default: detect)")
     input_size: tuple[int, int] | None = option(None, "model input size", metavar=("H", "W"))
     tolerance: int | None = option(None, "aligned datasets: +-frames", minimum=0)
+    split: Segment | None = option(None, "only the places of this held-out segment")
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
@@ -296,5 +298,5 @@ def run_evaluate(job: EvaluateJob) -> EvaluationResult:
 
     torch_device(job.evaluate.device)  # a bad --device fails before the model and images load
     model = load_model(job.model, job.input_size)
-    dataset = load_dataset(job.dataset, job.format, tolerance=job.tolerance)
+    dataset = load_dataset(job.dataset, job.format, tolerance=job.tolerance, split=job.split)
     return evaluate(model, dataset, job.evaluate)

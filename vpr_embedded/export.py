@@ -34,6 +34,7 @@ from torch import nn
 from vpr_embedded.bundle import load_bundle
 from vpr_embedded.data.datasets import DatasetFormat
 from vpr_embedded.data.images import load_images, load_tensor
+from vpr_embedded.data.splits import Segment
 from vpr_embedded.manifest import (
     BUNDLE_FORMAT,
     BUNDLE_VERSION,
@@ -86,6 +87,7 @@ class ExportConfig:
         None, "parity dataset layout (default: detect)", flag="--format"
     )
     parity_count: int = option(16, "images in the parity check", minimum=1)
+    split: Segment | None = option(None, "parity dataset: only this held-out segment")
     keep_float: tuple[str, ...] | None = option(
         None,
         "comma-separated backbone submodules int8 leaves float32 ('' for none; default: "
@@ -354,13 +356,18 @@ def _cosines(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float
 
 
 def _recall_at_1(
-    model: VPRModel, bundle_dir: Path, dataset: Path, fmt: str | None, progress: bool
+    model: VPRModel,
+    bundle_dir: Path,
+    dataset: Path,
+    fmt: str | None,
+    progress: bool,
+    split: str | None = None,
 ) -> tuple[str, float, float]:
     from vpr_embedded.data.datasets import load_dataset
     from vpr_embedded.matching import Index
     from vpr_embedded.metrics import recall_at_n
 
-    ds = load_dataset(dataset, fmt)
+    ds = load_dataset(dataset, fmt, split=split)
     b = load_bundle(bundle_dir)
     paths = list(ds.references) + list(ds.queries)
     # Eager batches first, then the bundle: alternating the two runtimes per image makes
@@ -466,7 +473,7 @@ def _check(model: VPRModel, out: Path, config: ExportConfig, result: ExportResul
     if config.parity_dataset is not None:
         from vpr_embedded.data.datasets import load_dataset
 
-        ds = load_dataset(config.parity_dataset, config.dataset_format)
+        ds = load_dataset(config.parity_dataset, config.dataset_format, split=config.split)
         paths = sample_evenly(list(ds.queries), config.parity_count)
     elif config.calib_images is not None:
         paths = sample_evenly(find_images(config.calib_images), config.parity_count)
@@ -482,7 +489,12 @@ def _check(model: VPRModel, out: Path, config: ExportConfig, result: ExportResul
             result.failures.append(f"parity: min cosine {cos.min():.5f} < {need}")
     if config.parity_dataset is not None:
         name, r_eager, r_bundle = _recall_at_1(
-            model, out, config.parity_dataset, config.dataset_format, config.progress
+            model,
+            out,
+            config.parity_dataset,
+            config.dataset_format,
+            config.progress,
+            config.split,
         )
         result.recall[name] = {"eager_fp32": r_eager, "bundle": r_bundle}
         if r_eager - r_bundle > MAX_RECALL_DROP + 1e-9:

@@ -14,7 +14,16 @@ import sys
 # The top-level modules each extra provides (import names, not distribution names).
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "export": ("torch", "executorch", "torchao", "PIL", "sklearn", "tqdm", "matplotlib"),
-    "train": ("torch", "executorch", "torchao", "PIL", "sklearn", "tqdm", "torch_pruning"),
+    "train": (
+        "torch",
+        "executorch",
+        "torchao",
+        "PIL",
+        "sklearn",
+        "tqdm",
+        "torch_pruning",
+        "pytorch_metric_learning",
+    ),
     "bench": ("faiss", "simsimd", "numkong"),
 }
 # The first extra that provides a module: what to install when an import of it fails.

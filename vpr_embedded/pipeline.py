@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from vpr_embedded.data.datasets import DatasetFormat, PlaceDataset, load_dataset
 from vpr_embedded.data.images import load_tensor
+from vpr_embedded.data.splits import Segment
 from vpr_embedded.evaluate import EvaluateConfig, evaluate
 from vpr_embedded.localize import DescriptorModel, open_model
 from vpr_embedded.maps import Map, build_map
@@ -48,6 +49,7 @@ class PipelineConfig:
     out: str = option("runs/pipeline", "folder for every artefact")
     model: str = option("efficientnet_lite0-gem", "registry name or checkpoint")
     dataset_format: DatasetFormat | None = option(None, "dataset layout", flag="--format")
+    split: Segment | None = option(None, "only the places of this held-out segment")
     input_size: tuple[int, int] | None = option(None, "model input size", metavar=("H", "W"))
     quantize: Literal["int8", "none"] = option("int8", "int8 (static, calibrated) or none")
     calib_count: int = option(64, "reference images to calibrate", minimum=1)
@@ -57,6 +59,9 @@ class PipelineConfig:
     sequence: int = option(0, "also match over L frames", metavar="L", minimum=0)
     compare_eager: bool = option(
         True, "skip the eager fp32 yardstick", flag="--no-eager", negate=True
+    )
+    compare: tuple[str, ...] = option(
+        (), "also deploy this model the same way, side by side (repeatable)", repeat=True
     )
 
 
@@ -78,8 +83,11 @@ class PipelineReport:
     sequence_recall: dict[str, float] | None = None
     eager_fp32_recall: dict[str, float] | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    threads: int = 1
+    sequence_length: int = 0
     export_summary: str = ""  # the export's own report (delegation, parity)
     out: str = ""
+    compared: list[PipelineReport] = field(default_factory=list)
 
     def format(self) -> str:
         def row(path: str, r: dict[str, float]) -> str:
@@ -110,6 +118,33 @@ class PipelineReport:
             lines.append(
                 f"\nartefacts in {self.out}/: bundle/, map.vprmap, localize.jsonl, report.json"
             )
+        for other in self.compared:
+            lines += ["", f"---- compared: {other.model}", other.format()]
+        if self.compared:
+            lines += ["", self.side_by_side()]
+        return "\n".join(lines)
+
+    def side_by_side(self) -> str:
+        """The deployed models in one table (and the first one's eager fp32 yardstick)."""
+        seq = self.sequence_length
+        head = (
+            f"| model on {self.dataset} | .pte MB | map B/place | model + 100k-place map MB "
+            f"| ms/frame ({self.threads} thread) | R@1 single | R@1 sequence L={seq} |"
+        )
+        lines = [head, "|---|---|---|---|---|---|---|"]
+        for r in [self, *self.compared]:
+            seq_r1 = f"{r.sequence_recall['R@1']:.3f}" if r.sequence_recall else "-"
+            total = r.pte_bytes / 1e6 + 100_000 * r.map_bytes_per_place / 1e6
+            lines.append(
+                f"| {r.model} int8 deployed | {r.pte_bytes / 1e6:.2f} | "
+                f"{r.map_bytes_per_place:.0f} | {total:.1f} | {r.extract_ms['median']:.2f} | "
+                f"{r.recall['R@1']:.3f} | {seq_r1} |"
+            )
+        if self.eager_fp32_recall is not None:
+            lines.append(
+                f"| {self.model} eager fp32 (yardstick) | - | - | - | - | "
+                f"{self.eager_fp32_recall['R@1']:.3f} | - |"
+            )
         return "\n".join(lines)
 
 
@@ -127,8 +162,10 @@ def _export(
 ) -> tuple[dict[str, Any], str]:
     from vpr_embedded.export import ExportConfig, export_bundle
 
-    # Calibrate and check parity on the reference side: queries stay unseen.
-    references = Path(dataset.references[0]).parent
+    # Calibrate and check parity on the reference side: queries stay unseen. With a
+    # held-out segment, only that segment's references (FOLDER@SEGMENT).
+    folder = Path(dataset.references[0]).parent
+    references = Path(f"{folder}@{cfg.split}") if cfg.split else folder
     result = export_bundle(
         model,
         out / "bundle",
@@ -218,17 +255,29 @@ def _sequence_recall(
 
 
 def run_pipeline(cfg: PipelineConfig) -> PipelineReport:
-    """Run every stage; writes the artefacts and report.json under ``cfg.out``."""
-    from vpr_embedded.models.loading import load_model
-
+    """Run every stage; writes the artefacts and report.json under ``cfg.out``. Each
+    ``cfg.compare`` model goes through the same stages under ``cfg.out/compare-N/``."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-    dataset = load_dataset(cfg.dataset, cfg.dataset_format)
+    dataset = load_dataset(cfg.dataset, cfg.dataset_format, split=cfg.split)
+    report = _run_one(cfg.model, dataset, cfg, out, cfg.compare_eager)
+    for i, spec in enumerate(cfg.compare, start=1):
+        report.compared.append(_run_one(spec, dataset, cfg, out / f"compare-{i}", False))
+    (out / "report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+    return report
+
+
+def _run_one(
+    spec: str, dataset: PlaceDataset, cfg: PipelineConfig, out: Path, eager: bool
+) -> PipelineReport:
+    from vpr_embedded.models.loading import load_model
+
+    out.mkdir(parents=True, exist_ok=True)
     stages: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    model = load_model(cfg.model, cfg.input_size)
+    model = load_model(spec, cfg.input_size)
     checks, export_summary = _export(model, dataset, cfg, out)
     stages["export"] = time.perf_counter() - t0
 
@@ -247,7 +296,7 @@ def run_pipeline(cfg: PipelineConfig) -> PipelineReport:
     sequence_recall = _sequence_recall(the_map, descriptors, dataset, cfg.sequence)
 
     eager_recall = None
-    if cfg.compare_eager:
+    if eager:
         t0 = time.perf_counter()
         eager_recall = _eager_recall(model, dataset)
         stages["eager yardstick"] = time.perf_counter() - t0
@@ -271,6 +320,8 @@ def run_pipeline(cfg: PipelineConfig) -> PipelineReport:
         stage_seconds=stages,
         export_summary=export_summary,
         out=str(out),
+        threads=cfg.threads,
+        sequence_length=cfg.sequence,
     )
     (out / "report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
     return report

@@ -23,6 +23,7 @@ from torch.fx import Node
 
 from vpr_embedded.data.datasets import IMAGE_SUFFIXES, _natural_key
 from vpr_embedded.data.images import load_tensor
+from vpr_embedded.data.splits import parse_folder, split_paths
 from vpr_embedded.models.vpr import VPRModel
 from vpr_embedded.preprocessing import Preprocessing
 from vpr_embedded.progress import track
@@ -60,14 +61,17 @@ def float_modules(model: VPRModel, config: QuantizeConfig) -> tuple[str, ...]:
 
 
 def find_images(folder: str | Path) -> list[Path]:
-    """Image files under ``folder`` (recursively), in natural order."""
-    root = Path(folder)
+    """Image files under ``folder`` (recursively), in natural order. ``FOLDER@SEGMENT``
+    keeps one segment of a route-ordered folder (data/splits.py), e.g. the training
+    places of a traversal for recovery or calibration."""
+    root, segment = parse_folder(folder)
     if not root.is_dir():
-        raise FileNotFoundError(f"calibration image folder {root} does not exist")
+        raise FileNotFoundError(f"image folder {root} does not exist")
     files = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
         raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
-    return sorted(files, key=lambda p: (_natural_key(p.parent), _natural_key(p)))
+    ordered = sorted(files, key=lambda p: (_natural_key(p.parent), _natural_key(p)))
+    return split_paths(ordered, segment)
 
 
 def sample_evenly(paths: Sequence[Path], count: int) -> list[Path]:

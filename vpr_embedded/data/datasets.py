@@ -15,6 +15,7 @@ import numpy as np
 
 from vpr_embedded.data.catalog import resolve_dataset
 from vpr_embedded.data.ground_truth import vpr_bench_positives
+from vpr_embedded.data.splits import parse_folder, split_dataset, split_paths
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 DatasetFormat = Literal["vpr-bench", "aligned", "gmberton"]
@@ -45,13 +46,15 @@ def _natural_key(p: Path) -> list[int | str]:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files of a folder, in natural order (2.jpg before 10.jpg)."""
+    """Image files of a folder, in natural order (2.jpg before 10.jpg). ``FOLDER@SEGMENT``
+    keeps one held-out segment of a route-ordered folder (data/splits.py)."""
+    folder, segment = parse_folder(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} does not exist")
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
         raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
-    return sorted(files, key=_natural_key)
+    return split_paths(sorted(files, key=_natural_key), segment)
 
 
 def read_vpr_bench(root: str | Path) -> PlaceDataset:
@@ -165,15 +168,19 @@ def load_dataset(
     *,
     tolerance: int | None = None,
     radius_m: float = GMBERTON_RADIUS_M,
+    split: str | None = None,
 ) -> PlaceDataset:
     """Read a dataset in place, auto-detecting its format unless given. ``root`` is a folder
-    or the name of a supported dataset in the data folder (data/catalog.py)."""
+    or the name of a supported dataset in the data folder (data/catalog.py). ``split``: only
+    the places of that segment (data/splits.py), for held-out evaluation."""
     root = resolve_dataset(root)
     fmt = format or detect_format(root)
     if fmt == "vpr-bench":
-        return read_vpr_bench(root)
-    if fmt == "aligned":
-        return read_aligned(root, tolerance=tolerance)
-    if fmt == "gmberton":
-        return read_gmberton(root, radius_m=radius_m)
-    raise ValueError(f"unknown dataset format {fmt!r}; choose from {FORMATS}")
+        ds = read_vpr_bench(root)
+    elif fmt == "aligned":
+        ds = read_aligned(root, tolerance=tolerance)
+    elif fmt == "gmberton":
+        ds = read_gmberton(root, radius_m=radius_m)
+    else:
+        raise ValueError(f"unknown dataset format {fmt!r}; choose from {FORMATS}")
+    return split_dataset(ds, split)

@@ -17,7 +17,9 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from vpr_embedded.data.datasets import PlaceDataset
 from vpr_embedded.data.images import ImageReadError, load_tensor
+from vpr_embedded.metrics import recall_at_n
 from vpr_embedded.models.vpr import VPRModel
 from vpr_embedded.progress import bar
 
@@ -70,3 +72,16 @@ def embed_images(
     if feats:
         out.descriptors = np.ascontiguousarray(np.concatenate(feats), dtype=np.float32)
     return out
+
+
+def exact_recall(
+    model: VPRModel, dataset: PlaceDataset, *, progress: bool = False
+) -> dict[str, float]:
+    """R@1/5/10 of ``model`` on ``dataset`` by exact cosine search in float32: the quick
+    check training runs after every epoch and the zoo records."""
+    refs = embed_images(model, dataset.references, desc="references", progress=progress)
+    qs = embed_images(model, dataset.queries, desc="queries", progress=progress)
+    sim = qs.descriptors @ refs.descriptors.T
+    ids = np.argsort(-sim, axis=1, kind="stable")[:, :10]
+    r = recall_at_n(ids, dataset.positives, (1, 5, 10))
+    return {f"R@{n}": float(v) for n, v in r.items()}

@@ -252,4 +252,11 @@ class ModelsConfig:
 
 
 def run_models(cfg: ModelsConfig) -> str:
-    return describe_models()
+    from vpr_embedded.models.zoo import describe_zoo
+
+    return (
+        "Registered architectures (--model NAME; ImageNet backbone where pretrained=True):\n"
+        + describe_models()
+        + "\n\nZoo (--model zoo:NAME; trained by this project, recall on named segments):\n"
+        + describe_zoo()
+    )
