@@ -13,6 +13,11 @@ t0=$SECONDS
 pip wheel . --no-deps -q -w "$root/dist"
 wheel=$(ls "$root"/dist/vpr_embedded-*.whl)
 echo "built $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KB) in $((SECONDS - t0)) s"
+# The model zoo ships inside the package: every committed entry is in the wheel.
+python3 -m zipfile -l "$wheel" > "$root/listing.txt"
+for entry in vpr_embedded/zoo/*.pt vpr_embedded/zoo/*.json; do
+  grep -q " *$entry " "$root/listing.txt" || { echo "$entry is missing from the wheel" >&2; exit 1; }
+done
 python3.11 -m venv "$root/venv"
 "$root/venv/bin/pip" install -q -c constraints.txt "$wheel"
 "$root/venv/bin/pip" list 2>/dev/null | grep -Ei "^(numpy|torch|vpr-embedded) " | tr -s ' '

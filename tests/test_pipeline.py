@@ -83,6 +83,42 @@ def test_a_compared_model_is_deployed_alike_and_tabled_side_by_side(
     assert table[3].startswith(f"| {other.model} int8 deployed |")
     cells = [c.strip() for c in table[3].strip("|").split("|")]
     assert float(cells[1]) == pytest.approx(other.pte_bytes / 1e6, abs=0.005)
-    assert float(cells[5]) == pytest.approx(other.recall["R@1"], abs=5e-4)
+    assert float(cells[5].split()[0]) == pytest.approx(other.recall["R@1"], abs=5e-4)
+    assert "95% CI" in cells[5]  # the paired difference to the first model
+    assert np.mean(other.hits_at_1) == pytest.approx(other.recall["R@1"])
     assert float(cells[6]) == pytest.approx(other.sequence_recall["R@1"], abs=5e-4)
     assert "eager fp32 (yardstick)" in table[4]
+
+
+def test_a_parity_miss_stops_unless_reported(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vpr_embedded.export as export
+    from vpr_embedded.pipeline import _export
+
+    class Missed:
+        passed = False
+        quantize = "int8"
+        parity_cosines = (0.97,)
+
+        def __init__(self, failures: list[str]) -> None:
+            self.failures = failures
+            self.delegation = type("D", (), {"fully_delegated": True})()
+
+        def format(self) -> str:
+            return "export report"
+
+    ds = load_dataset(shared_data / "gardens_point_sample")
+    for failures, report, stops in (
+        (["parity: min cosine 0.97 < 0.98"], False, True),
+        (["parity: min cosine 0.97 < 0.98"], True, False),
+        (["delegation: 2 ops fell back"], True, True),  # only parity may be reported
+    ):
+        monkeypatch.setattr(export, "export_bundle", lambda *a, f=failures, **k: Missed(f))
+        cfg = PipelineConfig(dataset=str(ds), out=str(tmp_path), parity_stops=not report)
+        if stops:
+            with pytest.raises(ValueError, match="export checks failed"):
+                _export(None, ds, cfg, tmp_path)
+        else:
+            checks, _ = _export(None, ds, cfg, tmp_path)
+            assert checks["failures"] == failures

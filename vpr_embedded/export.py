@@ -58,15 +58,10 @@ from vpr_embedded.quantize import (
     quantize_model,
     sample_evenly,
 )
-from vpr_embedded.settings import option, required
+from vpr_embedded.settings import comma_list, option, required
 
 PARITY_MIN_COSINE = {"none": 0.999, "int8": 0.98, "dynamic": 0.98}
 MAX_RECALL_DROP = 0.01
-
-
-def comma_list(text: str) -> tuple[str, ...]:
-    """'a, b,c' -> ('a', 'b', 'c'); '' -> ()."""
-    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,11 @@ from vpr_embedded.evaluate import EvaluateConfig, evaluate
 from vpr_embedded.localize import DescriptorModel, open_model
 from vpr_embedded.maps import Map, build_map
 from vpr_embedded.matching import StorageName
-from vpr_embedded.metrics import recall_at_n
+from vpr_embedded.metrics import hits_at_n, paired_bootstrap, recall_at_n
 from vpr_embedded.models.vpr import VPRModel
 from vpr_embedded.progress import track
 from vpr_embedded.sequence import SequenceConfig, SequenceMatcher
-from vpr_embedded.settings import option
+from vpr_embedded.settings import comma_list, option
 
 RECALL_AT = (1, 5, 10, 20)
 
@@ -53,12 +53,25 @@ class PipelineConfig:
     input_size: tuple[int, int] | None = option(None, "model input size", metavar=("H", "W"))
     quantize: Literal["int8", "none"] = option("int8", "int8 (static, calibrated) or none")
     calib_count: int = option(64, "reference images to calibrate", minimum=1)
+    keep_float: tuple[str, ...] | None = option(
+        None,
+        "comma-separated backbone submodules int8 leaves float32 (default: the backbone's)",
+        metavar="MODULES",
+        parse=comma_list,
+    )
     storage: StorageName = option("int8", "map encoding")
     pca_dim: int | None = option(None, "PCA to D dimensions", flag="--pca", metavar="D", minimum=1)
     threads: int = option(1, "extraction and matching threads", minimum=0, maximum=1024)
     sequence: int = option(0, "also match over L frames", metavar="L", minimum=0)
     compare_eager: bool = option(
         True, "skip the eager fp32 yardstick", flag="--no-eager", negate=True
+    )
+    parity_stops: bool = option(
+        True,
+        "report an int8 parity miss (cosine) in the table instead of stopping; the deployed "
+        "and eager recall beside it show what it costs",
+        flag="--report-parity-miss",
+        negate=True,
     )
     compare: tuple[str, ...] = option(
         (), "also deploy this model the same way, side by side (repeatable)", repeat=True
@@ -85,6 +98,7 @@ class PipelineReport:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     threads: int = 1
     sequence_length: int = 0
+    hits_at_1: list[bool] = field(default_factory=list)  # per query with a positive
     export_summary: str = ""  # the export's own report (delegation, parity)
     out: str = ""
     compared: list[PipelineReport] = field(default_factory=list)
@@ -94,6 +108,7 @@ class PipelineReport:
             return f"| {path} | " + " | ".join(f"{r[f'R@{n}']:.3f}" for n in RECALL_AT) + " |"
 
         lines = [self.export_summary] if self.export_summary else []
+        lines += [f"EXPORT CHECK MISSED (reported, not stopped): {f}" for f in self.failures]
         lines += [
             f"dataset {self.dataset}: {self.references} reference places, {self.queries} queries",
             f"model {self.model}: descriptor {self.descriptor_dim} dims, "
@@ -124,6 +139,10 @@ class PipelineReport:
             lines += ["", self.side_by_side()]
         return "\n".join(lines)
 
+    @property
+    def failures(self) -> list[str]:
+        return list(self.export_checks.get("failures", []))
+
     def side_by_side(self) -> str:
         """The deployed models in one table (and the first one's eager fp32 yardstick)."""
         seq = self.sequence_length
@@ -135,10 +154,15 @@ class PipelineReport:
         for r in [self, *self.compared]:
             seq_r1 = f"{r.sequence_recall['R@1']:.3f}" if r.sequence_recall else "-"
             total = r.pte_bytes / 1e6 + 100_000 * r.map_bytes_per_place / 1e6
+            single = f"{r.recall['R@1']:.3f}"
+            if r is not self and r.hits_at_1 and len(r.hits_at_1) == len(self.hits_at_1):
+                d, lo, hi = paired_bootstrap(np.array(self.hits_at_1), np.array(r.hits_at_1))
+                single += f" ({d * 100:+.1f} pt, 95% CI {lo * 100:+.1f}..{hi * 100:+.1f})"
+            miss = " (parity miss)" if r.export_checks.get("failures") else ""
             lines.append(
-                f"| {r.model} int8 deployed | {r.pte_bytes / 1e6:.2f} | "
+                f"| {r.model} int8 deployed{miss} | {r.pte_bytes / 1e6:.2f} | "
                 f"{r.map_bytes_per_place:.0f} | {total:.1f} | {r.extract_ms['median']:.2f} | "
-                f"{r.recall['R@1']:.3f} | {seq_r1} |"
+                f"{single} | {seq_r1} |"
             )
         if self.eager_fp32_recall is not None:
             lines.append(
@@ -173,21 +197,25 @@ def _export(
             quantize=cfg.quantize,
             calib_images=references if cfg.quantize == "int8" else None,
             calib_count=cfg.calib_count,
+            keep_float=cfg.keep_float,
         ),
     )
-    if not result.passed:
+    parity_only = all(f.startswith("parity:") for f in result.failures)
+    if not result.passed and (cfg.parity_stops or not parity_only):
         raise ValueError(
             "export checks failed: "
             + "; ".join(result.failures)
             + f" (report in {out}/bundle/export_report.json). For int8 parity, calibrate on "
-            "more reference images (--calib-count) or export without quantization "
-            "(--quantize none)"
+            "more reference images (--calib-count), keep more early blocks float32 "
+            "(--keep-float), export without quantization (--quantize none), or measure what "
+            "the miss costs with --report-parity-miss"
         )
     checks: dict[str, Any] = {
         "quantize": result.quantize,
         "fully_delegated": result.delegation.fully_delegated,
         "parity_min_cosine": min(result.parity_cosines) if result.parity_cosines else None,
         "calibration": str(references),
+        "failures": list(result.failures),
     }
     return checks, result.format()
 
@@ -322,6 +350,7 @@ def _run_one(
         out=str(out),
         threads=cfg.threads,
         sequence_length=cfg.sequence,
+        hits_at_1=[bool(h) for h in hits_at_n(ids, dataset.positives, 1)],
     )
     (out / "report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
     return report

@@ -64,6 +64,11 @@ def required(help: str, **cli: Any) -> Any:
     return field(default=None, metadata={_KEY: Cli(help=help, required=True, **cli)})
 
 
+def comma_list(text: str) -> tuple[str, ...]:
+    """A ``parse=`` for a comma-separated list: 'a, b,c' -> ('a', 'b', 'c'); '' -> ()."""
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
 # ---- type handling --------------------------------------------------------------------
 
 
