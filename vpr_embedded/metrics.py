@@ -15,11 +15,10 @@ def recall_at_n(
     without any positive are excluded (standard practice)."""
     if ids.shape[0] != len(positives):
         raise ValueError(f"{ids.shape[0]} result rows for {len(positives)} queries")
-    valid = [i for i, p in enumerate(positives) if len(p) > 0]
     out: dict[int, float] = {}
     for n in ns:
-        hits = sum(bool(np.isin(ids[i, :n], positives[i]).any()) for i in valid)
-        out[n] = hits / len(valid) if valid else float("nan")
+        hits = hits_at_n(ids, positives, n)
+        out[n] = float(hits.mean()) if len(hits) else float("nan")
     return out
 
 

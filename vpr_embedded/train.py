@@ -34,7 +34,7 @@ from torch import Tensor
 
 from vpr_embedded.data.augment import ConditionAugment
 from vpr_embedded.data.datasets import load_dataset
-from vpr_embedded.data.images import load_tensor
+from vpr_embedded.data.images import load_images
 from vpr_embedded.data.places import PlaceFormat, PlaceImages, load_places
 from vpr_embedded.data.splits import Segment
 from vpr_embedded.devices import torch_device
@@ -179,7 +179,7 @@ class PlaceBatches:
 
 
 def _load_batch(places: PlaceImages, idx: np.ndarray, model: VPRModel) -> tuple[Tensor, Tensor]:
-    x = torch.stack([load_tensor(places.paths[i], model.preprocessing) for i in idx])
+    x = load_images([places.paths[i] for i in idx], model.preprocessing)
     return x, torch.from_numpy(places.labels[idx])
 
 

@@ -11,6 +11,7 @@ zoo:NAME`` loads one wherever a model is taken; `vpr-embedded models` lists them
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import subprocess
@@ -18,9 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from vpr_embedded.models.checkpoints import NATIVE_FORMAT, load_checkpoint
+from vpr_embedded.models.checkpoints import load_checkpoint, save_checkpoint
 from vpr_embedded.models.vpr import VPRModel
 from vpr_embedded.settings import option, required
 
@@ -124,11 +123,8 @@ def run_zoo_pack(job: ZooPackJob) -> str:
     out_dir = Path(job.zoo_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{job.name}.pt"
-    half = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    torch.save(
-        {"format": NATIVE_FORMAT, "config": model.config.to_dict(), "state_dict": half},
-        str(target),
-    )
+    # The native checkpoint format, with fp16 weights (integer buffers stay as they are).
+    save_checkpoint(copy.deepcopy(model).half(), target)
     size = target.stat().st_size
     if size > MAX_ENTRY_BYTES:
         target.unlink()
