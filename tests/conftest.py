@@ -10,6 +10,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The C++ core times its kernel candidates at the first search of a process and caches
+# the choice (docs/matching_speed.md). Tests (and the processes they start) share one
+# cache file outside the home folder, measured on 8 MB: the choice only has to be valid.
+os.environ.setdefault(
+    "VPR_KERNEL_CACHE",
+    str(Path(os.environ.get("TMPDIR", "/tmp")) / f"vpr-kernels-{os.getpid()}.txt"),
+)
+os.environ.setdefault("VPR_KERNEL_TUNING_BYTES", str(8 << 20))
+
 
 def data_dir() -> Path:
     """Real datasets: $VPR_DATA_DIR, else ../shared/data beside the repository."""

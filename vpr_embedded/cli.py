@@ -112,6 +112,13 @@ COMMANDS: tuple[Command, ...] = (
         _print_text,
     ),
     Command(
+        "kernels",
+        "which matching kernel this CPU uses and why (measured once per CPU)",
+        "vpr_embedded.kernels:KernelsConfig",
+        "vpr_embedded.kernels:run_kernels",
+        _print_text,
+    ),
+    Command(
         "evaluate",
         "recall@N and costs of a model on a dataset",
         "vpr_embedded.evaluate:EvaluateJob",

@@ -250,3 +250,11 @@ def simd_level_forced(level: str) -> Iterator[None]:
         yield
     finally:
         force_simd_level(None)
+
+
+def kernel_tuning(measure: bool = False) -> dict[str, object]:
+    """Which kernel variant (SIMD level x row order) each single-query scan uses on this
+    CPU, and why: the core times the candidates once per CPU and caches the choice
+    (``VPR_KERNEL_TUNING``, ``VPR_KERNEL_CACHE``; docs/matching_speed.md). ``measure=True``
+    times them now and returns the result without changing what searches use."""
+    return dict(_core.kernel_tuning(measure))

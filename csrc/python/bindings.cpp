@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "vpr/kernel_tuning.hpp"
 #include "vpr/manifest.hpp"
 #include "vpr/map_file.hpp"
 #include "vpr/matcher.hpp"
@@ -731,6 +732,39 @@ PYBIND11_MODULE(_core, m) {
         }
       },
       py::arg("level"), "Force a SIMD level by name, or None for the detected one");
+  m.def(
+      "kernel_tuning",
+      [](bool measure) {
+        vpr::KernelTuning t;
+        {
+          py::gil_scoped_release release;  // calibration streams ~64 MB several times
+          t = measure ? vpr::calibrate_kernels() : vpr::kernel_tuning();
+        }
+        if (measure) t.source = "measured now (not installed: searches keep their choice)";
+        py::list picks;
+        for (const vpr::KernelPick& p : t.picks) {
+          py::list candidates;
+          for (const vpr::KernelCandidate& c : p.candidates) {
+            candidates.append(py::dict(py::arg("variant") = vpr::kernel_variant_name(c.variant),
+                                       py::arg("median_ms") = c.median_ms));
+          }
+          picks.append(py::dict(py::arg("kernel") = p.kernel, py::arg("min_dim") = p.min_dim,
+                                py::arg("max_dim") = p.max_dim >= (std::size_t{1} << 62)
+                                                         ? py::object(py::none())
+                                                         : py::int_(p.max_dim),
+                                py::arg("calibrated_dim") = p.calibrated_dim,
+                                py::arg("chosen") = vpr::kernel_variant_name(p.chosen),
+                                py::arg("fallback") = vpr::kernel_variant_name(p.fallback),
+                                py::arg("why") = p.why, py::arg("candidates") = candidates));
+        }
+        return py::dict(py::arg("cpu") = t.cpu, py::arg("source") = t.source,
+                        py::arg("cache_path") = t.cache_path, py::arg("cache_note") = t.cache_note,
+                        py::arg("margin") = t.margin, py::arg("buffer_bytes") = t.buffer_bytes,
+                        py::arg("seconds") = t.seconds, py::arg("picks") = picks,
+                        py::arg("report") = vpr::describe(t));
+      },
+      py::arg("measure") = false,
+      "The per-CPU kernel choice searches use (measure=True: time the candidates now)");
   m.def("resolve_threads", &vpr::resolve_threads, py::arg("threads"));
   register_maps_and_sequences(m);
   // The one manifest validator (csrc/src/manifest.cpp); refusals are ValueError.

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <stdexcept>
 
+#include "kernel_tuning_internal.hpp"
 #include "vpr/kernels.hpp"
 
 #if defined(__x86_64__)
@@ -89,25 +90,30 @@ std::atomic<int> g_forced{-1};
 
 }  // namespace
 
-const KernelTable* kernels_for(SimdLevel level) {
+const char* row_order_name(RowOrder order) {
+  return order == RowOrder::Interleaved ? "interleaved" : "sequential";
+}
+
+const KernelTable* kernels_for(SimdLevel level, RowOrder order) {
+  (void)order;  // unused when the build has only the scalar level
   switch (level) {
     case SimdLevel::Scalar:
       return &scalar_kernels();
 #if defined(VPR_HAVE_AVX2)
     case SimdLevel::Avx2:
-      return &avx2_kernels();
+      return &avx2_kernels(order);
 #endif
 #if defined(VPR_HAVE_AVX512)
     case SimdLevel::Avx512:
-      return &avx512_kernels();
+      return &avx512_kernels(order);
 #endif
 #if defined(VPR_HAVE_NEON)
     case SimdLevel::Neon:
-      return &neon_kernels();
+      return &neon_kernels(order);
 #endif
 #if defined(VPR_HAVE_NEON_DOTPROD)
     case SimdLevel::NeonDotprod:
-      return &neon_dotprod_kernels();
+      return &neon_dotprod_kernels(order);
 #endif
     default:
       return nullptr;
@@ -133,7 +139,13 @@ SimdLevel active_simd_level() {
   return forced < 0 ? detect_simd_level() : static_cast<SimdLevel>(forced);
 }
 
-const KernelTable& active_kernels() { return *kernels_for(active_simd_level()); }
+bool simd_level_forced() { return g_forced.load(std::memory_order_relaxed) >= 0; }
+
+const KernelTable& active_kernels() {
+  const int forced = g_forced.load(std::memory_order_relaxed);
+  if (forced >= 0) return *kernels_for(static_cast<SimdLevel>(forced));
+  return detail::tuned_kernels();
+}
 
 void force_simd_level(SimdLevel level) {
   if (kernels_for(level) == nullptr || !cpu_runs(level)) {

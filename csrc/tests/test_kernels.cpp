@@ -69,6 +69,22 @@ std::vector<vpr::SimdLevel> simd_levels() {
 
 const vpr::KernelTable& reference() { return vpr::scalar_kernels(); }
 
+// Every (level, row order) table other than Scalar's: both orders of every level.
+struct Variant {
+  vpr::SimdLevel level;
+  vpr::RowOrder order;
+};
+
+std::vector<Variant> variants() {
+  std::vector<Variant> out;
+  for (vpr::SimdLevel level : simd_levels()) {
+    for (vpr::RowOrder order : {vpr::RowOrder::Sequential, vpr::RowOrder::Interleaved}) {
+      out.push_back({level, order});
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("kernel levels are consistent") {
@@ -77,6 +93,9 @@ TEST_CASE("kernel levels are consistent") {
   CHECK(all.front() == vpr::SimdLevel::Scalar);
   CHECK(vpr::kernels_for(vpr::SimdLevel::Scalar) == &vpr::scalar_kernels());
   for (vpr::SimdLevel level : all) {
+    for (vpr::RowOrder order : {vpr::RowOrder::Sequential, vpr::RowOrder::Interleaved}) {
+      CHECK(vpr::kernels_for(level, order) != nullptr);
+    }
     const vpr::KernelTable* k = vpr::kernels_for(level);
     REQUIRE(k != nullptr);
     CHECK((k->dot_f32 != nullptr));
@@ -91,12 +110,14 @@ TEST_CASE("kernel levels are consistent") {
 
 TEST_CASE("dot_f32, dot_f16, dot_i8 and hamming match the scalar reference") {
   std::mt19937 rng(42);
-  for (vpr::SimdLevel level : simd_levels()) {
-    const vpr::KernelTable& k = *vpr::kernels_for(level);
+  for (const Variant& v : variants()) {
+    const vpr::SimdLevel level = v.level;
+    const vpr::KernelTable& k = *vpr::kernels_for(level, v.order);
     for (std::size_t d : kDims) {
       for (std::size_t n : kRows) {
         if (!affordable(n, d)) continue;
         CAPTURE(vpr::simd_level_name(level));
+        CAPTURE(vpr::row_order_name(v.order));
         CAPTURE(d);
         CAPTURE(n);
         // Sentinels after the outputs catch writes past row n.

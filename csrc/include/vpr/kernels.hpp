@@ -34,25 +34,41 @@ struct KernelTable {
   void (*f16_to_f32)(const std::uint16_t* src, std::size_t count, float* dst);
 };
 
-// Kernel table of a level; nullptr if this build has no kernels for it.
-const KernelTable* kernels_for(SimdLevel level);
+// How the single-query kernels (dot_f32, dot_f16, dot_i8) walk the database rows; the
+// other kernels are the same in both tables. docs/matching_speed.md has the measurements.
+enum class RowOrder : int {
+  // Each row start to end, then the next: addresses in order, one stream for the
+  // hardware prefetchers. The default.
+  Sequential = 0,
+  // A register tile of 4-8 rows advanced together chunk by chunk: one query load per
+  // tile, but 4-8 streams d bytes apart, which prefetchers follow worse once rows stream
+  // from DRAM. Kept as a candidate for calibration (vpr/kernel_tuning.hpp).
+  Interleaved = 1,
+};
 
-// Kernels of the active level.
+const char* row_order_name(RowOrder order);
+
+// Kernel table of a level; nullptr if this build has no kernels for it. The scalar
+// reference has one table for both orders.
+const KernelTable* kernels_for(SimdLevel level, RowOrder order = RowOrder::Sequential);
+
+// Kernels searches use now: those of a forced level (Sequential), else the calibrated
+// choice per kernel and row length (vpr/kernel_tuning.hpp).
 const KernelTable& active_kernels();
 
 // Per-level tables, defined in src/kernels/<level>.cpp.
 const KernelTable& scalar_kernels();
 #if defined(VPR_HAVE_AVX2)
-const KernelTable& avx2_kernels();
+const KernelTable& avx2_kernels(RowOrder order);
 #endif
 #if defined(VPR_HAVE_AVX512)
-const KernelTable& avx512_kernels();
+const KernelTable& avx512_kernels(RowOrder order);
 #endif
 #if defined(VPR_HAVE_NEON)
-const KernelTable& neon_kernels();
+const KernelTable& neon_kernels(RowOrder order);
 #endif
 #if defined(VPR_HAVE_NEON_DOTPROD)
-const KernelTable& neon_dotprod_kernels();
+const KernelTable& neon_dotprod_kernels(RowOrder order);
 #endif
 
 // Half <-> float conversions (round to nearest even), shared by all levels.

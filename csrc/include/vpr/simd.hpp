@@ -31,6 +31,9 @@ void force_simd_level(SimdLevel level);
 // Back to the detected level.
 void reset_simd_level();
 
+// True while a level is forced (searches then bypass the calibrated choice).
+bool simd_level_forced();
+
 std::string simd_level_name(SimdLevel level);
 // Throws std::invalid_argument for an unknown name.
 SimdLevel simd_level_from_name(const std::string& name);

@@ -105,8 +105,53 @@ struct F32Tile {
   }
 };
 
+// Rows in address order (RowOrder::Sequential): each row is read start to end before
+// the next, so the hardware prefetchers see one sequential stream; four partial sums per
+// row hide the FMA latency, and four rows share one reduction.
+struct F32RowsInOrder {
+  const float* q;
+  const float* db;
+  std::size_t n, d;
+  float* out;
+
+  __m256 row(const float* bp) const {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
+           a3 = _mm256_setzero_ps();
+    std::size_t k = 0;
+    for (; k + 32 <= d; k += 32) {
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + k), _mm256_loadu_ps(bp + k), a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + k + 8), _mm256_loadu_ps(bp + k + 8), a1);
+      a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + k + 16), _mm256_loadu_ps(bp + k + 16), a2);
+      a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q + k + 24), _mm256_loadu_ps(bp + k + 24), a3);
+    }
+    for (; k + 8 <= d; k += 8) {
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + k), _mm256_loadu_ps(bp + k), a0);
+    }
+    if (k < d) {
+      const __m256i m = tail_mask(d - k);
+      a1 = _mm256_fmadd_ps(_mm256_maskload_ps(q + k, m), _mm256_maskload_ps(bp + k, m), a1);
+    }
+    return _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+  }
+
+  template <int Q, int R>
+  void tile(std::size_t j, std::size_t i) const {
+    static_assert(Q == 1, "single query only");
+    __m256 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = row(db + (i + r) * d);
+    float res[R];
+    reduce_ps<R>(acc, res);
+    for (int r = 0; r < R; ++r) out[j * n + i + r] = res[r];
+  }
+};
+
 void dot_f32(const float* q, const float* db, std::size_t n, std::size_t d, float* out) {
-  // Eight rows per tile: eight independent FMA chains and one query load per eight rows.
+  run_tiled<F32RowsInOrder, 1, 4>(F32RowsInOrder{q, db, n, d, out}, 1, n, d * sizeof(float), 0);
+}
+
+// RowOrder::Interleaved: eight rows advanced together, one query load per eight rows.
+void dot_f32_interleaved(const float* q, const float* db, std::size_t n, std::size_t d,
+                         float* out) {
   run_tiled<F32Tile, 1, 8>(F32Tile{q, db, n, d, out}, 1, n, d * sizeof(float), 0);
 }
 
@@ -148,7 +193,46 @@ struct F16Tile {
   }
 };
 
+// Rows in address order, as F32RowsInOrder.
+struct F16RowsInOrder {
+  const float* q;
+  const std::uint16_t* db;
+  std::size_t n, d;
+  float* out;
+
+  static __m256 widen(const std::uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+
+  float row(const std::uint16_t* bp) const {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
+           a3 = _mm256_setzero_ps();
+    std::size_t k = 0;
+    for (; k + 32 <= d; k += 32) {
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + k), widen(bp + k), a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + k + 8), widen(bp + k + 8), a1);
+      a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + k + 16), widen(bp + k + 16), a2);
+      a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q + k + 24), widen(bp + k + 24), a3);
+    }
+    for (; k + 8 <= d; k += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + k), widen(bp + k), a0);
+    float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; k < d; ++k) s += q[k] * _cvtsh_ss(bp[k]);
+    return s;
+  }
+
+  template <int Q, int R>
+  void tile(std::size_t j, std::size_t i) const {
+    static_assert(Q == 1, "single query only");
+    for (int r = 0; r < R; ++r) out[j * n + i + r] = row(db + (i + r) * d);
+  }
+};
+
 void dot_f16(const float* q, const std::uint16_t* db, std::size_t n, std::size_t d, float* out) {
+  run_tiled<F16RowsInOrder, 1, 4>(F16RowsInOrder{q, db, n, d, out}, 1, n, d * 2, 0);
+}
+
+void dot_f16_interleaved(const float* q, const std::uint16_t* db, std::size_t n, std::size_t d,
+                         float* out) {
   run_tiled<F16Tile, 1, 8>(F16Tile{q, db, n, d, out}, 1, n, d * 2, 0);
 }
 
@@ -234,8 +318,56 @@ std::vector<std::int16_t> widen(const std::int8_t* q, std::size_t count) {
   return std::vector<std::int16_t>(q, q + count);
 }
 
+// Rows in address order with the same vpmaddubsw arithmetic as I8SignTile: two partial
+// sums per row, four rows per reduction.
+struct I8SignRowsInOrder {
+  const std::int8_t* q;
+  const std::int8_t* db;
+  std::size_t n, d;
+  std::int32_t* out;
+
+  static __m256i chunk(const std::int8_t* q, const std::int8_t* b) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+    const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+    const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(x), _mm256_sign_epi8(y, x));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+  }
+
+  template <int Q, int R>
+  void tile(std::size_t j, std::size_t i) const {
+    static_assert(Q == 1, "single query only");
+    __m256i acc[R];
+    std::size_t k = 0;
+    for (int r = 0; r < R; ++r) {
+      const std::int8_t* bp = db + (i + r) * d;
+      __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+      for (k = 0; k + 64 <= d; k += 64) {
+        a0 = _mm256_add_epi32(a0, chunk(q + k, bp + k));
+        a1 = _mm256_add_epi32(a1, chunk(q + k + 32, bp + k + 32));
+      }
+      if (k + 32 <= d) {
+        a0 = _mm256_add_epi32(a0, chunk(q + k, bp + k));
+        k += 32;
+      }
+      acc[r] = _mm256_add_epi32(a0, a1);
+    }
+    std::int32_t res[R];
+    reduce_epi32<R>(acc, res);
+    for (int r = 0; r < R; ++r) {
+      const std::int8_t* bp = db + (i + r) * d;
+      for (std::size_t t = k; t < d; ++t) res[r] += std::int32_t{q[t]} * bp[t];
+      out[j * n + i + r] = res[r];
+    }
+  }
+};
+
 void dot_i8(const std::int8_t* q, const std::int8_t* db, std::size_t n, std::size_t d,
             std::int32_t* out) {
+  run_tiled<I8SignRowsInOrder, 1, 4>(I8SignRowsInOrder{q, db, n, d, out}, 1, n, d, 0);
+}
+
+void dot_i8_interleaved(const std::int8_t* q, const std::int8_t* db, std::size_t n, std::size_t d,
+                        std::int32_t* out) {
   run_tiled<I8SignTile, 1, 4>(I8SignTile{q, db, n, d, out}, 1, n, d, 0);
 }
 
@@ -293,10 +425,13 @@ void f16_to_f32(const std::uint16_t* src, std::size_t count, float* dst) {
 
 }  // namespace
 
-const KernelTable& avx2_kernels() {
-  static const KernelTable table{dot_f32,       dot_f16,      dot_i8,    hamming,
-                                 dot_f32_batch, dot_i8_batch, f16_to_f32};
-  return table;
+const KernelTable& avx2_kernels(RowOrder order) {
+  static const KernelTable sequential{dot_f32,       dot_f16,      dot_i8,    hamming,
+                                      dot_f32_batch, dot_i8_batch, f16_to_f32};
+  static const KernelTable interleaved{
+      dot_f32_interleaved, dot_f16_interleaved, dot_i8_interleaved, hamming,
+      dot_f32_batch,       dot_i8_batch,        f16_to_f32};
+  return order == RowOrder::Interleaved ? interleaved : sequential;
 }
 
 }  // namespace vpr

@@ -100,7 +100,55 @@ struct F32Tile {
   }
 };
 
+inline __mmask16 mask16(std::size_t rem) { return static_cast<__mmask16>((1u << rem) - 1); }
+
+// Rows in address order (RowOrder::Sequential): each row start to end before the next,
+// one sequential stream for the hardware prefetchers; four partial sums hide the FMA
+// latency and four rows share one reduction.
+struct F32RowsInOrder {
+  const float* q;
+  const float* db;
+  std::size_t n, d;
+  float* out;
+
+  __m512 row(const float* bp) const {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
+           a3 = _mm512_setzero_ps();
+    std::size_t k = 0;
+    for (; k + 64 <= d; k += 64) {
+      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + k), _mm512_loadu_ps(bp + k), a0);
+      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + k + 16), _mm512_loadu_ps(bp + k + 16), a1);
+      a2 = _mm512_fmadd_ps(_mm512_loadu_ps(q + k + 32), _mm512_loadu_ps(bp + k + 32), a2);
+      a3 = _mm512_fmadd_ps(_mm512_loadu_ps(q + k + 48), _mm512_loadu_ps(bp + k + 48), a3);
+    }
+    for (; k + 16 <= d; k += 16) {
+      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + k), _mm512_loadu_ps(bp + k), a0);
+    }
+    if (k < d) {
+      const __mmask16 m = mask16(d - k);
+      a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + k), _mm512_maskz_loadu_ps(m, bp + k), a1);
+    }
+    return _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+  }
+
+  template <int Q, int R>
+  void tile(std::size_t j, std::size_t i) const {
+    static_assert(Q == 1, "single query only");
+    __m512 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = row(db + (i + r) * d);
+    float res[R];
+    reduce_ps<R>(acc, res);
+    for (int r = 0; r < R; ++r) out[j * n + i + r] = res[r];
+  }
+};
+
 void dot_f32(const float* q, const float* db, std::size_t n, std::size_t d, float* out) {
+  run_tiled<F32RowsInOrder, 1, 4>(F32RowsInOrder{q, db, n, d, out}, 1, n, d * sizeof(float), 0);
+}
+
+// RowOrder::Interleaved: eight rows advanced together.
+void dot_f32_interleaved(const float* q, const float* db, std::size_t n, std::size_t d,
+                         float* out) {
   run_tiled<F32Tile, 1, 8>(F32Tile{q, db, n, d, out}, 1, n, d * sizeof(float), 0);
 }
 
@@ -148,7 +196,53 @@ struct F16Tile {
   }
 };
 
+// Rows in address order, as F32RowsInOrder.
+struct F16RowsInOrder {
+  const float* q;
+  const std::uint16_t* db;
+  std::size_t n, d;
+  float* out;
+
+  static __m512 widen(const std::uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+
+  __m512 row(const std::uint16_t* bp) const {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
+           a3 = _mm512_setzero_ps();
+    std::size_t k = 0;
+    for (; k + 64 <= d; k += 64) {
+      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + k), widen(bp + k), a0);
+      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + k + 16), widen(bp + k + 16), a1);
+      a2 = _mm512_fmadd_ps(_mm512_loadu_ps(q + k + 32), widen(bp + k + 32), a2);
+      a3 = _mm512_fmadd_ps(_mm512_loadu_ps(q + k + 48), widen(bp + k + 48), a3);
+    }
+    for (; k + 16 <= d; k += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + k), widen(bp + k), a0);
+    if (k < d) {
+      const __mmask16 m = mask16(d - k);
+      const __m512 b = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, bp + k));
+      a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + k), b, a1);
+    }
+    return _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+  }
+
+  template <int Q, int R>
+  void tile(std::size_t j, std::size_t i) const {
+    static_assert(Q == 1, "single query only");
+    __m512 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = row(db + (i + r) * d);
+    float res[R];
+    reduce_ps<R>(acc, res);
+    for (int r = 0; r < R; ++r) out[j * n + i + r] = res[r];
+  }
+};
+
 void dot_f16(const float* q, const std::uint16_t* db, std::size_t n, std::size_t d, float* out) {
+  run_tiled<F16RowsInOrder, 1, 4>(F16RowsInOrder{q, db, n, d, out}, 1, n, d * 2, 0);
+}
+
+void dot_f16_interleaved(const float* q, const std::uint16_t* db, std::size_t n, std::size_t d,
+                         float* out) {
   run_tiled<F16Tile, 1, 8>(F16Tile{q, db, n, d, out}, 1, n, d * 2, 0);
 }
 
@@ -210,8 +304,56 @@ std::vector<std::int32_t> query_bias(const std::int8_t* q, std::size_t nq, std::
   return bias;
 }
 
+// Rows in address order with the VNNI arithmetic of I8Tile: two partial sums per row,
+// four rows per reduction.
+struct I8RowsInOrder {
+  const std::int8_t* q;
+  std::int32_t qbias;
+  const std::int8_t* db;
+  std::size_t n, d;
+  std::int32_t* out;
+
+  __m512i row(const std::int8_t* bp) const {
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+    std::size_t k = 0;
+    for (; k + 128 <= d; k += 128) {
+      a0 = _mm512_dpbusd_epi32(a0, _mm512_xor_si512(_mm512_loadu_si512(bp + k), flip),
+                               _mm512_loadu_si512(q + k));
+      a1 = _mm512_dpbusd_epi32(a1, _mm512_xor_si512(_mm512_loadu_si512(bp + k + 64), flip),
+                               _mm512_loadu_si512(q + k + 64));
+    }
+    for (; k + 64 <= d; k += 64) {
+      a0 = _mm512_dpbusd_epi32(a0, _mm512_xor_si512(_mm512_loadu_si512(bp + k), flip),
+                               _mm512_loadu_si512(q + k));
+    }
+    if (k < d) {  // masked-off query bytes are zero: the flipped zero bytes add nothing
+      const __mmask64 m = (~__mmask64{0}) >> (64 - (d - k));
+      a1 = _mm512_dpbusd_epi32(a1, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, bp + k), flip),
+                               _mm512_maskz_loadu_epi8(m, q + k));
+    }
+    return _mm512_add_epi32(a0, a1);
+  }
+
+  template <int Q, int R>
+  void tile(std::size_t j, std::size_t i) const {
+    static_assert(Q == 1, "single query only");
+    __m512i acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = row(db + (i + r) * d);
+    std::int32_t res[R];
+    reduce_epi32<R>(acc, res);
+    for (int r = 0; r < R; ++r) out[j * n + i + r] = res[r] - qbias;
+  }
+};
+
 void dot_i8(const std::int8_t* q, const std::int8_t* db, std::size_t n, std::size_t d,
             std::int32_t* out) {
+  const std::int32_t bias = query_bias(q, 1, d)[0];
+  run_tiled<I8RowsInOrder, 1, 4>(I8RowsInOrder{q, bias, db, n, d, out}, 1, n, d, 0);
+}
+
+void dot_i8_interleaved(const std::int8_t* q, const std::int8_t* db, std::size_t n, std::size_t d,
+                        std::int32_t* out) {
   const std::vector<std::int32_t> bias = query_bias(q, 1, d);
   run_tiled<I8Tile, 1, 8>(I8Tile{q, bias.data(), db, n, d, out}, 1, n, d, 0);
 }
@@ -331,10 +473,13 @@ void f16_to_f32(const std::uint16_t* src, std::size_t count, float* dst) {
 
 }  // namespace
 
-const KernelTable& avx512_kernels() {
-  static const KernelTable table{dot_f32,       dot_f16,      dot_i8,    hamming,
-                                 dot_f32_batch, dot_i8_batch, f16_to_f32};
-  return table;
+const KernelTable& avx512_kernels(RowOrder order) {
+  static const KernelTable sequential{dot_f32,       dot_f16,      dot_i8,    hamming,
+                                      dot_f32_batch, dot_i8_batch, f16_to_f32};
+  static const KernelTable interleaved{
+      dot_f32_interleaved, dot_f16_interleaved, dot_i8_interleaved, hamming,
+      dot_f32_batch,       dot_i8_batch,        f16_to_f32};
+  return order == RowOrder::Interleaved ? interleaved : sequential;
 }
 
 }  // namespace vpr

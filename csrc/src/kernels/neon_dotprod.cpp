@@ -54,8 +54,49 @@ struct I8DotTile {
   }
 };
 
+// Rows in address order (RowOrder::Sequential): two SDOT chains per row, four rows per
+// reduction.
+struct I8DotRowsInOrder {
+  const std::int8_t* q;
+  const std::int8_t* db;
+  std::size_t n, d;
+  std::int32_t* out;
+
+  template <int Q, int R>
+  void tile(std::size_t j, std::size_t i) const {
+    static_assert(Q == 1, "single query only");
+    int32x4_t acc[R];
+    std::size_t k = 0;
+    for (int r = 0; r < R; ++r) {
+      const std::int8_t* bp = db + (i + r) * d;
+      int32x4_t a0 = vdupq_n_s32(0), a1 = a0;
+      for (k = 0; k + 32 <= d; k += 32) {
+        a0 = vdotq_s32(a0, vld1q_s8(q + k), vld1q_s8(bp + k));
+        a1 = vdotq_s32(a1, vld1q_s8(q + k + 16), vld1q_s8(bp + k + 16));
+      }
+      if (k + 16 <= d) {
+        a0 = vdotq_s32(a0, vld1q_s8(q + k), vld1q_s8(bp + k));
+        k += 16;
+      }
+      acc[r] = vaddq_s32(a0, a1);
+    }
+    std::int32_t res[R];
+    reduce<R>(acc, res);
+    for (int r = 0; r < R; ++r) {
+      const std::int8_t* bp = db + (i + r) * d;
+      for (std::size_t t = k; t < d; ++t) res[r] += std::int32_t{q[t]} * bp[t];
+      out[j * n + i + r] = res[r];
+    }
+  }
+};
+
 void dot_i8(const std::int8_t* q, const std::int8_t* db, std::size_t n, std::size_t d,
             std::int32_t* out) {
+  run_tiled<I8DotRowsInOrder, 1, 4>(I8DotRowsInOrder{q, db, n, d, out}, 1, n, d, 0);
+}
+
+void dot_i8_interleaved(const std::int8_t* q, const std::int8_t* db, std::size_t n, std::size_t d,
+                        std::int32_t* out) {
   run_tiled<I8DotTile, 1, 8>(I8DotTile{q, db, n, d, out}, 1, n, d, 0);
 }
 
@@ -67,10 +108,15 @@ void dot_i8_batch(const std::int8_t* q, std::size_t nq, const std::int8_t* db, s
 
 }  // namespace
 
-const KernelTable& neon_dotprod_kernels() {
-  static const KernelTable table{neon::dot_f32,       neon::dot_f16, dot_i8,          neon::hamming,
-                                 neon::dot_f32_batch, dot_i8_batch,  neon::f16_to_f32};
-  return table;
+const KernelTable& neon_dotprod_kernels(RowOrder order) {
+  static const KernelTable sequential{neon::dot_f32,   neon::dot_f16,       dot_i8,
+                                      neon::hamming,   neon::dot_f32_batch, dot_i8_batch,
+                                      neon::f16_to_f32};
+  static const KernelTable interleaved{neon::dot_f32_interleaved, neon::dot_f16_interleaved,
+                                       dot_i8_interleaved,        neon::hamming,
+                                       neon::dot_f32_batch,       dot_i8_batch,
+                                       neon::f16_to_f32};
+  return order == RowOrder::Interleaved ? interleaved : sequential;
 }
 
 }  // namespace vpr
