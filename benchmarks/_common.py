@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC
 from pathlib import Path
 
 BLAS_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -131,3 +132,49 @@ def project_descriptors(db: object, q: object, d: int, seed: int) -> tuple[objec
     mean = db.mean(axis=0)
     proj = np.random.default_rng([seed, d]).standard_normal((db.shape[1], d), dtype=np.float32)
     return normalise((db - mean) @ proj), normalise((q - mean) @ proj)
+
+
+def machine_info() -> dict[str, object]:
+    """The CPU a benchmark ran on, from /proc/cpuinfo (first processor): vendor, family,
+    model, stepping, name and flags on x86; implementer, part and features on arm."""
+    import platform
+    from datetime import datetime
+
+    fields: dict[str, str] = {}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        text = ""
+    for line in text.split("\n\n")[0].splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    flags = (fields.get("flags") or fields.get("Features") or "").split()
+    return {
+        "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+        "arch": platform.machine(),
+        "vendor": fields.get("vendor_id") or fields.get("CPU implementer", "?"),
+        "family": fields.get("cpu family") or fields.get("CPU architecture", "?"),
+        "model": fields.get("model") or fields.get("CPU part", "?"),
+        "stepping": fields.get("stepping") or fields.get("CPU revision", "?"),
+        "model_name": fields.get("model name", platform.processor() or "?"),
+        "cores": os.cpu_count(),
+        "flags": flags,
+        "simd_flags": [
+            f
+            for f in flags
+            if f.startswith(("avx", "sse4", "fma", "f16c", "asimd"))
+            or f in ("popcnt", "dotprod", "asimddp")
+        ],
+    }
+
+
+def machine_line(info: dict[str, object], bandwidth: float) -> str:
+    """One line naming the machine: what every result table carries."""
+    simd = " ".join(str(f) for f in info["simd_flags"])  # type: ignore[attr-defined]
+    return (
+        f"machine: {info['vendor']} family {info['family']} model {info['model']} stepping "
+        f"{info['stepping']} ({info['model_name']}), {info['cores']} cores, {info['arch']}; "
+        f"single-thread read bandwidth {bandwidth / 1e9:.1f} GB/s; {info['date_utc']} UTC; "
+        f"SIMD flags: {simd}"
+    )

@@ -39,7 +39,7 @@ def _search_in_new_process(cache: Path | str, mode: str = "auto") -> dict:
 
 def _candidates() -> set[str]:
     levels = [lv for lv in available_simd_levels() if lv != "scalar"]
-    return {f"{lv}/{order}" for lv in levels for order in ("sequential", "interleaved")}
+    return {f"{lv}/{order}" for lv in levels for order in ("sequential", "sequential+prefetch", "interleaved")}
 
 
 def test_the_choice_in_use_is_reported_with_its_reasons() -> None:
@@ -47,7 +47,7 @@ def test_the_choice_in_use_is_reported_with_its_reasons() -> None:
     assert t["cpu"]
     assert len(t["picks"]) == 6  # dot_f32, dot_f16, dot_i8 x short / long rows
     kernels = {(p["kernel"], p["min_dim"]) for p in t["picks"]}
-    assert kernels == {(k, d) for k in ("dot_f32", "dot_f16", "dot_i8") for d in (1, 512)}
+    assert kernels == {(k, d) for k in ("dot_f32", "dot_f16", "dot_i8") for d in (1, 513)}
     for p in t["picks"]:
         assert p["why"]
         if _candidates():

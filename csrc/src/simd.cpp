@@ -91,7 +91,14 @@ std::atomic<int> g_forced{-1};
 }  // namespace
 
 const char* row_order_name(RowOrder order) {
-  return order == RowOrder::Interleaved ? "interleaved" : "sequential";
+  switch (order) {
+    case RowOrder::Interleaved:
+      return "interleaved";
+    case RowOrder::SequentialPrefetch:
+      return "sequential+prefetch";
+    default:
+      return "sequential";
+  }
 }
 
 const KernelTable* kernels_for(SimdLevel level, RowOrder order) {

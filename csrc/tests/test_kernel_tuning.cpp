@@ -24,7 +24,7 @@ std::size_t simd_candidates() {
   std::size_t count = 0;
   for (vpr::SimdLevel level : vpr::supported_simd_levels())
     count += level != vpr::SimdLevel::Scalar;
-  return 2 * count;
+  return 3 * count;  // three row orders per level
 }
 
 }  // namespace

@@ -78,7 +78,8 @@ struct Variant {
 std::vector<Variant> variants() {
   std::vector<Variant> out;
   for (vpr::SimdLevel level : simd_levels()) {
-    for (vpr::RowOrder order : {vpr::RowOrder::Sequential, vpr::RowOrder::Interleaved}) {
+    for (vpr::RowOrder order : {vpr::RowOrder::Sequential, vpr::RowOrder::SequentialPrefetch,
+                                vpr::RowOrder::Interleaved}) {
       out.push_back({level, order});
     }
   }
@@ -93,7 +94,8 @@ TEST_CASE("kernel levels are consistent") {
   CHECK(all.front() == vpr::SimdLevel::Scalar);
   CHECK(vpr::kernels_for(vpr::SimdLevel::Scalar) == &vpr::scalar_kernels());
   for (vpr::SimdLevel level : all) {
-    for (vpr::RowOrder order : {vpr::RowOrder::Sequential, vpr::RowOrder::Interleaved}) {
+    for (vpr::RowOrder order : {vpr::RowOrder::Sequential, vpr::RowOrder::SequentialPrefetch,
+                                vpr::RowOrder::Interleaved}) {
       CHECK(vpr::kernels_for(level, order) != nullptr);
     }
     const vpr::KernelTable* k = vpr::kernels_for(level);

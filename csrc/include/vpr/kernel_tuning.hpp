@@ -4,7 +4,7 @@
 // the AVX-512 int8 kernel took twice as long as the AVX2 one at D = 256 once the rows
 // streamed from DRAM, and the order in which a kernel walks the rows (RowOrder) changed
 // the time by up to 1.8x (docs/matching_speed.md). So at first use the core times each
-// candidate (every SIMD level this CPU runs x both row orders) on a database larger than
+// candidate (every SIMD level this CPU runs x the three row orders) on a database larger than
 // the last-level cache, per kernel and row length, and keeps the default (best level,
 // Sequential) unless another candidate is faster by more than the noise margin. The
 // choice is cached per CPU in a small text file.
@@ -15,8 +15,7 @@
 //                     | measure (measure now, ignore and rewrite the cache)
 //   VPR_KERNEL_CACHE  = file for the cache (default $XDG_CACHE_HOME/vpr-embedded/
 //                       kernel-tuning.txt, else $HOME/.cache/...; "" disables caching)
-//   VPR_KERNEL_TUNING_BYTES = database size to measure on (default: twice the
-//                       last-level cache, 64-96 MB; the tests use 4 MB)
+//   VPR_KERNEL_TUNING_BYTES = database size to measure on (default 64 MB; tests use 4 MB)
 #pragma once
 
 #include <cstddef>
@@ -66,7 +65,7 @@ struct KernelTuning {
 // The tuning searches use (measured or read from the cache on first call, then fixed).
 const KernelTuning& kernel_tuning();
 
-// Measures now, on a database of buffer_bytes (0: twice the last-level cache, 64-96 MB),
+// Measures now, on a database of buffer_bytes (0: VPR_KERNEL_TUNING_BYTES or 64 MB),
 // without changing what searches use.
 KernelTuning calibrate_kernels(std::size_t buffer_bytes = 0, int rounds = 5);
 

@@ -44,6 +44,8 @@ enum class RowOrder : int {
   // tile, but 4-8 streams d bytes apart, which prefetchers follow worse once rows stream
   // from DRAM. Kept as a candidate for calibration (vpr/kernel_tuning.hpp).
   Interleaved = 1,
+  // Sequential, plus a software prefetch 2 KB ahead of each tile (a candidate too).
+  SequentialPrefetch = 2,
 };
 
 const char* row_order_name(RowOrder order);

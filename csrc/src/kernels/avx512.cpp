@@ -146,6 +146,10 @@ void dot_f32(const float* q, const float* db, std::size_t n, std::size_t d, floa
   run_tiled<F32RowsInOrder, 1, 4>(F32RowsInOrder{q, db, n, d, out}, 1, n, d * sizeof(float), 0);
 }
 
+void dot_f32_prefetch(const float* q, const float* db, std::size_t n, std::size_t d, float* out) {
+  run_prefetched<F32RowsInOrder, 4>(F32RowsInOrder{q, db, n, d, out}, db, n, d * sizeof(float));
+}
+
 // RowOrder::Interleaved: eight rows advanced together.
 void dot_f32_interleaved(const float* q, const float* db, std::size_t n, std::size_t d,
                          float* out) {
@@ -239,6 +243,11 @@ struct F16RowsInOrder {
 
 void dot_f16(const float* q, const std::uint16_t* db, std::size_t n, std::size_t d, float* out) {
   run_tiled<F16RowsInOrder, 1, 4>(F16RowsInOrder{q, db, n, d, out}, 1, n, d * 2, 0);
+}
+
+void dot_f16_prefetch(const float* q, const std::uint16_t* db, std::size_t n, std::size_t d,
+                      float* out) {
+  run_prefetched<F16RowsInOrder, 4>(F16RowsInOrder{q, db, n, d, out}, db, n, d * 2);
 }
 
 void dot_f16_interleaved(const float* q, const std::uint16_t* db, std::size_t n, std::size_t d,
@@ -350,6 +359,12 @@ void dot_i8(const std::int8_t* q, const std::int8_t* db, std::size_t n, std::siz
             std::int32_t* out) {
   const std::int32_t bias = query_bias(q, 1, d)[0];
   run_tiled<I8RowsInOrder, 1, 4>(I8RowsInOrder{q, bias, db, n, d, out}, 1, n, d, 0);
+}
+
+void dot_i8_prefetch(const std::int8_t* q, const std::int8_t* db, std::size_t n, std::size_t d,
+                     std::int32_t* out) {
+  const std::int32_t bias = query_bias(q, 1, d)[0];
+  run_prefetched<I8RowsInOrder, 4>(I8RowsInOrder{q, bias, db, n, d, out}, db, n, d);
 }
 
 void dot_i8_interleaved(const std::int8_t* q, const std::int8_t* db, std::size_t n, std::size_t d,
@@ -479,6 +494,9 @@ const KernelTable& avx512_kernels(RowOrder order) {
   static const KernelTable interleaved{
       dot_f32_interleaved, dot_f16_interleaved, dot_i8_interleaved, hamming,
       dot_f32_batch,       dot_i8_batch,        f16_to_f32};
+  static const KernelTable prefetch{dot_f32_prefetch, dot_f16_prefetch, dot_i8_prefetch, hamming,
+                                    dot_f32_batch,    dot_i8_batch,     f16_to_f32};
+  if (order == RowOrder::SequentialPrefetch) return prefetch;
   return order == RowOrder::Interleaved ? interleaved : sequential;
 }
 

@@ -251,6 +251,11 @@ void dot_i8(const std::int8_t* q, const std::int8_t* db, std::size_t n, std::siz
   run_tiled<I8RowsInOrder, 1, 4>(I8RowsInOrder{q, db, n, d, out}, 1, n, d, 0);
 }
 
+void dot_i8_prefetch(const std::int8_t* q, const std::int8_t* db, std::size_t n, std::size_t d,
+                     std::int32_t* out) {
+  run_prefetched<I8RowsInOrder, 4>(I8RowsInOrder{q, db, n, d, out}, db, n, d);
+}
+
 void dot_i8_interleaved(const std::int8_t* q, const std::int8_t* db, std::size_t n, std::size_t d,
                         std::int32_t* out) {
   run_tiled<I8Tile, 1, 4>(I8Tile{q, db, n, d, out}, 1, n, d, 0);
@@ -306,6 +311,10 @@ void dot_f32(const float* q, const float* db, std::size_t n, std::size_t d, floa
   run_tiled<F32RowsInOrder, 1, 4>(F32RowsInOrder{q, db, n, d, out}, 1, n, d * sizeof(float), 0);
 }
 
+void dot_f32_prefetch(const float* q, const float* db, std::size_t n, std::size_t d, float* out) {
+  run_prefetched<F32RowsInOrder, 4>(F32RowsInOrder{q, db, n, d, out}, db, n, d * sizeof(float));
+}
+
 void dot_f32_interleaved(const float* q, const float* db, std::size_t n, std::size_t d,
                          float* out) {
   run_tiled<F32Tile, 1, 8>(F32Tile{q, db, n, d, out}, 1, n, d * sizeof(float), 0);
@@ -313,6 +322,11 @@ void dot_f32_interleaved(const float* q, const float* db, std::size_t n, std::si
 
 void dot_f16(const float* q, const std::uint16_t* db, std::size_t n, std::size_t d, float* out) {
   run_tiled<F16RowsInOrder, 1, 4>(F16RowsInOrder{q, db, n, d, out}, 1, n, d * 2, 0);
+}
+
+void dot_f16_prefetch(const float* q, const std::uint16_t* db, std::size_t n, std::size_t d,
+                      float* out) {
+  run_prefetched<F16RowsInOrder, 4>(F16RowsInOrder{q, db, n, d, out}, db, n, d * 2);
 }
 
 void dot_f16_interleaved(const float* q, const std::uint16_t* db, std::size_t n, std::size_t d,
@@ -350,6 +364,10 @@ const KernelTable& neon_kernels(RowOrder order) {
                                        dot_i8_interleaved,        neon::hamming,
                                        neon::dot_f32_batch,       dot_i8_batch,
                                        neon::f16_to_f32};
+  static const KernelTable prefetch{neon::dot_f32_prefetch, neon::dot_f16_prefetch, dot_i8_prefetch,
+                                    neon::hamming,          neon::dot_f32_batch,    dot_i8_batch,
+                                    neon::f16_to_f32};
+  if (order == RowOrder::SequentialPrefetch) return prefetch;
   return order == RowOrder::Interleaved ? interleaved : sequential;
 }
 

@@ -8,10 +8,13 @@
 namespace vpr {
 namespace neon {
 
-// Rows in address order (RowOrder::Sequential) and row tiles (RowOrder::Interleaved).
+// Rows in address order (Sequential, SequentialPrefetch) and row tiles (Interleaved).
 void dot_f32(const float* q, const float* db, std::size_t n, std::size_t d, float* out);
+void dot_f32_prefetch(const float* q, const float* db, std::size_t n, std::size_t d, float* out);
 void dot_f32_interleaved(const float* q, const float* db, std::size_t n, std::size_t d, float* out);
 void dot_f16(const float* q, const std::uint16_t* db, std::size_t n, std::size_t d, float* out);
+void dot_f16_prefetch(const float* q, const std::uint16_t* db, std::size_t n, std::size_t d,
+                      float* out);
 void dot_f16_interleaved(const float* q, const std::uint16_t* db, std::size_t n, std::size_t d,
                          float* out);
 void hamming(const std::uint8_t* q, const std::uint8_t* db, std::size_t n, std::size_t nbytes,

@@ -95,6 +95,11 @@ void dot_i8(const std::int8_t* q, const std::int8_t* db, std::size_t n, std::siz
   run_tiled<I8DotRowsInOrder, 1, 4>(I8DotRowsInOrder{q, db, n, d, out}, 1, n, d, 0);
 }
 
+void dot_i8_prefetch(const std::int8_t* q, const std::int8_t* db, std::size_t n, std::size_t d,
+                     std::int32_t* out) {
+  run_prefetched<I8DotRowsInOrder, 4>(I8DotRowsInOrder{q, db, n, d, out}, db, n, d);
+}
+
 void dot_i8_interleaved(const std::int8_t* q, const std::int8_t* db, std::size_t n, std::size_t d,
                         std::int32_t* out) {
   run_tiled<I8DotTile, 1, 8>(I8DotTile{q, db, n, d, out}, 1, n, d, 0);
@@ -116,6 +121,10 @@ const KernelTable& neon_dotprod_kernels(RowOrder order) {
                                        dot_i8_interleaved,        neon::hamming,
                                        neon::dot_f32_batch,       dot_i8_batch,
                                        neon::f16_to_f32};
+  static const KernelTable prefetch{neon::dot_f32_prefetch, neon::dot_f16_prefetch, dot_i8_prefetch,
+                                    neon::hamming,          neon::dot_f32_batch,    dot_i8_batch,
+                                    neon::f16_to_f32};
+  if (order == RowOrder::SequentialPrefetch) return prefetch;
   return order == RowOrder::Interleaved ? interleaved : sequential;
 }
 
