@@ -44,7 +44,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check vpr_embedded tests benchmarks
 	$(BIN)/ruff format --check vpr_embedded tests benchmarks
 	$(BIN)/mypy
-	find csrc tests/cmake -name '*.cpp' -o -name '*.hpp' | xargs clang-format --dry-run -Werror
+	find csrc tests/cmake benchmarks -name '*.cpp' -o -name '*.hpp' | xargs clang-format --dry-run -Werror
 
 test-cpp: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH bash scripts/test_cpp.sh

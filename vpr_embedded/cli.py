@@ -113,7 +113,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "kernels",
-        "which matching kernel this CPU uses and why (measured once per CPU)",
+        "which matching kernel this CPU uses and why (--measure: time the candidates)",
         "vpr_embedded.kernels:KernelsConfig",
         "vpr_embedded.kernels:run_kernels",
         _print_text,

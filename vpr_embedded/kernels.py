@@ -1,4 +1,4 @@
-"""`vpr-embedded kernels`: which matching kernel this CPU uses, and the timings behind it."""
+"""`vpr-embedded kernels`: which matching kernel this CPU uses, and why."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from vpr_embedded.settings import option
 
 @dataclass(frozen=True)
 class KernelsConfig:
-    """`vpr-embedded kernels`: the per-CPU kernel choice of the C++ core and why it was made.
+    """`vpr-embedded kernels`: the C++ core's kernel choice for this CPU and why.
 
-    The choice is measured once per CPU and cached; --measure times every candidate again
-    now (about half a second) and shows the result without changing the cached choice.
+    The choice comes from a fixed table per microarchitecture (docs/matching_speed.md);
+    --measure times every candidate now (about a second) and shows what the measurement
+    would choose, without changing what searches use: the way a table entry is made.
     """
 
     measure: bool = option(False, "time the candidates now")

@@ -254,7 +254,8 @@ def simd_level_forced(level: str) -> Iterator[None]:
 
 def kernel_tuning(measure: bool = False) -> dict[str, object]:
     """Which kernel variant (SIMD level x row order) each single-query scan uses on this
-    CPU, and why: the core times the candidates once per CPU and caches the choice
-    (``VPR_KERNEL_TUNING``, ``VPR_KERNEL_CACHE``; docs/matching_speed.md). ``measure=True``
-    times them now and returns the result without changing what searches use."""
+    CPU, and why: a fixed table per microarchitecture, else the default (best instruction
+    set, rows in order); ``VPR_KERNEL_TUNING=off`` forces the default
+    (docs/matching_speed.md). ``measure=True`` times every candidate now and returns what
+    the measurement would choose, without changing what searches use."""
     return dict(_core.kernel_tuning(measure))

@@ -737,10 +737,10 @@ PYBIND11_MODULE(_core, m) {
       [](bool measure) {
         vpr::KernelTuning t;
         {
-          py::gil_scoped_release release;  // calibration streams ~64 MB several times
+          py::gil_scoped_release release;  // a measurement streams 64 MB many times
           t = measure ? vpr::calibrate_kernels() : vpr::kernel_tuning();
         }
-        if (measure) t.source = "measured now (not installed: searches keep their choice)";
+        if (measure) t.source = "measured now (searches keep the table's choice)";
         py::list picks;
         for (const vpr::KernelPick& p : t.picks) {
           py::list candidates;
@@ -757,14 +757,13 @@ PYBIND11_MODULE(_core, m) {
                                 py::arg("fallback") = vpr::kernel_variant_name(p.fallback),
                                 py::arg("why") = p.why, py::arg("candidates") = candidates));
         }
-        return py::dict(py::arg("cpu") = t.cpu, py::arg("source") = t.source,
-                        py::arg("cache_path") = t.cache_path, py::arg("cache_note") = t.cache_note,
-                        py::arg("margin") = t.margin, py::arg("buffer_bytes") = t.buffer_bytes,
-                        py::arg("seconds") = t.seconds, py::arg("picks") = picks,
-                        py::arg("report") = vpr::describe(t));
+        return py::dict(py::arg("cpu") = t.cpu, py::arg("microarchitecture") = t.microarchitecture,
+                        py::arg("source") = t.source, py::arg("margin") = t.margin,
+                        py::arg("buffer_bytes") = t.buffer_bytes, py::arg("seconds") = t.seconds,
+                        py::arg("picks") = picks, py::arg("report") = vpr::describe(t));
       },
       py::arg("measure") = false,
-      "The per-CPU kernel choice searches use (measure=True: time the candidates now)");
+      "The kernel choice searches use (measure=True: time every candidate now)");
   m.def("resolve_threads", &vpr::resolve_threads, py::arg("threads"));
   register_maps_and_sequences(m);
   // The one manifest validator (csrc/src/manifest.cpp); refusals are ValueError.

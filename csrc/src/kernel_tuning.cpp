@@ -1,8 +1,6 @@
-// Per-CPU choice of the single-query kernels by measurement (vpr/kernel_tuning.hpp).
+// Per-microarchitecture choice of the single-query kernels, and the measurement that
+// fills the table (vpr/kernel_tuning.hpp).
 #include "vpr/kernel_tuning.hpp"
-
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -23,7 +21,6 @@
 namespace vpr {
 namespace {
 
-constexpr const char* kCacheHeader = "vpr-kernel-tuning 1";
 constexpr double kMargin = 0.10;  // noise margin: a candidate must take < 90% of the time
 // Rows of more than 512 values are "long" (calibrated at 1024), the others "short" (at
 // 256): int8 rows of 256 and 512 bytes behaved alike on Zen 3, 1 KB rows did not.
@@ -93,121 +90,28 @@ KernelPick pick_from(int kernel, bool long_rows) {
   return p;
 }
 
-// ---- the cache ---------------------------------------------------------------------
+// ---- the table ---------------------------------------------------------------------
 
-std::string cache_path() {
-  if (const char* path = std::getenv("VPR_KERNEL_CACHE")) return path;
-  const char* xdg = std::getenv("XDG_CACHE_HOME");
-  if (xdg != nullptr && *xdg != '\0') return std::string(xdg) + "/vpr-embedded/kernel-tuning.txt";
-  const char* home = std::getenv("HOME");
-  if (home != nullptr && *home != '\0') {
-    return std::string(home) + "/.cache/vpr-embedded/kernel-tuning.txt";
-  }
-  return "";
-}
+// Entries measured with calibrate_kernels() (`vpr-embedded kernels --measure`) on the
+// machine named; each kept only where the choice was the same in repeated runs and
+// beat the default by more than the margin (docs/matching_speed.md). A CPU without an
+// entry, or an entry whose level this CPU or build lacks, gets the default.
+struct TableEntry {
+  const char* microarchitecture;
+  int kernel;
+  bool long_rows;
+  SimdLevel level;
+  RowOrder order;
+  const char* evidence;
+};
 
-bool variant_from(const std::string& level, const std::string& order, KernelVariant& v) {
-  try {
-    v.level = simd_level_from_name(level);
-  } catch (const std::exception&) {
-    return false;
-  }
-  if (order == "sequential") {
-    v.order = RowOrder::Sequential;
-  } else if (order == "sequential+prefetch") {
-    v.order = RowOrder::SequentialPrefetch;
-  } else if (order == "interleaved") {
-    v.order = RowOrder::Interleaved;
-  } else {
-    return false;
-  }
-  const std::vector<KernelVariant> ok = candidates();
-  return std::any_of(ok.begin(), ok.end(), [&](const KernelVariant& c) {
-    return c.level == v.level && c.order == v.order;
-  });
-}
+constexpr const char* kZen3Evidence =
+    "measured on AMD EPYC family 25 model 1 (Zen 3, KVM, 2 cores), 2026-12-01";
 
-// Reads the picks for this CPU; returns false (with a reason) for a missing, stale or
-// malformed file, which is then measured again and rewritten.
-bool read_cache(const std::string& path, KernelTuning& t, std::string& note) {
-  std::ifstream in(path);
-  if (!in) {
-    note = "none yet";
-    return false;
-  }
-  std::string line;
-  if (!std::getline(in, line) || line != kCacheHeader) {
-    note = "unreadable (wrong header), measured again";
-    return false;
-  }
-  std::string cpu, levels;
-  if (!std::getline(in, cpu) || cpu != "cpu " + t.cpu || !std::getline(in, levels) ||
-      levels != "levels " + levels_key()) {
-    note = "for another CPU or build, measured again";
-    return false;
-  }
-  std::vector<KernelPick> picks;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    std::istringstream fields(line);
-    std::string word, kernel, rows, level, order;
-    if (!(fields >> word >> kernel >> rows >> level >> order) || word != "pick") {
-      note = "malformed line, measured again";
-      return false;
-    }
-    int k = -1;
-    for (int i = 0; i < kKernels; ++i) {
-      if (kernel == kKernelNames[i]) k = i;
-    }
-    KernelVariant v;
-    if (k < 0 || (rows != "short" && rows != "long") || !variant_from(level, order, v)) {
-      note = "malformed line, measured again";
-      return false;
-    }
-    KernelPick p = pick_from(k, rows == "long");
-    p.chosen = v;
-    p.why = "read from the cache";
-    picks.push_back(p);
-  }
-  if (picks.size() != 2 * kKernels) {
-    note = "incomplete, measured again";
-    return false;
-  }
-  t.picks = picks;
-  note = "read";
-  return true;
-}
-
-// Written to a temporary file and renamed, so a reader never sees half a cache.
-std::string write_cache(const std::string& path, const KernelTuning& t) {
-  const std::size_t slash = path.rfind('/');
-  if (slash != std::string::npos && slash > 0) {
-    std::string dir = path.substr(0, slash);
-    // Create each missing parent (mkdir -p); failures show up when the file is opened.
-    for (std::size_t pos = 1; pos <= dir.size(); ++pos) {
-      if (pos == dir.size() || dir[pos] == '/') {
-        const std::string part = dir.substr(0, pos);
-        (void)::mkdir(part.c_str(), 0755);
-      }
-    }
-  }
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return "not written (cannot create " + tmp + ")";
-    out << kCacheHeader << "\ncpu " << t.cpu << "\nlevels " << levels_key() << "\n";
-    for (const KernelPick& p : t.picks) {
-      out << "pick " << p.kernel << " " << (p.min_dim >= kLongDim ? "long" : "short") << " "
-          << simd_level_name(p.chosen.level) << " " << row_order_name(p.chosen.order) << "\n";
-    }
-    if (!out) return "not written (write failed)";
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return "not written (cannot rename into " + path + ")";
-  }
-  return "written";
-}
+const TableEntry kTable[] = {
+    {"zen3", kDotF32, true, SimdLevel::Avx2, RowOrder::Interleaved, kZen3Evidence},
+    {"zen3", kDotI8, false, SimdLevel::Avx2, RowOrder::SequentialPrefetch, kZen3Evidence},
+};
 
 // ---- the tuning in use -------------------------------------------------------------
 
@@ -225,39 +129,23 @@ void install(const KernelTuning& t) {
   }
 }
 
-void tune_once() {
-  const char* mode_env = std::getenv("VPR_KERNEL_TUNING");
-  const std::string mode = mode_env ? mode_env : "auto";
-  KernelTuning t;
-  if (mode == "off" || candidates().size() <= 1) {
-    t.cpu = cpu_description();
-    t.margin = kMargin;
-    t.source = mode == "off" ? "default (VPR_KERNEL_TUNING=off)"
-                             : "default (one candidate: nothing to choose)";
-    for (int k = 0; k < kKernels; ++k) {
-      for (bool long_rows : {false, true}) t.picks.push_back(pick_from(k, long_rows));
-    }
-    for (KernelPick& p : t.picks) p.why = "not measured";
-  } else {
-    const std::string path = cache_path();
-    KernelTuning cached;
-    cached.cpu = cpu_description();
-    std::string note;
-    if (mode != "measure" && !path.empty() && read_cache(path, cached, note)) {
-      t = cached;
-      t.source = "cache";
-      t.margin = kMargin;
-    } else {
-      if (mode == "measure") note = "ignored (VPR_KERNEL_TUNING=measure)";
-      t = calibrate_kernels();
-      t.source = "measured";
-      note += path.empty() ? "" : "; " + write_cache(path, t);
-    }
-    t.cache_path = path;
-    t.cache_note = path.empty() ? "caching off (VPR_KERNEL_CACHE is empty)" : note;
+bool runs_here(SimdLevel level) {
+  for (SimdLevel l : supported_simd_levels()) {
+    if (l == level) return true;
   }
-  install(t);
-  g_tuning = t;
+  return false;
+}
+
+void tune_once() {
+  const char* mode = std::getenv("VPR_KERNEL_TUNING");
+  if (mode != nullptr && std::string(mode) == "off") {
+    g_tuning = kernel_tuning_for(CpuId{});
+    g_tuning.cpu = cpu_description();
+    g_tuning.source = "default (VPR_KERNEL_TUNING=off)";
+  } else {
+    g_tuning = kernel_tuning_for(read_cpu_id());
+  }
+  install(g_tuning);
 }
 
 // Trampolines: one indirect call per scanned block (thousands of rows), not per row.
@@ -279,8 +167,8 @@ std::string kernel_variant_name(const KernelVariant& v) {
   return simd_level_name(v.level) + "/" + row_order_name(v.order);
 }
 
-std::string cpu_description() {
-  std::string out;
+CpuId read_cpu_id() {
+  CpuId id;
 #if defined(__x86_64__)
   unsigned a = 0, b = 0, c = 0, d = 0;
   char vendor[13] = {};
@@ -289,13 +177,13 @@ std::string cpu_description() {
     std::memcpy(vendor + 4, &d, 4);
     std::memcpy(vendor + 8, &c, 4);
   }
-  unsigned family = 0, model = 0, stepping = 0;
+  id.vendor = vendor;
   if (__get_cpuid(1, &a, &b, &c, &d)) {
     const unsigned base_family = (a >> 8) & 0xf, base_model = (a >> 4) & 0xf;
-    family = base_family == 0xf ? base_family + ((a >> 20) & 0xff) : base_family;
-    model = (base_family == 0x6 || base_family == 0xf) ? base_model | (((a >> 16) & 0xf) << 4)
-                                                       : base_model;
-    stepping = a & 0xf;
+    id.family = base_family == 0xf ? base_family + ((a >> 20) & 0xff) : base_family;
+    id.model = (base_family == 0x6 || base_family == 0xf) ? base_model | (((a >> 16) & 0xf) << 4)
+                                                          : base_model;
+    id.stepping = a & 0xf;
   }
   char brand[49] = {};
   for (unsigned leaf = 0; leaf < 3; ++leaf) {
@@ -303,37 +191,108 @@ std::string cpu_description() {
     if (!__get_cpuid(0x80000002u + leaf, &r[0], &r[1], &r[2], &r[3])) break;
     std::memcpy(brand + 16 * leaf, r, 16);
   }
-  std::string name(brand);
-  name.erase(0, name.find_first_not_of(' '));
-  while (!name.empty() && name.back() == ' ') name.pop_back();
-  out = std::string(vendor) + " family " + std::to_string(family) + " model " +
-        std::to_string(model) + " stepping " + std::to_string(stepping) + " (" + name + ")";
+  id.name = brand;
+  id.name.erase(0, id.name.find_first_not_of(' '));
+  while (!id.name.empty() && id.name.back() == ' ') id.name.pop_back();
 #else
+  // MIDR_EL1: implementer [31:24], part number [15:4] (0x41 = Arm; 0xd08 = Cortex-A72,
+  // 0xd0b = Cortex-A76). From sysfs, else from /proc/cpuinfo's "CPU implementer/part".
   std::ifstream midr("/sys/devices/system/cpu/cpu0/regs/identification/midr_el1");
   std::string value;
   if (midr >> value) {
-    out = "MIDR " + value;
+    const unsigned long bits = std::strtoul(value.c_str(), nullptr, 16);
+    id.implementer = static_cast<unsigned>((bits >> 24) & 0xff);
+    id.part = static_cast<unsigned>((bits >> 4) & 0xfff);
   } else {
     std::ifstream info("/proc/cpuinfo");
-    std::string line, implementer, part;
+    std::string line;
     while (std::getline(info, line)) {
-      if (line.rfind("CPU implementer", 0) == 0 && implementer.empty()) implementer = line;
-      if (line.rfind("CPU part", 0) == 0 && part.empty()) part = line;
-    }
-    out = implementer.empty() ? "unknown CPU" : implementer + ", " + part;
-    for (char& ch : out) {
-      if (ch == '\t') ch = ' ';
+      const std::size_t colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      const unsigned long v = std::strtoul(line.c_str() + colon + 1, nullptr, 0);
+      if (line.rfind("CPU implementer", 0) == 0 && id.implementer == 0) {
+        id.implementer = static_cast<unsigned>(v);
+      }
+      if (line.rfind("CPU part", 0) == 0 && id.part == 0) id.part = static_cast<unsigned>(v);
     }
   }
+  id.vendor = id.implementer == 0x41 ? "ARM" : "implementer " + std::to_string(id.implementer);
 #endif
-  return out;
+  return id;
+}
+
+std::string describe_cpu(const CpuId& id) {
+  if (id.vendor.empty()) return "unknown CPU";
+  if (id.implementer != 0 || id.part != 0) {
+    char part[16];
+    std::snprintf(part, sizeof part, "0x%03x", id.part);
+    return id.vendor + " part " + part;
+  }
+  return id.vendor + " family " + std::to_string(id.family) + " model " + std::to_string(id.model) +
+         " stepping " + std::to_string(id.stepping) + (id.name.empty() ? "" : " (" + id.name + ")");
+}
+
+std::string cpu_description() { return describe_cpu(read_cpu_id()); }
+
+std::string microarchitecture(const CpuId& id) {
+  if (id.vendor == "AuthenticAMD" && id.family == 0x19) {
+    // Family 19h: Zen 3 at models 00-0f, 20-2f, 40-5f; Zen 4 at 10-1f, 60-7f, a0-af.
+    const unsigned m = id.model;
+    if (m <= 0x0f || (m >= 0x20 && m <= 0x2f) || (m >= 0x40 && m <= 0x5f)) return "zen3";
+    if ((m >= 0x10 && m <= 0x1f) || (m >= 0x60 && m <= 0x7f) || (m >= 0xa0 && m <= 0xaf)) {
+      return "zen4";
+    }
+  }
+  if (id.vendor == "AuthenticAMD" && id.family == 0x1a) return "zen5";
+  if (id.implementer == 0x41 && id.part == 0xd08) return "cortex-a72";
+  if (id.implementer == 0x41 && id.part == 0xd0b) return "cortex-a76";
+  return "";
+}
+
+KernelTuning kernel_tuning_for(const CpuId& cpu) {
+  KernelTuning t;
+  t.cpu = describe_cpu(cpu);
+  t.microarchitecture = microarchitecture(cpu);
+  t.margin = kMargin;
+  bool used = false;
+  for (int k = 0; k < kKernels; ++k) {
+    for (bool long_rows : {false, true}) {
+      KernelPick p = pick_from(k, long_rows);
+      p.why = "default: the best instruction set, rows in order";
+      for (const TableEntry& e : kTable) {
+        if (t.microarchitecture != e.microarchitecture || e.kernel != k ||
+            e.long_rows != long_rows) {
+          continue;
+        }
+        if (!runs_here(e.level)) {
+          p.why = "default: the table's " + kernel_variant_name({e.level, e.order}) + " for " +
+                  e.microarchitecture + " is not in this build or CPU";
+          continue;
+        }
+        p.chosen = {e.level, e.order};
+        p.why = std::string("table entry for ") + e.microarchitecture + ", " + e.evidence;
+        used = true;
+      }
+      t.picks.push_back(p);
+    }
+  }
+  if (t.microarchitecture.empty()) {
+    t.source = "default (no table entry for this CPU)";
+  } else {
+    t.source = std::string(used ? "table: " : "default (no table entry differs) for ") +
+               t.microarchitecture;
+  }
+  return t;
 }
 
 KernelTuning calibrate_kernels(std::size_t buffer_bytes, int rounds) {
   using clock = std::chrono::steady_clock;
   const auto started = clock::now();
   KernelTuning t;
-  t.cpu = cpu_description();
+  const CpuId cpu = read_cpu_id();
+  t.cpu = describe_cpu(cpu);
+  t.microarchitecture = microarchitecture(cpu);
+  t.source = "measured now";
   t.margin = kMargin;
   t.buffer_bytes = buffer_bytes == 0 ? default_buffer_bytes() : buffer_bytes;
   rounds = std::max(rounds, 1);
@@ -420,7 +379,7 @@ const KernelTuning& kernel_tuning() {
 std::string describe(const KernelTuning& t) {
   std::ostringstream out;
   out << "cpu: " << t.cpu << "\nlevels: " << levels_key() << "\nsource: " << t.source;
-  if (!t.cache_path.empty()) out << "\ncache: " << t.cache_path << " (" << t.cache_note << ")";
+  if (!t.microarchitecture.empty()) out << " (microarchitecture " << t.microarchitecture << ")";
   if (t.buffer_bytes > 0) {
     out << "\nmeasured on " << (t.buffer_bytes >> 20) << " MiB in " << t.seconds << " s";
   }

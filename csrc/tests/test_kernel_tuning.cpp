@@ -1,6 +1,6 @@
-// The per-CPU kernel choice: calibration reports every candidate, picks one of them, and
-// the table searches use (tuned trampolines) gives the scalar reference's results for
-// short and long rows.
+// The kernel choice: the per-microarchitecture table, the measurement that fills it (every
+// candidate timed, one of them picked), and the table searches use (tuned trampolines)
+// giving the scalar reference's results for short and long rows.
 #include <doctest/doctest.h>
 
 #include <cstdlib>
@@ -13,12 +13,18 @@
 
 namespace {
 
-// Before any search in this process: measure on 4 MB and write no cache file.
+// Measurements in this process default to 4 MB (the tests check validity, not speed).
 const bool kTestEnvironment = [] {
   setenv("VPR_KERNEL_TUNING_BYTES", "4194304", 0);
-  setenv("VPR_KERNEL_CACHE", "", 0);
   return true;
 }();
+
+bool runs(vpr::SimdLevel level) {
+  for (vpr::SimdLevel l : vpr::supported_simd_levels()) {
+    if (l == level) return true;
+  }
+  return false;
+}
 
 std::size_t simd_candidates() {
   std::size_t count = 0;
@@ -50,6 +56,63 @@ TEST_CASE("calibration times every candidate and picks one of them") {
     CHECK(chosen_is_candidate);
   }
   CHECK(vpr::describe(t).find("dot_i8") != std::string::npos);
+}
+
+TEST_CASE("microarchitectures are named from cpuid and MIDR") {
+  auto amd = [](unsigned family, unsigned model) {
+    vpr::CpuId id;
+    id.vendor = "AuthenticAMD";
+    id.family = family;
+    id.model = model;
+    return vpr::microarchitecture(id);
+  };
+  CHECK(amd(25, 1) == "zen3");     // EPYC 7003 (Milan), the machine of the zen3 entries
+  CHECK(amd(25, 0x21) == "zen3");  // Ryzen 5000 (Vermeer)
+  CHECK(amd(25, 0x11) == "zen4");  // EPYC 9004 (Genoa), the Zen 4
+  CHECK(amd(25, 0x61) == "zen4");  // Ryzen 7000 (Raphael)
+  CHECK(amd(26, 0x44) == "zen5");
+  CHECK(amd(23, 0x31) == "");  // Zen 2: no entry
+  vpr::CpuId arm;
+  arm.vendor = "ARM";
+  arm.implementer = 0x41;
+  arm.part = 0xd08;
+  CHECK(vpr::microarchitecture(arm) == "cortex-a72");
+  arm.part = 0xd0b;
+  CHECK(vpr::microarchitecture(arm) == "cortex-a76");
+  CHECK(vpr::microarchitecture(vpr::CpuId{}) == "");
+}
+
+TEST_CASE("the table gives its entries where they run and the default elsewhere") {
+  vpr::CpuId zen3;
+  zen3.vendor = "AuthenticAMD";
+  zen3.family = 25;
+  zen3.model = 1;
+  const vpr::KernelTuning t = vpr::kernel_tuning_for(zen3);
+  CHECK(t.microarchitecture == "zen3");
+  REQUIRE(t.picks.size() == 6);
+  const vpr::SimdLevel best = vpr::detect_simd_level();
+  for (const vpr::KernelPick& p : t.picks) {
+    CAPTURE(p.kernel);
+    CAPTURE(p.min_dim);
+    const bool short_i8 = p.kernel == "dot_i8" && p.max_dim == 512;
+    const bool long_f32 = p.kernel == "dot_f32" && p.min_dim == 513;
+    if ((short_i8 || long_f32) && runs(vpr::SimdLevel::Avx2)) {
+      CHECK(p.chosen.level == vpr::SimdLevel::Avx2);
+      CHECK(p.chosen.order ==
+            (short_i8 ? vpr::RowOrder::SequentialPrefetch : vpr::RowOrder::Interleaved));
+      CHECK(p.why.find("table entry for zen3") != std::string::npos);
+    } else {
+      CHECK(p.chosen.level == best);
+      CHECK(p.chosen.order == vpr::RowOrder::Sequential);
+      CHECK(p.why.find("default") == 0);
+    }
+  }
+  const vpr::KernelTuning unknown = vpr::kernel_tuning_for(vpr::CpuId{});
+  CHECK(unknown.source == "default (no table entry for this CPU)");
+  for (const vpr::KernelPick& p : unknown.picks) {
+    CHECK(p.chosen.level == best);
+    CHECK(p.chosen.order == vpr::RowOrder::Sequential);
+  }
 }
 
 TEST_CASE("the tuned kernels match the scalar reference for short and long rows") {

@@ -1,21 +1,18 @@
-// Which kernel variant the single-query scans use on this CPU, chosen by measuring.
+// Which kernel variant the single-query scans use on this CPU, and the measurement
+// behind the choice.
 //
 // The instruction set alone does not say which kernel is fastest: on a Zen 4 machine
 // the AVX-512 int8 kernel took twice as long as the AVX2 one at D = 256 once the rows
 // streamed from DRAM, and the order in which a kernel walks the rows (RowOrder) changed
-// the time by up to 1.8x (docs/matching_speed.md). So at first use the core times each
-// candidate (every SIMD level this CPU runs x the three row orders) on a database larger than
-// the last-level cache, per kernel and row length, and keeps the default (best level,
-// Sequential) unless another candidate is faster by more than the noise margin. The
-// choice is cached per CPU in a small text file.
+// the time by up to 1.8x on Zen 3 (docs/matching_speed.md). The choice is a fixed table
+// per microarchitecture (so the same machine always runs the same code, with no timing at
+// start-up): each entry comes from calibrate_kernels() on that microarchitecture, which
+// times every candidate (each SIMD level this CPU runs x the three row orders) on a
+// 64 MB database per kernel and row length. A CPU without an entry gets the default: the
+// best instruction set, rows in order.
 //
-// Environment:
-//   VPR_KERNEL_TUNING = auto (default: cached choice, else measure and cache)
-//                     | off (no measurement: best level, Sequential)
-//                     | measure (measure now, ignore and rewrite the cache)
-//   VPR_KERNEL_CACHE  = file for the cache (default $XDG_CACHE_HOME/vpr-embedded/
-//                       kernel-tuning.txt, else $HOME/.cache/...; "" disables caching)
-//   VPR_KERNEL_TUNING_BYTES = database size to measure on (default 64 MB; tests use 4 MB)
+// Environment: VPR_KERNEL_TUNING=off ignores the table (the default everywhere);
+// VPR_KERNEL_TUNING_BYTES sets the database size calibrate_kernels() measures on.
 #pragma once
 
 #include <cstddef>
@@ -52,24 +49,40 @@ struct KernelPick {
 };
 
 struct KernelTuning {
-  std::string cpu;         // vendor, family / model / stepping and brand (x86) or MIDR (arm)
-  std::string source;      // "measured", "cache", "default (VPR_KERNEL_TUNING=off)", ...
-  std::string cache_path;  // "" when caching is off
-  std::string cache_note;  // what happened with the cache ("written", "stale: ...", ...)
-  double margin = 0.0;     // a candidate must take under (1 - margin) of the fallback's time
+  std::string cpu;                // vendor, family / model / stepping and brand, or arm part
+  std::string microarchitecture;  // "zen3", "zen4", "zen5", "cortex-a72", ... or ""
+  std::string source;             // "table: zen3", "default (...)", "measured now"
+  double margin = 0.0;            // a candidate must take under (1 - margin) of the fallback's time
   std::size_t buffer_bytes = 0;
   double seconds = 0.0;  // time the measurement took
   std::vector<KernelPick> picks;
 };
 
-// The tuning searches use (measured or read from the cache on first call, then fixed).
+// What identifies a CPU for the table: x86 cpuid vendor / family / model (stepping and
+// brand for the report), or the arm MIDR implementer and part.
+struct CpuId {
+  std::string vendor;  // "AuthenticAMD", "GenuineIntel", "ARM", ...
+  unsigned family = 0, model = 0, stepping = 0;
+  std::string name;
+  unsigned implementer = 0, part = 0;
+};
+
+CpuId read_cpu_id();
+std::string describe_cpu(const CpuId& cpu);
+// The table's name for a CPU, or "" when the table does not know it.
+std::string microarchitecture(const CpuId& cpu);
+
+// The choice for a CPU (entries whose level this build or machine cannot run are skipped).
+KernelTuning kernel_tuning_for(const CpuId& cpu);
+
+// The choice searches use: kernel_tuning_for(read_cpu_id()), fixed at first use.
 const KernelTuning& kernel_tuning();
 
 // Measures now, on a database of buffer_bytes (0: VPR_KERNEL_TUNING_BYTES or 64 MB),
 // without changing what searches use.
 KernelTuning calibrate_kernels(std::size_t buffer_bytes = 0, int rounds = 5);
 
-// A description of this CPU, the cache key.
+// describe_cpu(read_cpu_id()).
 std::string cpu_description();
 
 // Human-readable report of a tuning (what was chosen and why).
