@@ -18,6 +18,9 @@ os.environ.setdefault(
     str(Path(os.environ.get("TMPDIR", "/tmp")) / f"vpr-kernels-{os.getpid()}.txt"),
 )
 os.environ.setdefault("VPR_KERNEL_TUNING_BYTES", str(8 << 20))
+# Scans under 4 MB run on one thread whatever is asked (a parked worker costs more to wake
+# than it saves); the tests' small maps must still exercise the threaded path.
+os.environ.setdefault("VPR_SCAN_MIN_BYTES_PER_THREAD", "0")
 
 
 def data_dir() -> Path:

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -74,6 +75,21 @@ class TopK {
 
 constexpr std::size_t kBlockBytes = 128 * 1024;  // database block kept in L2 per thread
 constexpr std::size_t kMinRowsPerThread = 2048;  // below this a thread costs more than it saves
+// ... and at least this many bytes per thread: waking a parked worker costs tens of
+// microseconds on a VM, more than it saves on a scan of a few MB (100k 256-bit codes,
+// 3.2 MB: 0.24 ms on one Zen 3 thread, 0.36 ms on two).
+// VPR_SCAN_MIN_BYTES_PER_THREAD overrides it (read once); the tests set 0 so that their
+// small maps still run on several threads.
+constexpr std::size_t kMinBytesPerThread = std::size_t{4} << 20;
+
+std::size_t min_bytes_per_thread() {
+  static const std::size_t value = [] {
+    const char* v = std::getenv("VPR_SCAN_MIN_BYTES_PER_THREAD");
+    return v != nullptr && *v != '\0' ? static_cast<std::size_t>(std::strtoull(v, nullptr, 10))
+                                      : kMinBytesPerThread;
+  }();
+  return value;
+}
 
 // Binary scores are 1 - 2 * hamming / dim: a row can beat `worst` only with a
 // distance at most this (a superset, rounded up; push() then decides exactly),
@@ -147,7 +163,9 @@ void scan_range(const DatabaseView& db, const detail::EncodedQueries& q, std::si
 // Top-k of every query over the whole database, threads over row ranges.
 std::vector<TopK> scan(const DatabaseView& db, const detail::EncodedQueries& q, std::size_t k,
                        int num_threads) {
-  const std::size_t threads = detail::scan_threads(db.count, num_threads, kMinRowsPerThread);
+  const std::size_t min_rows = std::max(
+      kMinRowsPerThread, min_bytes_per_thread() / std::max<std::size_t>(db.row_bytes(), 1));
+  const std::size_t threads = detail::scan_threads(db.count, num_threads, min_rows);
   std::vector<std::vector<TopK>> partial(threads, std::vector<TopK>(q.count, TopK(k)));
   const std::size_t chunk = (db.count + threads - 1) / threads;
   detail::run_parallel(threads, [&](std::size_t t) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 #include <random>
 #include <stdexcept>
@@ -16,6 +17,13 @@
 #include "vpr/simd.hpp"
 
 namespace {
+
+// Before the first search: small maps here must still run on several threads (the core
+// keeps scans under 4 MB on one thread, docs/matching_speed.md).
+const bool kThreadsOnSmallMaps = [] {
+  setenv("VPR_SCAN_MIN_BYTES_PER_THREAD", "0", 0);
+  return true;
+}();
 
 using vpr_test::unit_rows;
 
