@@ -388,7 +388,11 @@ void dot_i8_interleaved(const std::int8_t* q, const std::int8_t* db, std::size_t
 void dot_i8_batch(const std::int8_t* q, std::size_t nq, const std::int8_t* db, std::size_t n,
                   std::size_t d, std::int32_t* out) {
   const std::vector<std::int16_t> q16 = widen(q, nq * d);
-  run_tiled<I8Tile, 4, 3>(I8Tile{q16.data(), q, db, n, d, out}, nq, n, d, kBatchBlockBytes);
+  // 3 queries x 3 rows: 9 accumulators + 3 rows + 1 query + the vpmaddwd result fit the
+  // 16 ymm registers. The 4 x 3 tile (12 + 3 + 1 + 1 = 17) spilled two accumulators to the
+  // stack in the inner loop (a third of the samples on spill loads and stores): 3 x 3 is
+  // 1.3-1.9x faster for 100 queries at D = 256-1024 on Zen 3.
+  run_tiled<I8Tile, 3, 3>(I8Tile{q16.data(), q, db, n, d, out}, nq, n, d, kBatchBlockBytes);
 }
 
 // ---- hamming ----------------------------------------------------------------------
