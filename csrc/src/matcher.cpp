@@ -101,9 +101,14 @@ std::uint32_t hamming_limit(float worst, std::size_t dim) {
 }
 
 bool any_within(const std::uint32_t* dists, std::size_t n, std::uint32_t limit) {
-  bool any = false;
-  for (std::size_t i = 0; i < n; ++i) any |= dists[i] <= limit;
-  return any;
+  // Distances are at most the code's bit count (< 2^31), so a signed compare is exact; it
+  // vectorises on baseline SSE2, which has no unsigned compare. The unsigned loop stayed
+  // scalar and took longer than the Hamming kernel itself (100k 256-bit codes: 45% of a
+  // search against 37% for the kernel).
+  const std::int32_t lim = limit > 0x7fffffffu ? 0x7fffffff : static_cast<std::int32_t>(limit);
+  std::int32_t any = 0;
+  for (std::size_t i = 0; i < n; ++i) any |= static_cast<std::int32_t>(dists[i]) <= lim;
+  return any != 0;
 }
 
 // Score rows [begin, end) of the database for every query into tops[q]. Scores come from
