@@ -33,7 +33,7 @@ std::string kernel_variant_name(const KernelVariant& v);  // e.g. "avx2/sequenti
 
 struct KernelCandidate {
   KernelVariant variant;
-  double median_ms = 0.0;  // over the calibration rounds (0 when read from the cache)
+  double median_ms = 0.0;  // over the measurement rounds
 };
 
 // The choice for one kernel and one row length.

@@ -54,8 +54,8 @@ const char* row_order_name(RowOrder order);
 // reference has one table for both orders.
 const KernelTable* kernels_for(SimdLevel level, RowOrder order = RowOrder::Sequential);
 
-// Kernels searches use now: those of a forced level (Sequential), else the calibrated
-// choice per kernel and row length (vpr/kernel_tuning.hpp).
+// Kernels searches use now: those of a forced level (Sequential), else the choice of the
+// per-microarchitecture table per kernel and row length (vpr/kernel_tuning.hpp).
 const KernelTable& active_kernels();
 
 // Per-level tables, defined in src/kernels/<level>.cpp.
