@@ -7,6 +7,7 @@ import sys
 
 DEVICE_LAYER = (
     "vpr_embedded.matching",
+    "vpr_embedded.kernels",
     "vpr_embedded.maps",
     "vpr_embedded.sequence",
     "vpr_embedded.manifest",
