@@ -20,6 +20,7 @@
 #include "vpr/manifest.hpp"
 #include "vpr/map_file.hpp"
 #include "vpr/matcher.hpp"
+#include "vpr/pq.hpp"
 #include "vpr/sequence.hpp"
 #include "vpr/simd.hpp"
 #if defined(VPR_BINDINGS_LOCALIZER)
@@ -98,6 +99,8 @@ class PyIndex {
         break;
       case vpr::Storage::Binary:
         require<std::uint8_t>(codes_, "binary codes", 2, "uint8 (packed sign bits)");
+        break;
+      case vpr::Storage::Pq4:  // parse_storage never returns it: PQ lives in maps only
         break;
     }
     const std::size_t rows = static_cast<std::size_t>(codes_.shape(0));
@@ -241,6 +244,8 @@ py::tuple encode(py::array rows, const std::string& storage_name) {
     case vpr::Storage::Binary:
       codes = py::array_t<std::uint8_t>({sn, static_cast<py::ssize_t>(vpr::binary_bytes(d))});
       break;
+    case vpr::Storage::Pq4:  // parse_storage never returns it
+      throw std::invalid_argument("PQ codes are built with a map (vpr_embedded.pq)");
   }
   std::memcpy(codes.mutable_data(), bytes.data(), bytes.size());
   if (storage != vpr::Storage::Int8) return py::make_tuple(codes, py::none());
@@ -297,20 +302,47 @@ class PyMapFile {
   const vpr::MapFileView& map() const { return file_.map(); }
   bool memory_mapped() const { return file_.memory_mapped(); }
 
-  py::tuple search(py::array queries, std::size_t k, int threads) const {
+  // near: (x, y) with radius, the position prior; nprobe / shortlist 0: the map's defaults.
+  py::tuple search(py::array queries, std::size_t k, int threads, py::object near,
+                   py::object radius, std::size_t nprobe, std::size_t shortlist) const {
     require<float>(queries, "queries", 2, "float32");
     vpr::SearchOptions opt;
     opt.k = k;
     opt.num_threads = threads;
+    opt.nprobe = nprobe;
+    opt.shortlist = shortlist;
+    if (near.is_none() != radius.is_none()) {
+      throw std::invalid_argument("near=(x, y) and radius go together");
+    }
+    std::vector<std::uint32_t> candidates;
     const auto* q = static_cast<const float*>(queries.data());
     const auto nq = static_cast<std::size_t>(queries.shape(0));
     const auto qd = static_cast<std::size_t>(queries.shape(1));
     vpr::SearchResults r;
-    {
+    if (!near.is_none()) {
+      const auto xy = near.cast<std::pair<double, double>>();
+      const double rad = radius.cast<double>();
+      py::gil_scoped_release release;
+      candidates = map().places_near(xy.first, xy.second, rad);
+      opt.candidates = candidates.data();
+      opt.num_candidates = candidates.size();
+      r = map().search(q, nq, qd, opt);
+    } else {
       py::gil_scoped_release release;
       r = map().search(q, nq, qd, opt);
     }
     return results_to_numpy(r);
+  }
+
+  py::array places_near(double x, double y, double radius) const {
+    std::vector<std::uint32_t> ids;
+    {
+      py::gil_scoped_release release;
+      ids = map().places_near(x, y, radius);
+    }
+    py::array_t<std::uint32_t> out(static_cast<py::ssize_t>(ids.size()));
+    if (!ids.empty()) std::memcpy(out.mutable_data(), ids.data(), ids.size() * 4);
+    return out;
   }
 
   // Read-only array of `shape` over `ptr` (inside the mapping), owned by `self`.
@@ -342,6 +374,8 @@ py::object map_codes(py::object self) {
                                    {n, static_cast<py::ssize_t>(v.dim)}, v.codes);
     case vpr::Storage::Binary:
       break;
+    case vpr::Storage::Pq4:  // a PQ map without re-rank codes has no rows
+      return py::none();
   }
   return PyMapFile::view_array(self, py::dtype::of<std::uint8_t>(),
                                {n, static_cast<py::ssize_t>(vpr::binary_bytes(v.dim))}, v.codes);
@@ -497,7 +531,26 @@ void register_maps_and_sequences(py::module_& m) {
       .def(py::init<const std::string&, bool, std::size_t>(), py::arg("path"),
            py::arg("verify_checksum") = true, py::arg("copy_limit_bytes") = vpr::kMapCopyLimitBytes)
       .def_property_readonly("memory_mapped", &PyMapFile::memory_mapped)
-      .def("search", &PyMapFile::search, py::arg("queries"), py::arg("k"), py::arg("threads") = 0)
+      .def("search", &PyMapFile::search, py::arg("queries"), py::arg("k"), py::arg("threads") = 0,
+           py::arg("near") = py::none(), py::arg("radius") = py::none(), py::arg("nprobe") = 0,
+           py::arg("shortlist") = 0)
+      .def("places_near", &PyMapFile::places_near, py::arg("x"), py::arg("y"), py::arg("radius"))
+      .def_property_readonly(
+          "pq_info",
+          [](const PyMapFile& f) -> py::object {
+            const vpr::PqView* pq = f.map().pq();
+            if (pq == nullptr) return py::none();
+            py::dict d;
+            d["m"] = pq->m;
+            d["blocks"] = pq->blocks;
+            d["code_bytes"] = pq->code_bytes();
+            d["nlist"] = pq->ivf.nlist;
+            d["nprobe"] = f.map().default_nprobe();
+            d["rerank"] = f.map().has_rerank_codes()
+                              ? py::object(py::str(vpr::storage_name(f.map().view().storage)))
+                              : py::object(py::none());
+            return d;
+          })
       .def("name", [](const PyMapFile& f, std::size_t i) { return std::string(f.map().name(i)); })
       .def_property_readonly("names",
                              [](const PyMapFile& f) -> py::object {
@@ -582,6 +635,24 @@ void register_maps_and_sequences(py::module_& m) {
       .def_property_readonly("count", &PySequenceMatcher::count)
       .def_property_readonly("input_dim", &PySequenceMatcher::input_dim);
 
+  m.def(
+      "pack_pq4_codes",
+      [](py::array codes) {
+        require<std::uint8_t>(codes, "PQ codes", 2, "uint8");
+        const auto n = static_cast<std::size_t>(codes.shape(0));
+        const auto mm = static_cast<std::size_t>(codes.shape(1));
+        std::vector<std::uint8_t> packed;
+        {
+          py::gil_scoped_release release;
+          packed = vpr::pack_pq4_codes(static_cast<const std::uint8_t*>(codes.data()), n, mm);
+        }
+        py::array_t<std::uint8_t> out(static_cast<py::ssize_t>(packed.size()));
+        if (!packed.empty()) std::memcpy(out.mutable_data(), packed.data(), packed.size());
+        return out;
+      },
+      py::arg("codes"),
+      "Packs n x m 4-bit PQ codes (uint8 values 0..15) into the fast-scan block layout.");
+  m.attr("PQ_BLOCK") = vpr::kPqBlock;
   m.def("sequence_match_scores", &sequence_match_scores, py::arg("scores"), py::arg("length") = 10,
         py::arg("v_min") = 0.8f, py::arg("v_max") = 1.25f, py::arg("v_steps") = 5,
         py::arg("contrast_window") = 10, py::arg("k") = 5);
@@ -700,7 +771,7 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "vpr-embedded matching core (C++): exhaustive top-k search with SIMD kernels";
 
   py::class_<PyIndex>(m, "Index")
-      .def(py::init<py::array, const std::string&, std::size_t, std::optional<py::array> >(),
+      .def(py::init<py::array, const std::string&, std::size_t, std::optional<py::array>>(),
            py::arg("codes"), py::arg("storage"), py::arg("dim") = 0, py::arg("scales") = py::none())
       .def("search", &PyIndex::search, py::arg("queries"), py::arg("k"), py::arg("threads") = 0,
            py::arg("projection") = py::none(), py::arg("projection_mean") = py::none(),

@@ -20,6 +20,8 @@ const char* storage_name(Storage storage) {
       return "int8";
     case Storage::Binary:
       return "binary";
+    case Storage::Pq4:
+      return "pq4";
   }
   return "unknown";
 }
@@ -36,11 +38,18 @@ std::size_t DatabaseView::row_bytes() const {
       return dim;
     case Storage::Binary:
       return binary_bytes(dim);
+    case Storage::Pq4:
+      return 0;  // PQ codes live in 32-place blocks, not rows (vpr/pq.hpp)
   }
   return 0;
 }
 
 void DatabaseView::validate() const {
+  if (storage == Storage::Pq4) {
+    throw std::invalid_argument(
+        "this map holds only PQ codes: search it through the map; matching that needs every "
+        "place's score (sequences) needs a map built with re-rank codes (--rerank int8)");
+  }
   if (static_cast<std::uint8_t>(storage) > static_cast<std::uint8_t>(Storage::Binary)) {
     throw std::invalid_argument("unknown storage type " +
                                 std::to_string(static_cast<int>(storage)));
@@ -91,7 +100,8 @@ void DatabaseView::check_values() const {
       break;
     }
     case Storage::Binary:
-      break;  // every bit pattern is a valid code
+    case Storage::Pq4:  // validate() refused it
+      break;            // every bit pattern is a valid code
   }
 }
 

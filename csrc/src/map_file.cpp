@@ -10,10 +10,13 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
 #include <utility>
+
+#include "vpr/positions.hpp"
 
 namespace vpr {
 namespace {
@@ -37,11 +40,24 @@ constexpr std::size_t kOffSha256 = 56;
 constexpr std::size_t kOffModelName = 88;
 constexpr std::size_t kModelNameBytes = 64;
 constexpr std::size_t kOffSections = 152;
-constexpr std::size_t kOffReserved1 = kOffSections + kMapSectionCount * 16;  // 280
+constexpr std::size_t kOffReserved1 = kOffSections + kMapSectionCountV1 * 16;  // 280
+constexpr std::size_t kOffSectionsV2 = kMapHeaderSizeV1;  // slots 8-15 follow the v1 header
 
 const char* const kSectionNames[kMapSectionCount] = {
-    "descriptors",  "int8 scales", "projection", "projection mean",
-    "name offsets", "name data",   "positions",  "timestamps"};
+    "descriptors",     "int8 scales",     "projection",       "projection mean",
+    "name offsets",    "name data",       "positions",        "timestamps",
+    "PQ info",         "PQ codebooks",    "PQ codes",         "IVF centroids",
+    "IVF list blocks", "IVF slot places", "reserved slot 14", "reserved slot 15"};
+
+// Offset of section s's (offset, size) pair in the header.
+std::size_t section_slot(std::size_t s) {
+  return s < kMapSectionCountV1 ? kOffSections + 16 * s
+                                : kOffSectionsV2 + 16 * (s - kMapSectionCountV1);
+}
+
+// PQ info section (64 bytes): m, bits, blocks, nlist, nprobe, re-rank storage, zeros.
+constexpr std::size_t kPqInfoBytes = 64;
+constexpr std::uint8_t kNoRerank = 0xFF;
 
 bool host_is_little_endian() {
   const std::uint16_t one = 1;
@@ -142,14 +158,16 @@ MapFileView MapFileView::parse(const void* data, std::size_t size, const MapOpen
         std::to_string(kMapFormatVersion) + "): rebuild the map or upgrade vpr-embedded");
   }
   if (version == 0) corrupt("map format version 0 is invalid");
-  if (size < kMapHeaderSize) {
-    throw std::runtime_error("truncated: expected at least " + std::to_string(kMapHeaderSize) +
+  const std::size_t header_bytes = version == 1 ? kMapHeaderSizeV1 : kMapHeaderSizeV2;
+  const std::size_t sections = version == 1 ? kMapSectionCountV1 : kMapSectionCount;
+  if (size < header_bytes) {
+    throw std::runtime_error("truncated: expected at least " + std::to_string(header_bytes) +
                              " bytes, file has " + std::to_string(size));
   }
   const std::uint32_t header_size = load<std::uint32_t>(p + kOffHeaderSize);
-  if (header_size != kMapHeaderSize) {
+  if (header_size != header_bytes) {
     corrupt("header size " + std::to_string(header_size) + ", expected " +
-            std::to_string(kMapHeaderSize));
+            std::to_string(header_bytes) + " for format version " + std::to_string(version));
   }
   const std::uint64_t file_size = load<std::uint64_t>(p + kOffFileSize);
   if (file_size > size) {
@@ -161,10 +179,10 @@ MapFileView MapFileView::parse(const void* data, std::size_t size, const MapOpen
             " bytes, the file has " + std::to_string(size));
   }
   if (options.verify_checksum) {
-    std::uint8_t header[kMapHeaderSize];
-    std::memcpy(header, p, kMapHeaderSize);
+    std::uint8_t header[kMapHeaderSizeV2];
+    std::memcpy(header, p, header_bytes);
     std::memset(header + kOffHeaderCrc, 0, 4);
-    if (crc32(header, kMapHeaderSize) != load<std::uint32_t>(p + kOffHeaderCrc)) {
+    if (crc32(header, header_bytes) != load<std::uint32_t>(p + kOffHeaderCrc)) {
       throw std::runtime_error("header checksum mismatch: the file is corrupt, rebuild it");
     }
   }
@@ -179,7 +197,8 @@ MapFileView MapFileView::parse(const void* data, std::size_t size, const MapOpen
   const std::uint32_t input_dim = load<std::uint32_t>(p + kOffInputDim);
   const std::uint8_t storage = p[kOffStorage];
   const std::uint8_t position_kind = p[kOffPositionKind];
-  if (storage > static_cast<std::uint8_t>(Storage::Binary)) {
+  if (storage > static_cast<std::uint8_t>(Storage::Pq4) ||
+      (version == 1 && storage == static_cast<std::uint8_t>(Storage::Pq4))) {
     corrupt("unknown storage type " + std::to_string(storage));
   }
   if (position_kind > static_cast<std::uint8_t>(PositionKind::Utm)) {
@@ -205,10 +224,10 @@ MapFileView MapFileView::parse(const void* data, std::size_t size, const MapOpen
 
   // Section table: each present section is 64-byte aligned, inside the file,
   // after the header and after the previous present section.
-  std::uint64_t previous_end = kMapHeaderSize;
-  for (std::size_t s = 0; s < kMapSectionCount; ++s) {
-    const std::uint64_t off = load<std::uint64_t>(p + kOffSections + 16 * s);
-    const std::uint64_t len = load<std::uint64_t>(p + kOffSections + 16 * s + 8);
+  std::uint64_t previous_end = header_bytes;
+  for (std::size_t s = 0; s < sections; ++s) {
+    const std::uint64_t off = load<std::uint64_t>(p + section_slot(s));
+    const std::uint64_t len = load<std::uint64_t>(p + section_slot(s) + 8);
     const std::string what = std::string(kSectionNames[s]) + " section";
     if (len == 0) {
       if (off != 0) corrupt(what + " is empty but has an offset");
@@ -238,13 +257,29 @@ MapFileView MapFileView::parse(const void* data, std::size_t size, const MapOpen
   };
   auto at = [&](MapSection s) { return p + m.offsets_[static_cast<std::size_t>(s)]; };
 
-  m.db_.storage = static_cast<Storage>(storage);
+  for (std::size_t s = kMapSectionCount - 2; s < kMapSectionCount; ++s) {
+    if (m.sizes_[s] != 0) corrupt(std::string(kSectionNames[s]) + " is not empty");
+  }
+  m.storage_ = static_cast<Storage>(storage);
+  m.db_.storage = m.storage_;
   m.db_.dim = dim;
   m.db_.count = static_cast<std::size_t>(count);
   if (count > static_cast<std::uint64_t>(SIZE_MAX)) corrupt("place count too large");
-  const std::uint64_t row_bytes = m.db_.row_bytes();
-  expect(MapSection::Descriptors, checked_mul(count, row_bytes, "descriptor"), true);
-  m.db_.codes = at(MapSection::Descriptors);
+  if (m.storage_ == Storage::Pq4) {
+    m.parse_pq(options.verify_checksum);
+  } else {
+    for (std::size_t s = static_cast<std::size_t>(MapSection::PqInfo); s < kMapSectionCount; ++s) {
+      if (m.sizes_[s] != 0) corrupt(std::string(kSectionNames[s]) + " section in a non-PQ map");
+    }
+  }
+  const bool exact_codes = m.db_.storage != Storage::Pq4;
+  if (exact_codes) {
+    const std::uint64_t row_bytes = m.db_.row_bytes();
+    expect(MapSection::Descriptors, checked_mul(count, row_bytes, "descriptor"), true);
+    m.db_.codes = at(MapSection::Descriptors);
+  } else if (m.sizes_[static_cast<std::size_t>(MapSection::Descriptors)] != 0) {
+    corrupt("a PQ map without re-rank codes has a descriptors section");
+  }
   const bool is_int8 = m.db_.storage == Storage::Int8;
   if (is_int8) {
     expect(MapSection::Scales, checked_mul(count, 4, "scale"), true);
@@ -316,19 +351,115 @@ MapFileView MapFileView::parse(const void* data, std::size_t size, const MapOpen
   }
 
   if (options.verify_checksum) {
-    if (crc32(p + kMapHeaderSize, size - kMapHeaderSize) != m.payload_crc_) {
+    if (crc32(p + header_bytes, size - header_bytes) != m.payload_crc_) {
       throw std::runtime_error("checksum mismatch: the file is corrupt, rebuild it");
     }
     // A file whose CRC matches can still hold values no search may use (written by a
     // buggy or hostile writer): NaN codes would give NaN scores and unsorted results.
     try {
-      m.db_.check_values();
+      if (exact_codes) m.db_.check_values();
+      if (m.storage_ == Storage::Pq4) m.pq_.check_values();
     } catch (const std::invalid_argument& e) {
       corrupt(e.what());
     }
   }
-  m.db_.validate();
+  if (exact_codes) m.db_.validate();
+  if (m.storage_ == Storage::Pq4) m.pq_.validate();
+  if (m.positions_ != nullptr) m.grid_ = std::make_shared<LazyGrid>();
   return m;
+}
+
+void MapFileView::parse_pq(bool verify) {
+  auto size_of = [&](MapSection s) { return sizes_[static_cast<std::size_t>(s)]; };
+  auto at = [&](MapSection s) { return base_ + offsets_[static_cast<std::size_t>(s)]; };
+  auto expect = [&](MapSection s, std::uint64_t bytes) {
+    const auto i = static_cast<std::size_t>(s);
+    if (sizes_[i] != bytes) {
+      corrupt(std::string(kSectionNames[i]) + " section has " + std::to_string(sizes_[i]) +
+              " bytes, expected " + std::to_string(bytes));
+    }
+  };
+  expect(MapSection::PqInfo, kPqInfoBytes);
+  const std::uint8_t* info = at(MapSection::PqInfo);
+  const std::uint32_t sub = load<std::uint32_t>(info);
+  const std::uint32_t bits = load<std::uint32_t>(info + 4);
+  const std::uint64_t blocks = load<std::uint64_t>(info + 8);
+  const std::uint32_t nlist = load<std::uint32_t>(info + 16);
+  const std::uint32_t nprobe = load<std::uint32_t>(info + 20);
+  const std::uint8_t rerank = info[24];
+  for (std::size_t i = 25; i < kPqInfoBytes; ++i) {
+    if (info[i] != 0) corrupt("reserved PQ info bytes are not zero");
+  }
+  if (bits != 4) corrupt("PQ codes of " + std::to_string(bits) + " bits (this build reads 4)");
+  if (sub < 2 || sub > kPqMaxM || sub % 2 != 0 || db_.dim % sub != 0) {
+    corrupt("PQ sub-quantizer count " + std::to_string(sub) + " for dimension " +
+            std::to_string(db_.dim));
+  }
+  const std::uint64_t min_blocks = (db_.count + kPqBlock - 1) / kPqBlock;
+  if (nlist == 0 ? blocks != min_blocks : (blocks < min_blocks || blocks > min_blocks + nlist)) {
+    corrupt("PQ block count " + std::to_string(blocks) + " for " + std::to_string(db_.count) +
+            " places");
+  }
+  if (nprobe > nlist) corrupt("default nprobe above the list count");
+  if (rerank != kNoRerank && rerank > static_cast<std::uint8_t>(Storage::Int8)) {
+    corrupt("re-rank storage " + std::to_string(rerank));
+  }
+  expect(MapSection::PqCodebooks, checked_mul(db_.dim, kPqCentroids * 4, "PQ codebook"));
+  expect(MapSection::PqCodes, checked_mul(blocks, std::uint64_t{sub} * 16, "PQ code"));
+  pq_.count = db_.count;
+  pq_.dim = db_.dim;
+  pq_.m = sub;
+  pq_.blocks = static_cast<std::size_t>(blocks);
+  pq_.codebooks = reinterpret_cast<const float*>(at(MapSection::PqCodebooks));
+  pq_.codes = at(MapSection::PqCodes);
+  if (nlist > 0) {
+    expect(MapSection::IvfCentroids, checked_mul(std::uint64_t{nlist} * 4, db_.dim, "IVF"));
+    expect(MapSection::IvfListBlocks, (std::uint64_t{nlist} + 1) * 8);
+    expect(MapSection::IvfSlotPlaces, checked_mul(blocks, kPqBlock * 4, "IVF slot"));
+    pq_.ivf.nlist = nlist;
+    pq_.ivf.centroids = reinterpret_cast<const float*>(at(MapSection::IvfCentroids));
+    pq_.ivf.list_blocks = reinterpret_cast<const std::uint64_t*>(at(MapSection::IvfListBlocks));
+    pq_.slot_places = reinterpret_cast<const std::uint32_t*>(at(MapSection::IvfSlotPlaces));
+    // The slot of every place (the position prior scores places by id); building it
+    // also proves that every place has exactly one slot.
+    try {
+      place_slots_ = std::make_shared<const std::vector<std::uint32_t>>(
+          invert_slots(pq_.slot_places, pq_.blocks * kPqBlock, pq_.count));
+    } catch (const std::invalid_argument& e) {
+      corrupt(e.what());
+    }
+    pq_.place_slots = place_slots_->data();
+    const std::uint64_t* lb = pq_.ivf.list_blocks;
+    if (lb[0] != 0 || lb[nlist] != blocks) corrupt("IVF lists do not cover the PQ blocks");
+    for (std::size_t l = 0; l < nlist; ++l) {
+      if (lb[l + 1] < lb[l]) corrupt("IVF list offsets decrease");
+    }
+  } else {
+    for (MapSection s :
+         {MapSection::IvfCentroids, MapSection::IvfListBlocks, MapSection::IvfSlotPlaces}) {
+      if (size_of(s) != 0)
+        corrupt(std::string(kSectionNames[static_cast<int>(s)]) + " section without IVF lists");
+    }
+  }
+  default_nprobe_ = nprobe;
+  db_.storage = rerank == kNoRerank ? Storage::Pq4 : static_cast<Storage>(rerank);
+  (void)verify;
+}
+
+struct MapFileView::LazyGrid {
+  std::once_flag once;
+  std::unique_ptr<PositionGrid> grid;
+};
+
+std::vector<std::uint32_t> MapFileView::places_near(double x, double y, double radius) const {
+  if (positions_ == nullptr || grid_ == nullptr) {
+    throw std::invalid_argument(
+        "this map has no positions: a position prior needs a map built with positions");
+  }
+  std::call_once(grid_->once, [&] {
+    grid_->grid = std::make_unique<PositionGrid>(positions_, db_.count, position_kind_);
+  });
+  return grid_->grid->within(x, y, radius);
 }
 
 std::string MapFileView::model_sha256_hex() const {
@@ -370,6 +501,16 @@ SearchResults MapFileView::search(const float* queries, std::size_t num_queries,
         " with descriptor dimension " + std::to_string(input_dim_));
   }
   options.projection = projection_;
+  if (storage_ == Storage::Pq4) {
+    if (options.nprobe == 0) options.nprobe = default_nprobe_;
+    if (has_rerank_codes()) {
+      options.rerank = &db_;
+      if (options.shortlist == 0) options.shortlist = kPqDefaultShortlist;
+    } else {
+      options.rerank = nullptr;
+    }
+    return search_pq(pq_, queries, num_queries, query_dim, options);
+  }
   return vpr::search(db_, queries, num_queries, query_dim, options);
 }
 

@@ -16,62 +16,9 @@
 namespace vpr {
 namespace {
 
-struct Hit {
-  float score;
-  std::int64_t id;
-};
-
-// Total order: higher score first, then lower id (deterministic results).
-inline bool better(const Hit& a, const Hit& b) {
-  return a.score > b.score || (a.score == b.score && a.id < b.id);
-}
-
-// Bounded top-k as a heap whose front is the worst kept hit.
-class TopK {
- public:
-  explicit TopK(std::size_t k) : k_(k) { hits_.reserve(k); }
-
-  // Rows arrive in increasing id within one scan, so a tie never displaces.
-  void push(float score, std::int64_t id) {
-    if (hits_.size() < k_) {
-      hits_.push_back({score, id});
-      std::push_heap(hits_.begin(), hits_.end(), better);
-    } else if (score > hits_.front().score) {
-      std::pop_heap(hits_.begin(), hits_.end(), better);
-      hits_.back() = {score, id};
-      std::push_heap(hits_.begin(), hits_.end(), better);
-    }
-  }
-
-  bool full() const { return hits_.size() == k_; }
-  float worst_score() const { return hits_.front().score; }
-
-  // Any order of arrival.
-  void insert(const Hit& h) {
-    if (hits_.size() < k_) {
-      hits_.push_back(h);
-      std::push_heap(hits_.begin(), hits_.end(), better);
-    } else if (better(h, hits_.front())) {
-      std::pop_heap(hits_.begin(), hits_.end(), better);
-      hits_.back() = h;
-      std::push_heap(hits_.begin(), hits_.end(), better);
-    }
-  }
-
-  void merge(const TopK& other) {
-    for (const Hit& h : other.hits_) insert(h);
-  }
-
-  std::vector<Hit> sorted() const {
-    std::vector<Hit> out = hits_;
-    std::sort(out.begin(), out.end(), better);
-    return out;
-  }
-
- private:
-  std::size_t k_;
-  std::vector<Hit> hits_;
-};
+using detail::better;
+using detail::Hit;
+using detail::TopK;
 
 constexpr std::size_t kBlockBytes = 128 * 1024;  // database block kept in L2 per thread
 constexpr std::size_t kMinRowsPerThread = 2048;  // below this a thread costs more than it saves
@@ -184,6 +131,21 @@ std::vector<TopK> scan(const DatabaseView& db, const detail::EncodedQueries& q, 
   return std::move(partial[0]);
 }
 
+// What every search checks before scanning; the query's dimension and values are checked
+// where the queries are encoded (scan layer), or by search_int8 for its own codes.
+void validate_common(const DatabaseView& db, const SearchOptions& opt) {
+  db.validate();
+  if (opt.k == 0) throw std::invalid_argument("k must be at least 1");
+  if (opt.rerank != nullptr) {
+    opt.rerank->validate();
+    detail::check_rerank(*opt.rerank, db.count, db.dim);
+  }
+}
+
+}  // namespace
+
+namespace detail {
+
 SearchResults collect(std::vector<TopK>& tops, std::size_t k) {
   SearchResults out;
   out.num_queries = tops.size();
@@ -200,40 +162,52 @@ SearchResults collect(std::vector<TopK>& tops, std::size_t k) {
   return out;
 }
 
-// What every search checks before scanning; the query's dimension and values are checked
-// where the queries are encoded (scan layer), or by search_int8 for its own codes.
-void validate_common(const DatabaseView& db, const SearchOptions& opt) {
-  db.validate();
-  if (opt.k == 0) throw std::invalid_argument("k must be at least 1");
-  if (opt.rerank != nullptr) {
-    opt.rerank->validate();
-    if (opt.rerank->storage != Storage::Float32 || opt.rerank->count != db.count ||
-        opt.rerank->dim != db.dim) {
-      throw std::invalid_argument(
-          "the re-ranking database must be float32 with the same places and dimension as the "
-          "shortlist database");
-    }
+void check_rerank(const DatabaseView& exact, std::size_t count, std::size_t dim) {
+  exact.validate();
+  if (exact.storage == Storage::Binary || exact.count != count || exact.dim != dim) {
+    throw std::invalid_argument(
+        "the re-ranking database must be float32, float16 or int8 with the same places and "
+        "dimension as the shortlist database");
   }
 }
 
-// Exact float32 re-ranking of each query's shortlist.
 SearchResults rerank(const DatabaseView& exact, const std::vector<float>& queries,
                      std::vector<TopK>& shortlists, std::size_t k) {
-  const KernelTable& kt = active_kernels();
-  const auto* rows = static_cast<const float*>(exact.codes);
-  std::vector<TopK> tops(shortlists.size(), TopK(k));
-  for (std::size_t j = 0; j < shortlists.size(); ++j) {
+  // Queries arrive projected and normalised: encode them for the exact codes as they are.
+  const std::size_t nq = shortlists.size();
+  const EncodedQueries all = encode_queries(exact, queries.data(), nq, exact.dim, Projection{});
+  ScoreScratch scratch;
+  std::vector<TopK> tops(nq, TopK(k));
+  for (std::size_t j = 0; j < nq; ++j) {
+    EncodedQueries one;
+    one.count = 1;
+    one.dim = exact.dim;
+    one.floats.assign(all.floats.begin() + j * exact.dim, all.floats.begin() + (j + 1) * exact.dim);
+    if (!all.int8.empty()) {
+      one.int8.assign(all.int8.begin() + j * exact.dim, all.int8.begin() + (j + 1) * exact.dim);
+      one.int8_scales.assign(1, all.int8_scales[j]);
+    }
     for (const Hit& h : shortlists[j].sorted()) {
       float s = 0.0f;
-      kt.dot_f32(queries.data() + j * exact.dim, rows + static_cast<std::size_t>(h.id) * exact.dim,
-                 1, exact.dim, &s);
+      score_block(exact, one, static_cast<std::size_t>(h.id), 1, &s, scratch);
       tops[j].insert({s, h.id});
     }
   }
-  return collect(tops, k);
+  return detail::collect(tops, k);
 }
 
-}  // namespace
+void check_candidates(const std::uint32_t* ids, std::size_t n, std::size_t count) {
+  if (ids == nullptr && n > 0) throw std::invalid_argument("candidate ids are null");
+  for (std::size_t i = 0; i < n; ++i) {
+    if (ids[i] >= count || (i > 0 && ids[i] <= ids[i - 1])) {
+      throw std::invalid_argument(
+          "candidate places must be sorted, distinct ids below the place count " +
+          std::to_string(count));
+    }
+  }
+}
+
+}  // namespace detail
 
 int resolve_threads(int num_threads) {
   if (num_threads < 0) throw std::invalid_argument("the thread count must be >= 0 (0: all cores)");
@@ -251,15 +225,36 @@ SearchResults search(const DatabaseView& db, const float* queries, std::size_t n
   const std::size_t k = std::min(options.k, db.count);
   if (num_queries == 0) {
     std::vector<TopK> none;
-    return collect(none, k);
+    return detail::collect(none, k);
+  }
+  if (options.candidates != nullptr) {
+    // Position prior: runs of consecutive ids (a route's places lie in order) are scanned
+    // as ranges by the same block scorer, on one thread: a prior leaves few places.
+    detail::check_candidates(options.candidates, options.num_candidates, db.count);
+    const std::size_t kc = std::min(k, options.num_candidates);
+    const bool two_stage = options.rerank != nullptr && options.shortlist > 0;
+    const std::size_t m =
+        two_stage ? std::min(std::max(options.shortlist, kc), options.num_candidates) : kc;
+    std::vector<TopK> tops(num_queries, TopK(m));
+    if (m > 0) {
+      const std::uint32_t* c = options.candidates;
+      for (std::size_t i = 0; i < options.num_candidates;) {
+        std::size_t e = i + 1;
+        while (e < options.num_candidates && c[e] == c[e - 1] + 1) ++e;
+        scan_range(db, q, c[i], static_cast<std::size_t>(c[e - 1]) + 1, tops);
+        i = e;
+      }
+    }
+    if (two_stage && m > 0) return detail::rerank(*options.rerank, q.floats, tops, kc);
+    return detail::collect(tops, m == 0 ? 0 : kc);
   }
   if (options.rerank != nullptr && options.shortlist > 0) {
     const std::size_t m = std::min(std::max(options.shortlist, k), db.count);
     std::vector<TopK> shortlists = scan(db, q, m, options.num_threads);
-    return rerank(*options.rerank, q.floats, shortlists, k);
+    return detail::rerank(*options.rerank, q.floats, shortlists, k);
   }
   std::vector<TopK> tops = scan(db, q, k, options.num_threads);
-  return collect(tops, k);
+  return detail::collect(tops, k);
 }
 
 SearchResults search_int8(const DatabaseView& db, const std::int8_t* queries,
@@ -290,7 +285,7 @@ SearchResults search_int8(const DatabaseView& db, const std::int8_t* queries,
   const std::size_t k = std::min(options.k, db.count);
   std::vector<TopK> tops;
   if (num_queries > 0) tops = scan(db, q, k, options.num_threads);
-  return collect(tops, k);
+  return detail::collect(tops, k);
 }
 
 }  // namespace vpr

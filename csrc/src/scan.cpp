@@ -245,6 +245,8 @@ void score_block(const DatabaseView& db, const EncodedQueries& q, std::size_t st
       }
       return;
     }
+    case Storage::Pq4:  // DatabaseView::validate() refuses PQ views before any scan
+      throw std::invalid_argument("PQ codes are searched through vpr::search_pq");
   }
 }
 

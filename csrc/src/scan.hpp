@@ -3,6 +3,7 @@
 // persistent worker pool. Internal to vpr_core (not an installed header).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -11,6 +12,63 @@
 #include "vpr/matcher.hpp"
 
 namespace vpr::detail {
+
+struct Hit {
+  float score;
+  std::int64_t id;
+};
+
+// Total order: higher score first, then lower id (deterministic results).
+inline bool better(const Hit& a, const Hit& b) {
+  return a.score > b.score || (a.score == b.score && a.id < b.id);
+}
+
+// Bounded top-k as a heap whose front is the worst kept hit.
+class TopK {
+ public:
+  explicit TopK(std::size_t k) : k_(k) { hits_.reserve(k); }
+
+  // Rows arrive in increasing id within one scan, so a tie never displaces.
+  void push(float score, std::int64_t id) {
+    if (hits_.size() < k_) {
+      hits_.push_back({score, id});
+      std::push_heap(hits_.begin(), hits_.end(), better);
+    } else if (score > hits_.front().score) {
+      std::pop_heap(hits_.begin(), hits_.end(), better);
+      hits_.back() = {score, id};
+      std::push_heap(hits_.begin(), hits_.end(), better);
+    }
+  }
+
+  bool full() const { return hits_.size() == k_; }
+  float worst_score() const { return hits_.front().score; }
+
+  // Any order of arrival.
+  void insert(const Hit& h) {
+    if (hits_.size() < k_) {
+      hits_.push_back(h);
+      std::push_heap(hits_.begin(), hits_.end(), better);
+    } else if (better(h, hits_.front())) {
+      std::pop_heap(hits_.begin(), hits_.end(), better);
+      hits_.back() = h;
+      std::push_heap(hits_.begin(), hits_.end(), better);
+    }
+  }
+
+  void merge(const TopK& other) {
+    for (const Hit& h : other.hits_) insert(h);
+  }
+
+  std::vector<Hit> sorted() const {
+    std::vector<Hit> out = hits_;
+    std::sort(out.begin(), out.end(), better);
+    return out;
+  }
+
+ private:
+  std::size_t k_;
+  std::vector<Hit> hits_;
+};
 
 // Throws std::invalid_argument naming `what` if any of the n values is NaN or inf.
 void check_finite(const float* x, std::size_t n, const char* what);
@@ -51,5 +109,19 @@ void run_parallel(std::size_t count, const std::function<void(std::size_t)>& bod
 // How many threads scan `rows` rows: at most `requested` (0: all cores), and no more than
 // one per `min_rows_per_thread` rows (below that a thread costs more than it saves).
 std::size_t scan_threads(std::size_t rows, int requested, std::size_t min_rows_per_thread);
+
+// Sorted top-k of each query (k entries per query; each TopK holds at least k).
+SearchResults collect(std::vector<TopK>& tops, std::size_t k);
+
+// Throws std::invalid_argument unless `exact` can re-rank a database of count x dim.
+void check_rerank(const DatabaseView& exact, std::size_t count, std::size_t dim);
+
+// Top-k of each query's shortlist re-scored exactly against `exact` (queries: float rows
+// of exact.dim, already projected and normalised).
+SearchResults rerank(const DatabaseView& exact, const std::vector<float>& queries,
+                     std::vector<TopK>& shortlists, std::size_t k);
+
+// Throws std::invalid_argument unless ids are sorted, distinct and below count.
+void check_candidates(const std::uint32_t* ids, std::size_t n, std::size_t count);
 
 }  // namespace vpr::detail

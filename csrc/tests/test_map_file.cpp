@@ -124,7 +124,7 @@ TEST_CASE("map file refuses foreign, truncated, newer and corrupt files with cle
   b = good;
   vpr_test::put<std::uint32_t>(b, 8, 7);
   CHECK(parse_error(b, b.size) ==
-        "map format version 7 is newer than this build supports (1): rebuild the map or upgrade "
+        "map format version 7 is newer than this build supports (2): rebuild the map or upgrade "
         "vpr-embedded");
 
   CHECK(parse_error(good, good.size - 1) == "truncated: expected " + std::to_string(good.size) +
@@ -231,4 +231,90 @@ TEST_CASE("MapFile refuses a FIFO at once instead of waiting for a writer") {
                        std::runtime_error);
   alarm(0);
   std::remove(path.c_str());
+}
+
+TEST_CASE("PQ maps (format version 2): search equals search_pq on the same sections") {
+  for (std::size_t lists : {0, 7}) {
+    for (bool rerank : {false, true}) {
+      vpr_test::MapSpec spec;
+      spec.count = 300;
+      spec.dim = 32;
+      spec.pq_m = 8;
+      spec.storage = vpr::Storage::Int8;
+      spec.rerank = rerank;
+      spec.ivf_lists = lists;
+      spec.nprobe = lists > 0 ? 3 : 0;
+      const auto rows = vpr_test::unit_rows(spec.count, spec.dim, 3);
+      const auto buf = vpr_test::write_map(spec, rows);
+      const auto m = vpr::MapFileView::parse(buf.data(), buf.size);
+      INFO("lists " << lists << " rerank " << rerank);
+      REQUIRE(m.pq() != nullptr);
+      CHECK(m.format_version() == 2);
+      CHECK(m.storage() == vpr::Storage::Pq4);
+      CHECK(m.has_rerank_codes() == rerank);
+      CHECK(m.default_nprobe() == spec.nprobe);
+      CHECK(m.pq()->m == 8);
+      const auto q = vpr_test::unit_rows(2, spec.dim, 9);
+      vpr::SearchOptions opt;
+      opt.k = 5;
+      const auto got = m.search(q.data(), 2, spec.dim, opt);
+      vpr::SearchOptions direct = opt;
+      direct.nprobe = spec.nprobe;
+      if (rerank) {
+        direct.rerank = &m.view();
+        direct.shortlist = vpr::kPqDefaultShortlist;
+      }
+      const auto want = vpr::search_pq(*m.pq(), q.data(), 2, spec.dim, direct);
+      CHECK(got.ids == want.ids);
+      // A place's own row finds it first (codebooks hold rows 0..15 exactly).
+      if (lists == 0) {
+        const auto self = m.search(rows.data() + 3 * spec.dim, 1, spec.dim, opt);
+        CHECK(self.ids[0] == 3);
+      }
+      // Position prior: positions are (i, i + 0.5) / 2 ... place i at (i, i + 0.5).
+      const auto near = m.places_near(100.0, 100.5, 2.0);
+      REQUIRE(!near.empty());
+      for (std::uint32_t id : near) CHECK((id >= 99 && id <= 101));
+      vpr::SearchOptions prior = opt;
+      prior.candidates = near.data();
+      prior.num_candidates = near.size();
+      const auto r = m.search(q.data(), 1, spec.dim, prior);
+      CHECK(r.k == near.size());
+      for (std::int64_t id : r.ids) CHECK((id >= 99 && id <= 101));
+      if (!rerank) {
+        CHECK_THROWS_AS(vpr::search(m.view(), q.data(), 1, spec.dim, opt), std::invalid_argument);
+      }
+    }
+  }
+}
+
+TEST_CASE("PQ map sections are checked: sizes, slot maps, reserved bytes") {
+  vpr_test::MapSpec spec;
+  spec.count = 100;
+  spec.dim = 16;
+  spec.pq_m = 4;
+  spec.ivf_lists = 3;
+  const auto rows = vpr_test::unit_rows(spec.count, spec.dim, 4);
+  const auto good = vpr_test::write_map(spec, rows);
+  CHECK(parse_error(good, good.size).empty());
+  // Sections 8..15 sit at 320 + 16 * (s - 8); corrupt a few, without checksums.
+  auto with = [&](std::size_t off, std::uint64_t v) {
+    auto b = good;
+    vpr_test::put<std::uint64_t>(b, off, v);
+    return parse_error(b, b.size, false);
+  };
+  CHECK(with(320 + 8, 63).find("PQ info section has 63 bytes") != std::string::npos);
+  CHECK(with(320 + 2 * 16 + 8, 1).find("PQ codes section") != std::string::npos);
+  // Slot 13 (slot places): one place twice.
+  auto b = good;
+  std::uint64_t slots_off = 0;
+  std::memcpy(&slots_off, b.data() + 320 + 5 * 16, 8);
+  vpr_test::put<std::uint32_t>(b, slots_off, 1);
+  CHECK(parse_error(b, b.size, false).find("has two slots") != std::string::npos);
+  // A reserved slot (14) in use.
+  CHECK(with(320 + 6 * 16 + 8, 64).find("reserved slot 14") != std::string::npos);
+  // PQ storage in a version-1 header is unknown.
+  auto v1 = vpr_test::write_map(vpr_test::MapSpec{}, vpr_test::unit_rows(50, 16, 1));
+  vpr_test::put<std::uint8_t>(v1, 40, 4);
+  CHECK(parse_error(v1, v1.size, false) == "corrupt map: unknown storage type 4; rebuild the map");
 }

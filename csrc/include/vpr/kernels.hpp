@@ -32,6 +32,12 @@ struct KernelTable {
   // Widen count half-precision values to float32 (exact). Batches of queries
   // against a float16 database widen a block once and use dot_f32_batch.
   void (*f16_to_f32)(const std::uint16_t* src, std::size_t count, float* dst);
+  // Product-quantizer "fast scan" of 4-bit codes in blocks of 32 places (layout in
+  // vpr/pq.hpp): out[b * 32 + i] = sum over sub-quantizers j < m of
+  // lut[j * 16 + code(place 32 b + i, j)], for nblocks blocks. lut holds m x 16 uint8
+  // entries; m is even and at most 256, so the uint16 sums are exact.
+  void (*pq4_scan)(const std::uint8_t* lut, std::size_t m, const std::uint8_t* codes,
+                   std::size_t nblocks, std::uint16_t* out);
 };
 
 // How the single-query kernels (dot_f32, dot_f16, dot_i8) walk the database rows; the
@@ -71,6 +77,19 @@ const KernelTable& neon_kernels(RowOrder order);
 #endif
 #if defined(VPR_HAVE_NEON_DOTPROD)
 const KernelTable& neon_dotprod_kernels(RowOrder order);
+#endif
+
+// PQ fast-scan kernels shared between tables: the AVX-512 table uses the AVX2 one (no
+// AVX-512 machine was available to test a 512-bit version), the dotprod table NEON's.
+void pq4_scan_scalar(const std::uint8_t* lut, std::size_t m, const std::uint8_t* codes,
+                     std::size_t nblocks, std::uint16_t* out);
+#if defined(VPR_HAVE_AVX2)
+void pq4_scan_avx2(const std::uint8_t* lut, std::size_t m, const std::uint8_t* codes,
+                   std::size_t nblocks, std::uint16_t* out);
+#endif
+#if defined(VPR_HAVE_NEON)
+void pq4_scan_neon(const std::uint8_t* lut, std::size_t m, const std::uint8_t* codes,
+                   std::size_t nblocks, std::uint16_t* out);
 #endif
 
 // Half <-> float conversions (round to nearest even), shared by all levels.

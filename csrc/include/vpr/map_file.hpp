@@ -10,15 +10,24 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "vpr/matcher.hpp"
+#include "vpr/pq.hpp"
 
 namespace vpr {
 
-inline constexpr std::uint32_t kMapFormatVersion = 1;
-inline constexpr std::size_t kMapHeaderSize = 320;
+// Version 2 adds sections 8-15 (PQ codes and the coarse index) in a longer header.
+// Writers write version 1 unless a map uses a version-2 section, so older readers still
+// open every map they can use; a version-1 reader refuses a version-2 map with "newer
+// than this build supports".
+inline constexpr std::uint32_t kMapFormatVersion = 2;
+inline constexpr std::size_t kMapHeaderSizeV1 = 320;
+inline constexpr std::size_t kMapHeaderSizeV2 = 448;
+inline constexpr std::size_t kMapHeaderSize = kMapHeaderSizeV1;  // the common prefix
 inline constexpr std::size_t kMapAlignment = 64;
 inline constexpr char kMapMagic[8] = {'V', 'P', 'R', 'M', 'A', 'P', '\r', '\n'};
 
@@ -35,8 +44,19 @@ enum class MapSection : std::uint8_t {
   NameData = 5,     // optional: UTF-8 bytes of all names, concatenated
   Positions = 6,    // optional: count x 2 float64
   Timestamps = 7,   // optional: count float64 (seconds)
+  // Version 2. A pq4 map's Descriptors/Scales hold its optional re-rank codes.
+  PqInfo = 8,          // pq4: 64 bytes (sub-quantizers, blocks, lists, re-rank, nprobe)
+  PqCodebooks = 9,     // pq4: m x 16 x (dim / m) float32
+  PqCodes = 10,        // pq4: blocks x m x 16 bytes (vpr/pq.hpp block layout)
+  IvfCentroids = 11,   // pq4 with IVF: nlist x dim float32
+  IvfListBlocks = 12,  // pq4 with IVF: (nlist + 1) uint64, first 0, last = blocks
+  IvfSlotPlaces = 13,  // pq4 with IVF: blocks x 32 uint32 (0xFFFFFFFF: padding)
 };
-inline constexpr std::size_t kMapSectionCount = 8;
+inline constexpr std::size_t kMapSectionCountV1 = 8;
+inline constexpr std::size_t kMapSectionCount = 16;  // slots in a version-2 header
+
+// Re-rank shortlist of a pq4 map with re-rank codes when the caller gives none.
+inline constexpr std::size_t kPqDefaultShortlist = 100;
 
 // CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320, as zlib's crc32):
 // crc32(data, n, crc32(prefix...)) continues a running checksum; start at 0.
@@ -68,7 +88,8 @@ class MapFileView {
 
   std::uint32_t format_version() const { return version_; }
   std::size_t file_size() const { return size_; }
-  Storage storage() const { return db_.storage; }
+  // Pq4 for a PQ map (its re-rank codes, if any, have rerank_storage()).
+  Storage storage() const { return storage_; }
   std::size_t count() const { return db_.count; }
   std::size_t dim() const { return db_.dim; }
   // Dimension of the queries (the model's descriptor dimension): the
@@ -79,8 +100,18 @@ class MapFileView {
   const std::string& model_name() const { return model_name_; }
   std::uint32_t checksum() const { return payload_crc_; }
 
-  // Zero-copy database view (codes and int8 scales point into the file).
+  // Zero-copy database view (codes and int8 scales point into the file). A pq4 map's
+  // view holds its re-rank codes, or has storage Pq4 (searches refuse it) without them.
   const DatabaseView& view() const { return db_; }
+  // PQ codes and coarse index (nullptr unless storage() is Pq4).
+  const PqView* pq() const { return storage_ == Storage::Pq4 ? &pq_ : nullptr; }
+  bool has_rerank_codes() const { return storage_ == Storage::Pq4 && db_.storage != Storage::Pq4; }
+  // IVF lists a search scans unless SearchOptions::nprobe says otherwise (0: all).
+  std::size_t default_nprobe() const { return default_nprobe_; }
+  // Sorted ids of the places stored within `radius` of (x, y): see vpr/positions.hpp for
+  // units. Throws std::invalid_argument for a map without positions. The grid is built
+  // on first use (thread-safe) and shared by copies of this view.
+  std::vector<std::uint32_t> places_near(double x, double y, double radius) const;
   // Projection to apply to queries (disabled if the map has none).
   const Projection& projection() const { return projection_; }
 
@@ -93,11 +124,14 @@ class MapFileView {
   // Raw bytes of a section (nullptr, 0 if absent).
   const std::uint8_t* section(MapSection s, std::size_t* size) const;
 
-  // Search with the stored projection applied to the queries.
+  // Search with the stored projection applied to the queries. A pq4 map scans its PQ
+  // codes (options.nprobe 0: default_nprobe()) and, when it keeps re-rank codes and
+  // options.shortlist is 0, re-ranks a shortlist of kPqDefaultShortlist places exactly.
   SearchResults search(const float* queries, std::size_t num_queries, std::size_t query_dim,
                        SearchOptions options) const;
 
  private:
+  void parse_pq(bool verify);
   const std::uint8_t* base_ = nullptr;
   std::size_t size_ = 0;
   std::uint32_t version_ = 0;
@@ -113,6 +147,12 @@ class MapFileView {
   PositionKind position_kind_ = PositionKind::None;
   const double* positions_ = nullptr;
   const double* timestamps_ = nullptr;
+  Storage storage_ = Storage::Float32;
+  PqView pq_;
+  std::size_t default_nprobe_ = 0;
+  std::shared_ptr<const std::vector<std::uint32_t>> place_slots_;
+  struct LazyGrid;
+  std::shared_ptr<LazyGrid> grid_;
   std::array<std::uint64_t, kMapSectionCount> offsets_{};
   std::array<std::uint64_t, kMapSectionCount> sizes_{};
 };

@@ -7,7 +7,10 @@
 
 namespace vpr {
 
-enum class Storage : std::uint8_t { Float32 = 0, Float16 = 1, Int8 = 2, Binary = 3 };
+// Pq4: product-quantized 4-bit codes (vpr/pq.hpp), held only by map files and searched
+// through them (MapFileView::search); PQ codes are not rows, so a DatabaseView never
+// holds Pq4 codes.
+enum class Storage : std::uint8_t { Float32 = 0, Float16 = 1, Int8 = 2, Binary = 3, Pq4 = 4 };
 
 const char* storage_name(Storage storage);
 
@@ -70,9 +73,17 @@ struct SearchOptions {
   int num_threads = 0;  // 0: all cores
   Projection projection;
   // Two-stage search: the database above gives a shortlist of this many
-  // candidates, re-ranked exactly against `rerank` (float32, same rows).
+  // candidates, re-ranked exactly against `rerank` (the same places and dimension in
+  // float32, float16 or int8).
   std::size_t shortlist = 0;
   const DatabaseView* rerank = nullptr;
+  // Position prior: only these places take part (ids sorted, distinct, < count; from
+  // PositionGrid::within). nullptr: every place. Results then hold min(k,
+  // num_candidates) entries per query (none when no place lies within the radius).
+  const std::uint32_t* candidates = nullptr;
+  std::size_t num_candidates = 0;
+  // PQ maps with a coarse index (vpr/pq.hpp): lists scanned per query (0: all).
+  std::size_t nprobe = 0;
 };
 
 // Results of nq queries: row j holds min(k, count) entries sorted by score

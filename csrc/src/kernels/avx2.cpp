@@ -508,14 +508,48 @@ void f16_to_f32(const std::uint16_t* src, std::size_t count, float* dst) {
 
 }  // namespace
 
+// Two sub-quantizers per step: their 16-byte code groups are adjacent in a block, as are
+// their 16-entry tables, so one 256-bit load of each puts sub-quantizer j in the low lane
+// and j + 1 in the high lane, and vpshufb (a per-lane 16-entry lookup) reads both. The
+// uint8 lookups widen to uint16 before they are summed; the two lanes hold the same places
+// and are added once at the end of the block.
+void pq4_scan_avx2(const std::uint8_t* lut, std::size_t m, const std::uint8_t* codes,
+                   std::size_t nblocks, std::uint16_t* out) {
+  const __m256i nibble = _mm256_set1_epi8(0x0f);
+  const __m256i zero = _mm256_setzero_si256();
+  for (std::size_t b = 0; b < nblocks; ++b) {
+    const std::uint8_t* block = codes + b * m * 16;
+    __m256i acc0 = zero, acc1 = zero, acc2 = zero, acc3 = zero;
+    for (std::size_t j = 0; j < m; j += 2) {
+      const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + j * 16));
+      const __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lut + j * 16));
+      const __m256i lo = _mm256_shuffle_epi8(t, _mm256_and_si256(c, nibble));
+      const __m256i hi = _mm256_shuffle_epi8(t, _mm256_and_si256(_mm256_srli_epi16(c, 4), nibble));
+      acc0 = _mm256_add_epi16(acc0, _mm256_unpacklo_epi8(lo, zero));  // places 0..7
+      acc1 = _mm256_add_epi16(acc1, _mm256_unpackhi_epi8(lo, zero));  // places 8..15
+      acc2 = _mm256_add_epi16(acc2, _mm256_unpacklo_epi8(hi, zero));  // places 16..23
+      acc3 = _mm256_add_epi16(acc3, _mm256_unpackhi_epi8(hi, zero));  // places 24..31
+    }
+    auto lanes = [](__m256i a) {
+      return _mm_add_epi16(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    };
+    auto* o = reinterpret_cast<__m128i*>(out + b * 32);
+    _mm_storeu_si128(o, lanes(acc0));
+    _mm_storeu_si128(o + 1, lanes(acc1));
+    _mm_storeu_si128(o + 2, lanes(acc2));
+    _mm_storeu_si128(o + 3, lanes(acc3));
+  }
+}
+
 const KernelTable& avx2_kernels(RowOrder order) {
-  static const KernelTable sequential{dot_f32,       dot_f16,      dot_i8,    hamming,
-                                      dot_f32_batch, dot_i8_batch, f16_to_f32};
+  static const KernelTable sequential{dot_f32,       dot_f16,      dot_i8,     hamming,
+                                      dot_f32_batch, dot_i8_batch, f16_to_f32, pq4_scan_avx2};
   static const KernelTable interleaved{
       dot_f32_interleaved, dot_f16_interleaved, dot_i8_interleaved, hamming,
-      dot_f32_batch,       dot_i8_batch,        f16_to_f32};
-  static const KernelTable prefetch{dot_f32_prefetch, dot_f16_prefetch, dot_i8_prefetch, hamming,
-                                    dot_f32_batch,    dot_i8_batch,     f16_to_f32};
+      dot_f32_batch,       dot_i8_batch,        f16_to_f32,         pq4_scan_avx2};
+  static const KernelTable prefetch{dot_f32_prefetch, dot_f16_prefetch, dot_i8_prefetch,
+                                    hamming,          dot_f32_batch,    dot_i8_batch,
+                                    f16_to_f32,       pq4_scan_avx2};
   if (order == RowOrder::SequentialPrefetch) return prefetch;
   return order == RowOrder::Interleaved ? interleaved : sequential;
 }

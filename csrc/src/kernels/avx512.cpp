@@ -489,13 +489,14 @@ void f16_to_f32(const std::uint16_t* src, std::size_t count, float* dst) {
 }  // namespace
 
 const KernelTable& avx512_kernels(RowOrder order) {
-  static const KernelTable sequential{dot_f32,       dot_f16,      dot_i8,    hamming,
-                                      dot_f32_batch, dot_i8_batch, f16_to_f32};
+  static const KernelTable sequential{dot_f32,       dot_f16,      dot_i8,     hamming,
+                                      dot_f32_batch, dot_i8_batch, f16_to_f32, pq4_scan_avx2};
   static const KernelTable interleaved{
       dot_f32_interleaved, dot_f16_interleaved, dot_i8_interleaved, hamming,
-      dot_f32_batch,       dot_i8_batch,        f16_to_f32};
-  static const KernelTable prefetch{dot_f32_prefetch, dot_f16_prefetch, dot_i8_prefetch, hamming,
-                                    dot_f32_batch,    dot_i8_batch,     f16_to_f32};
+      dot_f32_batch,       dot_i8_batch,        f16_to_f32,         pq4_scan_avx2};
+  static const KernelTable prefetch{dot_f32_prefetch, dot_f16_prefetch, dot_i8_prefetch,
+                                    hamming,          dot_f32_batch,    dot_i8_batch,
+                                    f16_to_f32,       pq4_scan_avx2};
   if (order == RowOrder::SequentialPrefetch) return prefetch;
   return order == RowOrder::Interleaved ? interleaved : sequential;
 }

@@ -356,17 +356,44 @@ void f16_to_f32(const std::uint16_t* src, std::size_t count, float* dst) {
 
 }  // namespace neon
 
+// One sub-quantizer per step: tbl (vqtbl1q_u8) looks its 16-entry table up for the low
+// nibbles (places 0..15) and the high nibbles (places 16..31); the uint8 lookups widen into
+// uint16 sums.
+void pq4_scan_neon(const std::uint8_t* lut, std::size_t m, const std::uint8_t* codes,
+                   std::size_t nblocks, std::uint16_t* out) {
+  const uint8x16_t nibble = vdupq_n_u8(0x0f);
+  for (std::size_t b = 0; b < nblocks; ++b) {
+    const std::uint8_t* block = codes + b * m * 16;
+    uint16x8_t acc0 = vdupq_n_u16(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    for (std::size_t j = 0; j < m; ++j) {
+      const uint8x16_t c = vld1q_u8(block + j * 16);
+      const uint8x16_t t = vld1q_u8(lut + j * 16);
+      const uint8x16_t lo = vqtbl1q_u8(t, vandq_u8(c, nibble));
+      const uint8x16_t hi = vqtbl1q_u8(t, vshrq_n_u8(c, 4));
+      acc0 = vaddw_u8(acc0, vget_low_u8(lo));
+      acc1 = vaddw_high_u8(acc1, lo);
+      acc2 = vaddw_u8(acc2, vget_low_u8(hi));
+      acc3 = vaddw_high_u8(acc3, hi);
+    }
+    std::uint16_t* o = out + b * 32;
+    vst1q_u16(o, acc0);
+    vst1q_u16(o + 8, acc1);
+    vst1q_u16(o + 16, acc2);
+    vst1q_u16(o + 24, acc3);
+  }
+}
+
 const KernelTable& neon_kernels(RowOrder order) {
-  static const KernelTable sequential{neon::dot_f32,   neon::dot_f16,       dot_i8,
-                                      neon::hamming,   neon::dot_f32_batch, dot_i8_batch,
-                                      neon::f16_to_f32};
+  static const KernelTable sequential{neon::dot_f32,    neon::dot_f16,       dot_i8,
+                                      neon::hamming,    neon::dot_f32_batch, dot_i8_batch,
+                                      neon::f16_to_f32, pq4_scan_neon};
   static const KernelTable interleaved{neon::dot_f32_interleaved, neon::dot_f16_interleaved,
                                        dot_i8_interleaved,        neon::hamming,
                                        neon::dot_f32_batch,       dot_i8_batch,
-                                       neon::f16_to_f32};
+                                       neon::f16_to_f32,          pq4_scan_neon};
   static const KernelTable prefetch{neon::dot_f32_prefetch, neon::dot_f16_prefetch, dot_i8_prefetch,
                                     neon::hamming,          neon::dot_f32_batch,    dot_i8_batch,
-                                    neon::f16_to_f32};
+                                    neon::f16_to_f32,       pq4_scan_neon};
   if (order == RowOrder::SequentialPrefetch) return prefetch;
   return order == RowOrder::Interleaved ? interleaved : sequential;
 }

@@ -114,16 +114,16 @@ void dot_i8_batch(const std::int8_t* q, std::size_t nq, const std::int8_t* db, s
 }  // namespace
 
 const KernelTable& neon_dotprod_kernels(RowOrder order) {
-  static const KernelTable sequential{neon::dot_f32,   neon::dot_f16,       dot_i8,
-                                      neon::hamming,   neon::dot_f32_batch, dot_i8_batch,
-                                      neon::f16_to_f32};
+  static const KernelTable sequential{neon::dot_f32,    neon::dot_f16,       dot_i8,
+                                      neon::hamming,    neon::dot_f32_batch, dot_i8_batch,
+                                      neon::f16_to_f32, pq4_scan_neon};
   static const KernelTable interleaved{neon::dot_f32_interleaved, neon::dot_f16_interleaved,
                                        dot_i8_interleaved,        neon::hamming,
                                        neon::dot_f32_batch,       dot_i8_batch,
-                                       neon::f16_to_f32};
+                                       neon::f16_to_f32,          pq4_scan_neon};
   static const KernelTable prefetch{neon::dot_f32_prefetch, neon::dot_f16_prefetch, dot_i8_prefetch,
                                     neon::hamming,          neon::dot_f32_batch,    dot_i8_batch,
-                                    neon::f16_to_f32};
+                                    neon::f16_to_f32,       pq4_scan_neon};
   if (order == RowOrder::SequentialPrefetch) return prefetch;
   return order == RowOrder::Interleaved ? interleaved : sequential;
 }

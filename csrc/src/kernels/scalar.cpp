@@ -71,9 +71,27 @@ void dot_i8_batch(const std::int8_t* q, std::size_t nq, const std::int8_t* db, s
 
 }  // namespace
 
+// Block layout (vpr/pq.hpp): for sub-quantizer j, 16 bytes; byte i holds the code of
+// place i in its low nibble and that of place i + 16 in its high nibble.
+void pq4_scan_scalar(const std::uint8_t* lut, std::size_t m, const std::uint8_t* codes,
+                     std::size_t nblocks, std::uint16_t* out) {
+  for (std::size_t b = 0; b < nblocks; ++b) {
+    const std::uint8_t* block = codes + b * m * 16;
+    for (std::size_t i = 0; i < 32; ++i) {
+      unsigned acc = 0;
+      for (std::size_t j = 0; j < m; ++j) {
+        const std::uint8_t byte = block[j * 16 + (i & 15)];
+        const unsigned code = i < 16 ? (byte & 15u) : (byte >> 4);
+        acc += lut[j * 16 + code];
+      }
+      out[b * 32 + i] = static_cast<std::uint16_t>(acc);
+    }
+  }
+}
+
 const KernelTable& scalar_kernels() {
-  static const KernelTable table{dot_f32,       dot_f16,      dot_i8,    hamming,
-                                 dot_f32_batch, dot_i8_batch, f16_to_f32};
+  static const KernelTable table{dot_f32,       dot_f16,      dot_i8,     hamming,
+                                 dot_f32_batch, dot_i8_batch, f16_to_f32, pq4_scan_scalar};
   return table;
 }
 

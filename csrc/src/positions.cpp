@@ -1,0 +1,136 @@
+// Sparse uniform grid over place positions (vpr/positions.hpp).
+#include "vpr/positions.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+namespace vpr {
+namespace {
+
+constexpr double kEarthRadiusM = 6371008.8;  // mean radius (IUGG)
+constexpr double kDegToRad = 3.14159265358979323846 / 180.0;
+constexpr std::size_t kTargetPerCell = 8;
+// A radius that spans more cells than this is answered by a pass over every position.
+constexpr double kMaxCellsPerQuery = 4096.0;
+
+}  // namespace
+
+void PositionGrid::to_plane(double a, double b, double* x, double* y) const {
+  if (kind_ == PositionKind::LatLon) {
+    *x = kEarthRadiusM * b * kDegToRad * lat0_cos_;
+    *y = kEarthRadiusM * a * kDegToRad;
+  } else {
+    *x = a;
+    *y = b;
+  }
+}
+
+std::int64_t PositionGrid::key(double x, double y) const {
+  const auto cx = static_cast<std::int64_t>(std::floor((x - min_x_) / cell_));
+  const auto cy = static_cast<std::int64_t>(std::floor((y - min_y_) / cell_));
+  return (cx << 32) | (cy & 0xFFFFFFFF);
+}
+
+PositionGrid::PositionGrid(const double* positions, std::size_t count, PositionKind kind)
+    : kind_(kind) {
+  if (count == 0 || positions == nullptr) throw std::invalid_argument("no positions");
+  for (std::size_t i = 0; i < 2 * count; ++i) {
+    if (!std::isfinite(positions[i])) {
+      throw std::invalid_argument("position of place " + std::to_string(i / 2) + " is not finite");
+    }
+  }
+  if (kind == PositionKind::LatLon) {
+    double lat = 0.0;
+    for (std::size_t i = 0; i < count; ++i) lat += positions[2 * i];
+    lat0_cos_ = std::cos(lat / static_cast<double>(count) * kDegToRad);
+  }
+  xy_.resize(2 * count);
+  for (std::size_t i = 0; i < count; ++i) {
+    to_plane(positions[2 * i], positions[2 * i + 1], &xy_[2 * i], &xy_[2 * i + 1]);
+  }
+  double max_x = xy_[0], max_y = xy_[1];
+  min_x_ = xy_[0];
+  min_y_ = xy_[1];
+  for (std::size_t i = 1; i < count; ++i) {
+    min_x_ = std::min(min_x_, xy_[2 * i]);
+    max_x = std::max(max_x, xy_[2 * i]);
+    min_y_ = std::min(min_y_, xy_[2 * i + 1]);
+    max_y = std::max(max_y, xy_[2 * i + 1]);
+  }
+  const double extent = std::max({max_x - min_x_, max_y - min_y_, 1e-9});
+  // Start from the cell of an even spread over the bounding box, then halve while the
+  // occupied cells hold more than kTargetPerCell places on average (a route fills a thin
+  // band of the box, not the box). At most 2^31 cells per axis.
+  cell_ = std::max(extent / std::sqrt(static_cast<double>(count) / kTargetPerCell + 1.0),
+                   extent / 2147483647.0);
+  std::vector<std::uint32_t> order(count);
+  std::iota(order.begin(), order.end(), 0u);
+  for (int step = 0;; ++step) {
+    keys_.resize(count);
+    for (std::size_t i = 0; i < count; ++i) keys_[i] = key(xy_[2 * i], xy_[2 * i + 1]);
+    std::vector<std::int64_t> sorted = keys_;
+    std::sort(sorted.begin(), sorted.end());
+    const auto cells =
+        static_cast<std::size_t>(std::unique(sorted.begin(), sorted.end()) - sorted.begin());
+    if (count <= kTargetPerCell * cells || step >= 20 || cell_ / 2.0 < extent / 2147483647.0) {
+      break;
+    }
+    cell_ /= 2.0;
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::uint32_t a, std::uint32_t b) { return keys_[a] < keys_[b]; });
+  std::vector<std::int64_t> keys(count);
+  for (std::size_t i = 0; i < count; ++i) keys[i] = keys_[order[i]];
+  keys_ = std::move(keys);
+  ids_ = std::move(order);
+}
+
+std::vector<std::uint32_t> PositionGrid::within(double a, double b, double radius) const {
+  if (!std::isfinite(a) || !std::isfinite(b)) {
+    throw std::invalid_argument("the position prior's centre must be finite");
+  }
+  if (!std::isfinite(radius) || radius < 0.0) {
+    throw std::invalid_argument("the position prior's radius must be finite and >= 0");
+  }
+  std::vector<std::uint32_t> out;
+  if (xy_.empty()) return out;
+  double x = 0.0, y = 0.0;
+  to_plane(a, b, &x, &y);
+  const double r2 = radius * radius;
+  auto inside = [&](std::size_t i) {
+    const double dx = xy_[2 * i] - x, dy = xy_[2 * i + 1] - y;
+    return dx * dx + dy * dy <= r2;
+  };
+  const double span =
+      std::floor((x + radius - min_x_) / cell_) - std::floor((x - radius - min_x_) / cell_) + 1.0;
+  const double span_y =
+      std::floor((y + radius - min_y_) / cell_) - std::floor((y - radius - min_y_) / cell_) + 1.0;
+  if (span * span_y > kMaxCellsPerQuery) {
+    for (std::size_t i = 0; i < count(); ++i) {
+      if (inside(i)) out.push_back(static_cast<std::uint32_t>(i));
+    }
+    return out;
+  }
+  const auto cx0 = static_cast<std::int64_t>(std::floor((x - radius - min_x_) / cell_));
+  const auto cy0 = static_cast<std::int64_t>(std::floor((y - radius - min_y_) / cell_));
+  // Stored places have cells >= 0: cells left of or below the box hold none.
+  for (std::int64_t cx = std::max<std::int64_t>(cx0, 0); cx < cx0 + static_cast<std::int64_t>(span);
+       ++cx) {
+    for (std::int64_t cy = std::max<std::int64_t>(cy0, 0);
+         cy < cy0 + static_cast<std::int64_t>(span_y); ++cy) {
+      const std::int64_t k = (cx << 32) | (cy & 0xFFFFFFFF);
+      auto range = std::equal_range(keys_.begin(), keys_.end(), k);
+      for (auto it = range.first; it != range.second; ++it) {
+        const std::uint32_t id = ids_[static_cast<std::size_t>(it - keys_.begin())];
+        if (inside(id)) out.push_back(id);
+      }
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace vpr

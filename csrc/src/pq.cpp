@@ -1,0 +1,294 @@
+// PQ fast-scan search (vpr/pq.hpp): query tables, block scans over threads or IVF lists,
+// the position prior and exact re-ranking of a shortlist.
+#include "vpr/pq.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#include "scan.hpp"
+#include "vpr/kernels.hpp"
+
+namespace vpr {
+namespace {
+
+using detail::Hit;
+using detail::TopK;
+
+[[noreturn]] void bad(const std::string& what) { throw std::invalid_argument("PQ index: " + what); }
+
+// Blocks a kernel call scans before the top-k sees them (2048 slots: 4 KB of sums).
+constexpr std::size_t kChunkBlocks = 64;
+// A thread scans at least this many code bytes: below, waking it costs more than it saves.
+constexpr std::size_t kMinBytesPerThread = std::size_t{4} << 20;
+
+std::int32_t sum_threshold(const TopK& top, const PqTable& t) {
+  const double v = std::floor((static_cast<double>(top.worst_score()) - t.bias) / t.scale) - 1.0;
+  return v < -1.0 ? -1 : v > 65536.0 ? 65536 : static_cast<std::int32_t>(v);
+}
+
+// Adds the places of `nblocks` blocks from `first_block` to `top`, scored by `table`.
+void scan_blocks(const PqView& pq, const PqTable& t, std::size_t first_block, std::size_t nblocks,
+                 TopK& top, std::vector<std::uint16_t>& sums) {
+  const KernelTable& kt = active_kernels();
+  const std::size_t block_bytes = pq.m * 16;
+  sums.resize(kChunkBlocks * kPqBlock);
+  for (std::size_t b = first_block; b < first_block + nblocks; b += kChunkBlocks) {
+    const std::size_t nb = std::min(kChunkBlocks, first_block + nblocks - b);
+    kt.pq4_scan(t.table.data(), pq.m, pq.codes + b * block_bytes, nb, sums.data());
+    // Integer threshold: a slot whose sum is below it cannot enter a full top-k. It is
+    // rounded down one more step (a superset): insert() decides exactly, ties by id.
+    std::int32_t threshold = top.full() ? sum_threshold(top, t) : -1;
+    const std::size_t n = nb * kPqBlock;
+    std::int32_t any = 0;
+    for (std::size_t i = 0; i < n; ++i) any |= static_cast<std::int32_t>(sums[i]) >= threshold;
+    if (!any) continue;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (static_cast<std::int32_t>(sums[i]) < threshold) continue;
+      const std::size_t slot = b * kPqBlock + i;
+      std::uint32_t place;
+      if (pq.slot_places != nullptr) {
+        place = pq.slot_places[slot];
+        if (place == kPqNoPlace) continue;
+      } else {
+        if (slot >= pq.count) continue;
+        place = static_cast<std::uint32_t>(slot);
+      }
+      const float score = t.bias + t.scale * static_cast<float>(sums[i]);
+      top.insert({score, static_cast<std::int64_t>(place)});
+      if (top.full()) threshold = sum_threshold(top, t);
+    }
+  }
+}
+
+// Approximate score of one place (the position prior: few places, any order).
+float score_place(const PqView& pq, const PqTable& t, std::uint32_t place) {
+  const std::size_t slot = pq.place_slots != nullptr ? pq.place_slots[place] : place;
+  const std::uint8_t* block = pq.codes + (slot / kPqBlock) * pq.m * 16;
+  const std::size_t i = slot % kPqBlock;
+  unsigned acc = 0;
+  for (std::size_t j = 0; j < pq.m; ++j) {
+    const std::uint8_t byte = block[j * 16 + (i & 15)];
+    acc += t.table[j * 16 + (i < 16 ? (byte & 15u) : (byte >> 4))];
+  }
+  return t.bias + t.scale * static_cast<float>(acc);
+}
+
+// The nprobe lists whose centroids score highest against the query.
+std::vector<std::size_t> probe_lists(const PqView& pq, const float* query, std::size_t nprobe) {
+  const std::size_t nlist = pq.ivf.nlist;
+  std::vector<float> scores(nlist);
+  active_kernels().dot_f32(query, pq.ivf.centroids, nlist, pq.dim, scores.data());
+  std::vector<std::size_t> order(nlist);
+  for (std::size_t l = 0; l < nlist; ++l) order[l] = l;
+  const std::size_t p = std::min(nprobe, nlist);
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(p), order.end(),
+                    [&](std::size_t a, std::size_t b) {
+                      return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
+                    });
+  order.resize(p);
+  return order;
+}
+
+// Block ranges [begin, end) a query scans: its probed lists, or every block.
+std::vector<std::pair<std::size_t, std::size_t>> block_ranges(const PqView& pq, const float* query,
+                                                              std::size_t nprobe) {
+  std::vector<std::pair<std::size_t, std::size_t>> ranges;
+  if (pq.ivf.nlist == 0 || nprobe == 0 || nprobe >= pq.ivf.nlist) {
+    ranges.emplace_back(0, pq.blocks);
+    return ranges;
+  }
+  for (std::size_t l : probe_lists(pq, query, nprobe)) {
+    const auto b = static_cast<std::size_t>(pq.ivf.list_blocks[l]);
+    const auto e = static_cast<std::size_t>(pq.ivf.list_blocks[l + 1]);
+    if (e > b) ranges.emplace_back(b, e);
+  }
+  std::sort(ranges.begin(), ranges.end());
+  return ranges;
+}
+
+// Top-k of one query over its block ranges, split evenly (by blocks) over threads.
+TopK scan_query(const PqView& pq, const PqTable& t, const float* query, std::size_t k,
+                const SearchOptions& options) {
+  const auto ranges = block_ranges(pq, query, options.nprobe);
+  std::size_t total = 0;
+  for (const auto& r : ranges) total += r.second - r.first;
+  const std::size_t block_bytes = pq.m * 16;
+  const std::size_t threads = detail::scan_threads(
+      total, options.num_threads, std::max<std::size_t>(1, kMinBytesPerThread / block_bytes));
+  std::vector<TopK> partial(threads, TopK(k));
+  const std::size_t share = (total + threads - 1) / threads;
+  detail::run_parallel(threads, [&](std::size_t th) {
+    // This thread's blocks are [th * share, (th + 1) * share) of the ranges laid end to end.
+    const std::size_t lo = th * share;
+    const std::size_t hi = std::min(total, lo + share);
+    std::vector<std::uint16_t> sums;
+    std::size_t at = 0;
+    for (const auto& r : ranges) {
+      const std::size_t len = r.second - r.first;
+      const std::size_t b = std::max(lo, at);
+      const std::size_t e = std::min(hi, at + len);
+      if (b < e) scan_blocks(pq, t, r.first + (b - at), e - b, partial[th], sums);
+      at += len;
+      if (at >= hi) break;
+    }
+  });
+  for (std::size_t th = 1; th < threads; ++th) partial[0].merge(partial[th]);
+  return std::move(partial[0]);
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> pack_pq4_codes(const std::uint8_t* codes, std::size_t n, std::size_t m) {
+  if (n > 0 && codes == nullptr) bad("codes are null");
+  const std::size_t blocks = (n + kPqBlock - 1) / kPqBlock;
+  std::vector<std::uint8_t> out(blocks * m * 16, 0);
+  for (std::size_t p = 0; p < n; ++p) {
+    std::uint8_t* block = out.data() + (p / kPqBlock) * m * 16;
+    const std::size_t i = p % kPqBlock;
+    for (std::size_t j = 0; j < m; ++j) {
+      const std::uint8_t c = codes[p * m + j];
+      if (c >= kPqCentroids) bad("a 4-bit code above 15 (place " + std::to_string(p) + ")");
+      block[j * 16 + (i & 15)] |= static_cast<std::uint8_t>(i < 16 ? c : c << 4);
+    }
+  }
+  return out;
+}
+
+void PqView::validate() const {
+  if (count == 0) bad("no places");
+  if (count >= kPqNoPlace) bad("too many places");
+  if (m < 2 || m > kPqMaxM || m % 2 != 0) {
+    bad("the sub-quantizer count must be even, 2 to 256, not " + std::to_string(m));
+  }
+  if (dim == 0 || dim % m != 0) {
+    bad("dimension " + std::to_string(dim) + " is not a multiple of the sub-quantizer count " +
+        std::to_string(m));
+  }
+  if (codebooks == nullptr || codes == nullptr) bad("codebooks or codes are null");
+  if (ivf.nlist == 0) {
+    if (blocks != (count + kPqBlock - 1) / kPqBlock) bad("block count does not match the places");
+    if (slot_places != nullptr || place_slots != nullptr) bad("slot maps without a coarse index");
+  } else {
+    if (ivf.centroids == nullptr || ivf.list_blocks == nullptr) bad("IVF lists are null");
+    if (slot_places == nullptr || place_slots == nullptr) bad("IVF without slot maps");
+    if (blocks < (count + kPqBlock - 1) / kPqBlock) bad("fewer slots than places");
+  }
+}
+
+void PqView::check_values() const {
+  validate();
+  detail::check_finite(codebooks, m * kPqCentroids * sub_dim(), "PQ codebooks");
+  if (ivf.nlist == 0) return;
+  detail::check_finite(ivf.centroids, ivf.nlist * dim, "IVF centroids");
+  if (ivf.list_blocks[0] != 0) bad("the first IVF list does not start at block 0");
+  for (std::size_t l = 0; l < ivf.nlist; ++l) {
+    if (ivf.list_blocks[l + 1] < ivf.list_blocks[l]) bad("IVF list offsets decrease");
+  }
+  if (ivf.list_blocks[ivf.nlist] != blocks) bad("IVF lists do not cover the blocks");
+  const std::vector<std::uint32_t> inverse = invert_slots(slot_places, blocks * kPqBlock, count);
+  for (std::size_t p = 0; p < count; ++p) {
+    if (place_slots[p] != inverse[p]) bad("slot maps are not inverse of each other");
+  }
+}
+
+std::vector<std::uint32_t> invert_slots(const std::uint32_t* slot_places, std::size_t slots,
+                                        std::size_t count) {
+  std::vector<std::uint32_t> place_slots(count, kPqNoPlace);
+  for (std::size_t s = 0; s < slots; ++s) {
+    const std::uint32_t p = slot_places[s];
+    if (p == kPqNoPlace) continue;
+    if (p >= count)
+      bad("slot " + std::to_string(s) + " names place " + std::to_string(p) + " of " +
+          std::to_string(count));
+    if (place_slots[p] != kPqNoPlace) bad("place " + std::to_string(p) + " has two slots");
+    place_slots[p] = static_cast<std::uint32_t>(s);
+  }
+  for (std::size_t p = 0; p < count; ++p) {
+    if (place_slots[p] == kPqNoPlace) bad("place " + std::to_string(p) + " has no slot");
+  }
+  return place_slots;
+}
+
+PqTable pq_query_table(const PqView& pq, const float* query) {
+  const std::size_t ds = pq.sub_dim();
+  std::vector<float> lut(pq.m * kPqCentroids);
+  for (std::size_t j = 0; j < pq.m; ++j) {
+    for (std::size_t c = 0; c < kPqCentroids; ++c) {
+      const float* centroid = pq.codebooks + (j * kPqCentroids + c) * ds;
+      float s = 0.0f;
+      for (std::size_t t = 0; t < ds; ++t) s += query[j * ds + t] * centroid[t];
+      lut[j * kPqCentroids + c] = s;
+    }
+  }
+  // One scale for every sub-quantizer (their sums must be comparable), an offset each: the
+  // widest sub-space's range spans 0..255.
+  PqTable t;
+  t.table.resize(lut.size());
+  std::vector<float> low(pq.m);
+  float range = 0.0f;
+  for (std::size_t j = 0; j < pq.m; ++j) {
+    const float* row = lut.data() + j * kPqCentroids;
+    const auto [mn, mx] = std::minmax_element(row, row + kPqCentroids);
+    low[j] = *mn;
+    range = std::max(range, *mx - *mn);
+  }
+  t.scale = range > 0.0f ? range / 255.0f : 1.0f;
+  double bias = 0.0;
+  for (std::size_t j = 0; j < pq.m; ++j) {
+    bias += low[j];
+    for (std::size_t c = 0; c < kPqCentroids; ++c) {
+      const float v = std::round((lut[j * kPqCentroids + c] - low[j]) / t.scale);
+      t.table[j * kPqCentroids + c] = static_cast<std::uint8_t>(std::clamp(v, 0.0f, 255.0f));
+    }
+  }
+  t.bias = static_cast<float>(bias);
+  return t;
+}
+
+SearchResults search_pq(const PqView& pq, const float* queries, std::size_t num_queries,
+                        std::size_t query_dim, const SearchOptions& options) {
+  pq.validate();
+  if (options.k == 0) throw std::invalid_argument("k must be at least 1");
+  resolve_threads(options.num_threads);
+  const bool two_stage = options.rerank != nullptr && options.shortlist > 0;
+  if (options.rerank != nullptr) detail::check_rerank(*options.rerank, pq.count, pq.dim);
+  if (options.candidates != nullptr) {
+    detail::check_candidates(options.candidates, options.num_candidates, pq.count);
+  }
+  // The queries as the float32 rows a flat float32 map of this dimension would scan
+  // (projection, normalisation, value checks); no codes are read through this view.
+  DatabaseView shape;
+  shape.storage = Storage::Float32;
+  shape.count = pq.count;
+  shape.dim = pq.dim;
+  const detail::EncodedQueries q =
+      detail::encode_queries(shape, queries, num_queries, query_dim, options.projection);
+  const std::size_t places = options.candidates != nullptr ? options.num_candidates : pq.count;
+  const std::size_t k = std::min(options.k, places);
+  const std::size_t m = two_stage ? std::min(std::max(options.shortlist, k), places) : k;
+  std::vector<TopK> tops;
+  tops.reserve(num_queries);
+  for (std::size_t j = 0; j < num_queries; ++j) {
+    const float* query = q.floats.data() + j * pq.dim;
+    const PqTable table = pq_query_table(pq, query);
+    if (m == 0) {
+      tops.emplace_back(0);
+    } else if (options.candidates != nullptr) {
+      TopK top(m);
+      for (std::size_t i = 0; i < options.num_candidates; ++i) {
+        const std::uint32_t place = options.candidates[i];
+        top.insert({score_place(pq, table, place), static_cast<std::int64_t>(place)});
+      }
+      tops.push_back(std::move(top));
+    } else {
+      tops.push_back(scan_query(pq, table, query, m, options));
+    }
+  }
+  if (two_stage && m > 0) return detail::rerank(*options.rerank, q.floats, tops, k);
+  return detail::collect(tops, k);
+}
+
+}  // namespace vpr
