@@ -35,6 +35,7 @@ HOST_STAGES = (
     "vpr_embedded.prune",
     "vpr_embedded.distill",
     "vpr_embedded.train",
+    "vpr_embedded.pq",
 )
 HOST_LIBRARIES = (
     "torch",

@@ -235,7 +235,7 @@ def test_bad_files_are_refused_with_clear_messages(
     struct.pack_into("<I", newer, 8, 7)
     with pytest.raises(
         ValueError,
-        match=r"map format version 7 is newer than this build supports \(1\): rebuild the map",
+        match=r"map format version 7 is newer than this build supports \(2\): rebuild the map",
     ):
         Map.open(rewrite(p, newer))
     with pytest.raises(

@@ -51,6 +51,9 @@ def resolve_threads(threads: int) -> int: ...
 
 # Map files and sequence matching (csrc/include/vpr/map_file.hpp, sequence.hpp).
 MAP_FORMAT_VERSION: int
+PQ_BLOCK: int
+
+def pack_pq4_codes(codes: NDArray[np.uint8]) -> NDArray[np.uint8]: ...
 MAP_COPY_LIMIT_BYTES: int
 
 class MapFile:
@@ -60,8 +63,18 @@ class MapFile:
     @property
     def memory_mapped(self) -> bool: ...
     def search(
-        self, queries: NDArray[np.float32], k: int, threads: int = 0
+        self,
+        queries: NDArray[np.float32],
+        k: int,
+        threads: int = 0,
+        near: tuple[float, float] | None = None,
+        radius: float | None = None,
+        nprobe: int = 0,
+        shortlist: int = 0,
     ) -> tuple[NDArray[np.int64], NDArray[np.float32]]: ...
+    def places_near(self, x: float, y: float, radius: float) -> NDArray[np.uint32]: ...
+    @property
+    def pq_info(self) -> dict[str, object] | None: ...
     def name(self, i: int) -> str: ...
     @property
     def names(self) -> list[str] | None: ...

@@ -26,6 +26,7 @@ from vpr_embedded.data.datasets import list_images
 from vpr_embedded.data.images import load_tensor
 from vpr_embedded.maps import (
     Map,
+    MapStorageName,
     PositionKind,
     append_to_map,
     build_map,
@@ -163,11 +164,19 @@ class BuildMapConfig:
     model: str = required("bundle folder, checkpoint or registry name")
     images: Path = required("folder of reference images")
     out: Path = required("map file to write (.vprmap)")
-    storage: StorageName = option("int8", "encoding of the stored descriptors")
+    storage: MapStorageName = option("int8", "encoding of the stored descriptors")
     pca_dim: int | None = option(None, "PCA to D dimensions", flag="--pca", metavar="D", minimum=1)
     whiten: bool = option(False, "PCA whitening")
     positions: Path | None = option(None, "CSV: name,lat,lon or name,easting,northing")
     threads: int | None = option(None, "extraction threads", minimum=0, maximum=1024)
+    pq_m: int = option(64, "pq4: sub-quantizers, M / 2 bytes per place", metavar="M", minimum=2)
+    ivf: int = option(0, "pq4: coarse lists (0: none)", metavar="LISTS", minimum=0)
+    nprobe: int = option(16, "pq4 with --ivf: lists a search scans by default", minimum=1)
+    rerank: StorageName | None = option(
+        None,
+        "pq4: also keep these codes to re-rank a shortlist",
+        choices=("float32", "float16", "int8"),
+    )
 
 
 @dataclass(frozen=True)
@@ -192,6 +201,11 @@ class LocalizeConfig:
     k: int = option(5, "places per image", minimum=1)
     sequence: int = option(0, "match over L frames", metavar="L", minimum=0)
     threads: int | None = option(None, "extraction and matching threads", minimum=0, maximum=1024)
+    near: tuple[float, float] | None = option(
+        None, "position prior: only places near X Y (with --radius)", metavar=("X", "Y")
+    )
+    radius: float | None = option(None, "position prior radius (metres for lat/lon maps)")
+    nprobe: int = option(0, "pq4 maps with IVF: lists scanned (0: the map's default)", minimum=0)
 
 
 @dataclass(frozen=True)
@@ -218,6 +232,14 @@ def build_map_from_images(cfg: BuildMapConfig) -> MapWritten:
     encode_names(names)
     check_model_name(extractor.name)
     positions, kind = read_positions(cfg.positions, names) if cfg.positions else (None, None)
+    pq = None
+    if cfg.storage == "pq4":
+        from vpr_embedded.pq import PqConfig, check_config
+
+        pq = PqConfig(m=cfg.pq_m, ivf_lists=cfg.ivf, nprobe=min(cfg.nprobe, max(cfg.ivf, 1)))
+        check_config(pq, cfg.pca_dim or extractor.descriptor_dim, len(paths))
+    elif cfg.rerank is not None or cfg.ivf:
+        raise ValueError("--rerank and --ivf need --storage pq4")
     descriptors = extractor.embed_paths(paths, desc="building map")
     written = build_map(
         descriptors,
@@ -230,6 +252,8 @@ def build_map_from_images(cfg: BuildMapConfig) -> MapWritten:
         position_kind=kind,
         pca_dim=cfg.pca_dim,
         whiten=cfg.whiten,
+        pq=pq,
+        rerank=cfg.rerank,
     )
     m = Map.open(written)
     return MapWritten(
@@ -268,13 +292,26 @@ def localize(
     k: int = 5,
     sequence: int = 0,
     threads: int | None = None,
+    near: tuple[float, float] | None = None,
+    radius: float | None = None,
+    nprobe: int = 0,
 ) -> list[dict[str, Any]]:
     """Top-k places of each image (in order; with ``sequence`` L > 1, images are
-    consecutive frames matched over the last L). Returns one JSON-ready dict each."""
+    consecutive frames matched over the last L). ``near`` and ``radius``: the position
+    prior (single-frame matching only). Returns one JSON-ready dict each."""
     if k <= 0:
         raise ValueError(f"k must be >= 1, got {k}")
+    if (near is None) != (radius is None):
+        raise ValueError("--near X Y and --radius R go together")
+    if near is not None and sequence > 1:
+        raise ValueError(
+            "--near works with single-frame matching only (the sequence matcher has no "
+            "position prior yet): drop --sequence or --near"
+        )
     extractor = open_model(model, threads=threads)
     the_map = Map.open(map_path, extractor.sha256)
+    if near is not None and the_map.positions is None:
+        raise ValueError(f"{map_path} has no positions: rebuild it with --positions to use --near")
     matcher = (
         SequenceMatcher(the_map, SequenceConfig(length=sequence, k=k)) if sequence > 1 else None
     )
@@ -286,7 +323,9 @@ def localize(
             found = matcher.push(descriptor)
             ids, scores = found.ids[0, :k], found.scores[0, :k]
         else:
-            found_map = the_map.search(descriptor, k, threads=threads or 0)
+            found_map = the_map.search(
+                descriptor, k, threads=threads or 0, near=near, radius=radius, nprobe=nprobe
+            )
             ids, scores = found_map.ids[0], found_map.scores[0]
         match_ms = (time.perf_counter() - t0) * 1e3
         names = the_map.names
@@ -315,4 +354,14 @@ def run_localize(cfg: LocalizeConfig) -> list[dict[str, Any]]:
         paths = [Path(cfg.image)]
     else:
         paths = list_images(Path(str(cfg.dir)))
-    return localize(cfg.model, cfg.map, paths, k=cfg.k, sequence=cfg.sequence, threads=cfg.threads)
+    return localize(
+        cfg.model,
+        cfg.map,
+        paths,
+        k=cfg.k,
+        sequence=cfg.sequence,
+        threads=cfg.threads,
+        near=cfg.near,
+        radius=cfg.radius,
+        nprobe=cfg.nprobe,
+    )

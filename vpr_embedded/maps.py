@@ -1,7 +1,7 @@
 """Map files (``.vprmap``): the Python side of csrc's map format (docs/map_format.md).
 
-A map holds the encoded descriptors of reference places (float32, float16, int8
-or binary), an optional PCA projection that queries go through, per-place names,
+A map holds the encoded descriptors of reference places (float32, float16, int8,
+binary, or pq4: product-quantized codes, ``vpr_embedded.pq``), an optional PCA projection that queries go through, per-place names,
 positions and timestamps, and the sha256 of the model bundle that made the
 descriptors, so a map is never searched with the wrong model.
 
@@ -28,7 +28,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast, get_args
+from typing import TYPE_CHECKING, Literal, cast, get_args
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,12 +43,20 @@ from vpr_embedded.matching import (
     float_queries,
 )
 
+if TYPE_CHECKING:
+    from vpr_embedded.pq import PqConfig, PqEncoding
+
 PositionKind = Literal["latlon", "utm"]
+# What a map can store: the matching storages, or PQ codes (host-trained, vpr_embedded.pq).
+MapStorageName = Literal["float32", "float16", "int8", "binary", "pq4"]
+MAP_STORAGES: tuple[MapStorageName, ...] = get_args(MapStorageName)
+RERANK_STORAGES = ("float32", "float16", "int8")
 POSITION_KINDS: tuple[PositionKind, ...] = get_args(PositionKind)
 
 MAGIC = b"VPRMAP\r\n"
-FORMAT_VERSION = 1
-HEADER_SIZE = 320
+FORMAT_VERSION = 2  # written only for maps with version-2 sections (pq4); else 1
+HEADER_SIZE = 320  # version 1; version 2 adds 8 section slots
+HEADER_SIZE_V2 = 448
 ALIGNMENT = 64
 MODEL_NAME_BYTES = 64
 SECTIONS = (
@@ -60,8 +68,20 @@ SECTIONS = (
     "name_data",
     "positions",
     "timestamps",
+    # version 2
+    "pq_info",
+    "pq_codebooks",
+    "pq_codes",
+    "ivf_centroids",
+    "ivf_list_blocks",
+    "ivf_slot_places",
+    "reserved_14",
+    "reserved_15",
 )
-_STORAGE_CODE: dict[str, int] = {name: i for i, name in enumerate(STORAGES)}
+SECTIONS_V1 = 8
+_PQ_INFO = struct.Struct("<IIQIIB39x")  # m, bits, blocks, nlist, nprobe, re-rank storage
+_NO_RERANK = 0xFF
+_STORAGE_CODE: dict[str, int] = {name: i for i, name in enumerate(MAP_STORAGES)}
 _POSITION_CODE: dict[str | None, int] = {None: 0, "latlon": 1, "utm": 2}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # magic, version, header size, file size, count, dim, input dim, storage,
@@ -211,7 +231,7 @@ def _timestamps(timestamps: object, count: int) -> NDArray[np.float64]:
 
 @dataclass(frozen=True)
 class _MapContent:
-    storage: StorageName
+    storage: MapStorageName
     dim: int
     input_dim: int
     codes: NDArray[np.generic]
@@ -224,13 +244,47 @@ class _MapContent:
     timestamps: NDArray[np.float64] | None
     model_sha256: str
     model_name: str
+    count: int = -1  # places (default: rows of codes; a pq4 map may keep no codes)
+    pq: PqEncoding | None = None
+    rerank: StorageName | None = None  # storage of `codes` in a pq4 map
+
+
+def _pq_sections(pq: PqEncoding, rerank: StorageName | None) -> list[bytes | memoryview]:
+    info = _PQ_INFO.pack(
+        pq.m,
+        4,
+        pq.blocks,
+        pq.nlist,
+        pq.nprobe,
+        _NO_RERANK if rerank is None else _STORAGE_CODE[rerank],
+    )
+    out: list[bytes | memoryview] = [
+        info,
+        np.ascontiguousarray(pq.codebooks, dtype="<f4").tobytes(),
+        np.ascontiguousarray(pq.codes, dtype=np.uint8).data,
+    ]
+    if pq.nlist:
+        assert pq.centroids is not None and pq.list_blocks is not None
+        assert pq.slot_places is not None
+        out += [
+            np.ascontiguousarray(pq.centroids, dtype="<f4").tobytes(),
+            np.ascontiguousarray(pq.list_blocks, dtype="<u8").tobytes(),
+            np.ascontiguousarray(pq.slot_places, dtype="<u4").tobytes(),
+        ]
+    return out
 
 
 def _serialise(c: _MapContent) -> list[bytes | memoryview]:
     """Header and sections (with padding) of a map, ready to write."""
-    count = int(c.codes.shape[0])
-    sections: list[bytes | memoryview] = [b""] * len(SECTIONS)
-    sections[0] = np.ascontiguousarray(c.codes).reshape(-1).view(np.uint8).data
+    count = int(c.codes.shape[0]) if c.count < 0 else c.count
+    version2 = c.pq is not None
+    header_size = HEADER_SIZE_V2 if version2 else HEADER_SIZE
+    sections: list[bytes | memoryview] = [b""] * (len(SECTIONS) if version2 else SECTIONS_V1)
+    if c.codes.size:
+        sections[0] = np.ascontiguousarray(c.codes).reshape(-1).view(np.uint8).data
+    if c.pq is not None:
+        for i, data in enumerate(_pq_sections(c.pq, c.rerank)):
+            sections[SECTIONS_V1 + i] = data
     if c.scales is not None:
         sections[1] = np.ascontiguousarray(c.scales, dtype="<f4").tobytes()
     if c.projection is not None:
@@ -245,7 +299,7 @@ def _serialise(c: _MapContent) -> list[bytes | memoryview]:
         sections[7] = c.timestamps.tobytes()
     table = bytearray()
     body: list[bytes | memoryview] = []
-    offset = HEADER_SIZE
+    offset = header_size
     for data in sections:
         size = len(data) if isinstance(data, bytes) else data.nbytes
         if size == 0:  # absent (also name data when every name is empty)
@@ -265,8 +319,8 @@ def _serialise(c: _MapContent) -> list[bytes | memoryview]:
     def header(header_crc: int) -> bytes:
         fixed = _HEADER.pack(
             MAGIC,
-            FORMAT_VERSION,
-            HEADER_SIZE,
+            2 if version2 else 1,
+            header_size,
             offset,
             count,
             c.dim,
@@ -280,8 +334,12 @@ def _serialise(c: _MapContent) -> list[bytes | memoryview]:
             bytes.fromhex(c.model_sha256),
             _model_name_bytes(c.model_name),
         )
-        out = fixed + bytes(table)
-        return out + bytes(HEADER_SIZE - len(out))
+        # Slots 0-7 follow the fixed fields; 280-320 stay zero; version 2 puts 8-15 at 320.
+        out = fixed + bytes(table[: SECTIONS_V1 * _SECTION.size])
+        out += bytes(HEADER_SIZE - len(out))
+        if version2:
+            out += bytes(table[SECTIONS_V1 * _SECTION.size :])
+        return out + bytes(header_size - len(out))
 
     head = header(zlib.crc32(header(0)))
     return [head, *body]
@@ -375,13 +433,15 @@ def build_map(
     out_path: str | Path,
     model_sha256: str,
     model_name: str,
-    storage: StorageName = "int8",
+    storage: MapStorageName = "int8",
     names: Sequence[str] | None = None,
     positions: NDArray[np.float64] | None = None,
     position_kind: PositionKind | None = None,
     timestamps: NDArray[np.float64] | None = None,
     pca_dim: int | None = None,
     whiten: bool = False,
+    pq: PqConfig | PqEncoding | None = None,
+    rerank: StorageName | None = None,
 ) -> Path:
     """Write a map of ``descriptors`` (places x model dim, float32) to ``out_path``.
 
@@ -389,10 +449,17 @@ def build_map(
     descriptors and stored in the map, and the stored rows are the projected,
     renormalised descriptors; queries are projected by the C++ core.
     ``positions`` (places x 2, float64) need ``position_kind`` ("latlon" or "utm");
-    ``timestamps`` are float64 seconds. Returns the path written.
+    ``timestamps`` are float64 seconds. ``storage="pq4"`` trains product-quantized codes
+    (``pq``, a ``vpr_embedded.pq.PqConfig``; host only: scikit-learn) and keeps, with
+    ``rerank``, the codes of that storage too, to re-rank a shortlist exactly. Returns the
+    path written.
     """
-    if storage not in STORAGES:
-        raise ValueError(f"unknown storage {storage!r}; use one of: {', '.join(STORAGES)}")
+    if storage not in MAP_STORAGES:
+        raise ValueError(f"unknown storage {storage!r}; use one of: {', '.join(MAP_STORAGES)}")
+    if storage != "pq4" and (pq is not None or rerank is not None):
+        raise ValueError("PQ settings and re-rank codes need storage='pq4'")
+    if rerank is not None and rerank not in RERANK_STORAGES:
+        raise ValueError(f"re-rank codes must be one of {RERANK_STORAGES}, got {rerank!r}")
     check_destination(out_path)
     _model_name_bytes(model_name)
     rows = _normalise(_float_rows(descriptors, "descriptors"), "descriptors")
@@ -402,7 +469,29 @@ def build_map(
     if pca_dim is not None or whiten:
         projection, mean = fit_pca(rows, pca_dim, whiten=whiten)
         rows = _project(rows, projection, mean)
-    codes, scales = encode(rows, storage)
+    encoding: PqEncoding | None = None
+    if storage == "pq4":
+        from vpr_embedded.pq import (  # host only (sklearn)
+            PqConfig,
+            PqEncoding,
+            check_config,
+            train_pq,
+        )
+
+        if isinstance(pq, PqEncoding):  # trained already (benchmarks: one training, many maps)
+            if pq.codebooks.shape[0] * pq.codebooks.shape[2] != rows.shape[1]:
+                raise ValueError("the PQ encoding was trained for another dimension")
+            encoding = pq
+        else:
+            pq_cfg = pq if pq is not None else PqConfig()
+            check_config(pq_cfg, int(rows.shape[1]), count)
+            encoding = train_pq(rows, pq_cfg)
+        if rerank is not None:
+            codes, scales = encode(rows, rerank)
+        else:
+            codes, scales = np.zeros((0, 0), dtype=np.uint8), None
+    else:
+        codes, scales = encode(rows, cast(StorageName, storage))
     if (positions is None) != (position_kind is None):
         raise ValueError("positions and position_kind ('latlon' or 'utm') go together")
     if position_kind is not None and position_kind not in POSITION_KINDS:
@@ -421,6 +510,9 @@ def build_map(
         timestamps=_timestamps(timestamps, count) if timestamps is not None else None,
         model_sha256=_check_sha256(model_sha256),
         model_name=model_name,
+        count=count,
+        pq=encoding,
+        rerank=rerank,
     )
     out = _map_target(out_path)
     parts = _serialise(content)
@@ -493,6 +585,7 @@ class Map:
         self._core = core
         self._path = path
         self._names: list[str] | None = None
+        self._pq_info: dict[str, object] | None = None
 
     @classmethod
     def open(
@@ -553,8 +646,22 @@ class Map:
         return int(self._core.input_dim)
 
     @property
-    def storage(self) -> StorageName:
-        return cast(StorageName, self._core.storage)
+    def storage(self) -> MapStorageName:
+        return cast(MapStorageName, self._core.storage)
+
+    @property
+    def pq_info(self) -> dict[str, object] | None:
+        """pq4 maps: sub-quantizers ``m``, ``code_bytes``, IVF ``nlist`` and default
+        ``nprobe``, and the ``rerank`` storage (None without re-rank codes)."""
+        if self._pq_info is None:
+            info = self._core.pq_info
+            self._pq_info = {} if info is None else dict(info)
+        return self._pq_info or None
+
+    def places_near(self, x: float, y: float, radius: float) -> NDArray[np.uint32]:
+        """Ids of the places stored within ``radius`` of (x, y) (metres for latlon maps,
+        the positions' unit otherwise), sorted."""
+        return np.asarray(self._core.places_near(float(x), float(y), float(radius)))
 
     @property
     def format_version(self) -> int:
@@ -627,16 +734,35 @@ class Map:
         *,
         threads: int = 0,
         shortlist: int = 0,
+        near: tuple[float, float] | None = None,
+        radius: float | None = None,
+        nprobe: int = 0,
     ) -> MapSearchResult:
         """Top-``k`` places of each query (raw model descriptors; the map's projection is
-        applied by the C++ core). A map stores one encoding, so ``shortlist`` (two-stage
-        re-ranking) is refused: use ``matching.Index`` with a float32 index for that."""
+        applied by the C++ core).
+
+        ``near=(x, y)`` with ``radius``: the position prior, only places stored within the
+        radius take part (fewer than k results, or none, when few lie inside).
+        pq4 maps: ``nprobe`` IVF lists are scanned (0: the map's default) and, with
+        re-rank codes, a ``shortlist`` of PQ candidates (0: the default) is re-ranked
+        exactly. Other maps store one encoding, so ``shortlist`` is refused."""
         k = check_k(k)
         threads = check_threads(threads)
-        if shortlist:
+        info = self.pq_info
+        if shortlist and (info is None or info["rerank"] is None):
             raise ValueError(
-                "a map stores one encoding, so it cannot re-rank a shortlist: search with "
-                "shortlist=0, or build a float32 map"
+                "this map stores one encoding, so it cannot re-rank a shortlist: search with "
+                "shortlist=0, or build a pq4 map with re-rank codes (--rerank int8)"
+            )
+        if shortlist < 0 or nprobe < 0:
+            raise ValueError("shortlist and nprobe must be >= 0")
+        if nprobe and (info is None or not info["nlist"]):
+            raise ValueError("nprobe needs a pq4 map with IVF lists (build-map --ivf LISTS)")
+        if (near is None) != (radius is None):
+            raise ValueError("near=(x, y) and radius go together")
+        if near is not None and self.positions is None:
+            raise ValueError(
+                f"{self._path} has no positions: rebuild it with --positions to use --near"
             )
         queries = float_queries(query_descriptors, "query_descriptors")
         q = queries.reshape(1, -1) if queries.ndim == 1 else queries
@@ -645,7 +771,15 @@ class Map:
                 f"queries have shape {query_descriptors.shape}, but this map was built with "
                 f"model {self.model_name!r} of descriptor dimension {self.input_dim}"
             )
-        ids, scores = self._core.search(q, int(k), int(threads))
+        ids, scores = self._core.search(
+            q,
+            int(k),
+            int(threads),
+            None if near is None else (float(near[0]), float(near[1])),
+            None if radius is None else float(radius),
+            int(nprobe),
+            int(shortlist),
+        )
         names = self.names
         found_names = [[names[i] for i in row] for row in ids.tolist()] if names else None
         pos = self.positions
@@ -687,6 +821,11 @@ def _append_locked(
     timestamps: NDArray[np.float64] | None,
 ) -> None:
     m = Map.open(source)
+    if m.storage == "pq4":
+        raise ValueError(
+            f"{m.path} is a pq4 map: its codebooks were trained on its places, so new places "
+            "are not appended to it; rebuild the map with every image (build-map)"
+        )
     rows = _normalise(_float_rows(descriptors, "descriptors"), "descriptors")
     n_new = rows.shape[0]
     if rows.shape[1] != m.input_dim:
@@ -706,7 +845,7 @@ def _append_locked(
     mean = None if m.projection_mean is None else np.array(m.projection_mean)
     if projection is not None:
         rows = _project(rows, projection, mean)
-    codes, scales = encode(rows, m.storage)
+    codes, scales = encode(rows, cast(StorageName, m.storage))
     old_scales = m.scales
     all_names = None
     if m.names is not None and names is not None:

@@ -324,6 +324,7 @@ class PyMapFile {
       const double rad = radius.cast<double>();
       py::gil_scoped_release release;
       candidates = map().places_near(xy.first, xy.second, rad);
+      opt.restrict_to_candidates = true;
       opt.candidates = candidates.data();
       opt.num_candidates = candidates.size();
       r = map().search(q, nq, qd, opt);

@@ -227,7 +227,7 @@ SearchResults search(const DatabaseView& db, const float* queries, std::size_t n
     std::vector<TopK> none;
     return detail::collect(none, k);
   }
-  if (options.candidates != nullptr) {
+  if (options.restrict_to_candidates) {
     // Position prior: runs of consecutive ids (a route's places lie in order) are scanned
     // as ranges by the same block scorer, on one thread: a prior leaves few places.
     detail::check_candidates(options.candidates, options.num_candidates, db.count);

@@ -255,7 +255,7 @@ SearchResults search_pq(const PqView& pq, const float* queries, std::size_t num_
   resolve_threads(options.num_threads);
   const bool two_stage = options.rerank != nullptr && options.shortlist > 0;
   if (options.rerank != nullptr) detail::check_rerank(*options.rerank, pq.count, pq.dim);
-  if (options.candidates != nullptr) {
+  if (options.restrict_to_candidates) {
     detail::check_candidates(options.candidates, options.num_candidates, pq.count);
   }
   // The queries as the float32 rows a flat float32 map of this dimension would scan
@@ -266,7 +266,7 @@ SearchResults search_pq(const PqView& pq, const float* queries, std::size_t num_
   shape.dim = pq.dim;
   const detail::EncodedQueries q =
       detail::encode_queries(shape, queries, num_queries, query_dim, options.projection);
-  const std::size_t places = options.candidates != nullptr ? options.num_candidates : pq.count;
+  const std::size_t places = options.restrict_to_candidates ? options.num_candidates : pq.count;
   const std::size_t k = std::min(options.k, places);
   const std::size_t m = two_stage ? std::min(std::max(options.shortlist, k), places) : k;
   std::vector<TopK> tops;
@@ -276,7 +276,7 @@ SearchResults search_pq(const PqView& pq, const float* queries, std::size_t num_
     const PqTable table = pq_query_table(pq, query);
     if (m == 0) {
       tops.emplace_back(0);
-    } else if (options.candidates != nullptr) {
+    } else if (options.restrict_to_candidates) {
       TopK top(m);
       for (std::size_t i = 0; i < options.num_candidates; ++i) {
         const std::uint32_t place = options.candidates[i];

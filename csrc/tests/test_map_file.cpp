@@ -276,6 +276,7 @@ TEST_CASE("PQ maps (format version 2): search equals search_pq on the same secti
       REQUIRE(!near.empty());
       for (std::uint32_t id : near) CHECK((id >= 99 && id <= 101));
       vpr::SearchOptions prior = opt;
+      prior.restrict_to_candidates = true;
       prior.candidates = near.data();
       prior.num_candidates = near.size();
       const auto r = m.search(q.data(), 1, spec.dim, prior);

@@ -244,6 +244,7 @@ TEST_CASE("search_pq: candidates restrict the places, re-ranking is exact") {
   for (std::uint32_t p = 500; p < 700; p += 3) cand.push_back(p);
   vpr::SearchOptions opt;
   opt.k = 10;
+  opt.restrict_to_candidates = true;
   opt.candidates = cand.data();
   opt.num_candidates = cand.size();
   const auto r = vpr::search_pq(data.view, q.data(), 1, 64, opt);

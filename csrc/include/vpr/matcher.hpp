@@ -77,9 +77,11 @@ struct SearchOptions {
   // float32, float16 or int8).
   std::size_t shortlist = 0;
   const DatabaseView* rerank = nullptr;
-  // Position prior: only these places take part (ids sorted, distinct, < count; from
-  // PositionGrid::within). nullptr: every place. Results then hold min(k,
-  // num_candidates) entries per query (none when no place lies within the radius).
+  // Position prior: with restrict_to_candidates, only the num_candidates places at
+  // `candidates` take part (ids sorted, distinct, < count; from PositionGrid::within).
+  // Results then hold min(k, num_candidates) entries per query: none when no place lies
+  // within the radius.
+  bool restrict_to_candidates = false;
   const std::uint32_t* candidates = nullptr;
   std::size_t num_candidates = 0;
   // PQ maps with a coarse index (vpr/pq.hpp): lists scanned per query (0: all).

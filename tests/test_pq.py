@@ -1,0 +1,189 @@
+"""PQ maps (vpr_embedded.pq + the pq4 storage of maps): training, the block layout, search
+with IVF, re-ranking and the position prior, against independent references."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vpr_embedded import _core
+from vpr_embedded.maps import HEADER_SIZE_V2, Map, append_to_map, build_map
+from vpr_embedded.matching import Index
+from vpr_embedded.pq import PqConfig, check_config, encode_pq, train_pq
+
+SHA = "ab" * 32
+KW: dict[str, object] = {"model_sha256": SHA, "model_name": "m"}
+
+
+def clustered(rng: np.random.Generator, n: int, d: int, centres: int = 50) -> np.ndarray:
+    """Unit rows around `centres` directions: neighbours exist, as with real places."""
+    c = rng.standard_normal((centres, d)).astype(np.float32)
+    x = c[rng.integers(0, centres, n)] + 0.5 * rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(3)
+
+
+def reference_pack(codes: np.ndarray) -> np.ndarray:
+    """The block layout written out plainly: block b, sub-quantizer j, byte i holds slot
+    32b + i (low nibble) and 32b + 16 + i (high nibble)."""
+    n, m = codes.shape
+    blocks = -(-n // 32)
+    padded = np.zeros((blocks * 32, m), dtype=np.uint8)
+    padded[:n] = codes
+    out = np.zeros((blocks, m, 16), dtype=np.uint8)
+    for b in range(blocks):
+        for j in range(m):
+            for i in range(16):
+                out[b, j, i] = padded[32 * b + i, j] | (padded[32 * b + 16 + i, j] << 4)
+    return out.reshape(-1)
+
+
+def test_pack_matches_the_documented_layout(rng: np.random.Generator) -> None:
+    for n, m in [(1, 2), (31, 4), (32, 8), (70, 16)]:
+        codes = rng.integers(0, 16, (n, m), dtype=np.uint8)
+        assert np.array_equal(_core.pack_pq4_codes(codes), reference_pack(codes))
+    with pytest.raises(ValueError, match="above 15"):
+        _core.pack_pq4_codes(np.full((3, 2), 16, dtype=np.uint8))
+
+
+def test_codes_are_the_nearest_centroids(rng: np.random.Generator) -> None:
+    x = clustered(rng, 500, 32)
+    enc = train_pq(x, PqConfig(m=8))
+    codes = encode_pq(x, enc.codebooks)
+    sub = x.reshape(500, 8, 4)
+    d2 = ((sub[:, :, None, :] - enc.codebooks[None]) ** 2).sum(-1)  # n x m x 16
+    assert np.array_equal(codes, d2.argmin(-1))
+    assert np.array_equal(enc.codes, reference_pack(codes))
+
+
+def test_pq_map_recall_and_exact_rerank(tmp_path: Path, rng: np.random.Generator) -> None:
+    x = clustered(rng, 3000, 64)
+    q = clustered(np.random.default_rng(9), 40, 64)
+    exact = Index.encode(x, "float32").search(q, 10).ids
+    flat = Map.open(build_map(x, out_path=tmp_path / "a", storage="pq4", pq=PqConfig(m=32), **KW))  # type: ignore[arg-type]
+    assert flat.format_version == 2 and flat.storage == "pq4"
+    assert flat.pq_info == {"m": 32, "blocks": 94, "code_bytes": 94 * 32 * 16, "nlist": 0,
+                            "nprobe": 0, "rerank": None}  # fmt: skip
+    assert flat.codes is None  # no rows without re-rank codes
+    got = flat.search(q, 10).ids
+    recall10 = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, exact, strict=True)])
+    # 16 B per place of noisy 64-d data: about half of the true top-10 (a scan with a wrong
+    # table or layout finds about 10 / 3000 of it).
+    assert recall10 > 0.35, recall10
+    # With int8 re-rank codes and a shortlist of every place, the result is exactly the
+    # int8 map's.
+    rr = Map.open(build_map(x, out_path=tmp_path / "b", storage="pq4", pq=PqConfig(m=32),
+                            rerank="int8", **KW))  # type: ignore[arg-type]  # fmt: skip
+    i8 = Map.open(build_map(x, out_path=tmp_path / "c", storage="int8", **KW))  # type: ignore[arg-type]
+    assert i8.format_version == 1  # maps without version-2 sections stay readable by old readers
+    a, b = rr.search(q, 5, shortlist=3000), i8.search(q, 5)
+    assert np.array_equal(a.ids, b.ids) and np.allclose(a.scores, b.scores)
+    # The default shortlist re-ranks: recall@10 rises above PQ alone.
+    r2 = rr.search(q, 10).ids
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(r2, exact, strict=True)]) > recall10
+
+
+def test_ivf_with_every_list_equals_flat(tmp_path: Path, rng: np.random.Generator) -> None:
+    x = clustered(rng, 2000, 32)
+    q = clustered(np.random.default_rng(8), 20, 32)
+    flat = Map.open(build_map(x, out_path=tmp_path / "f", storage="pq4", pq=PqConfig(m=8), **KW))  # type: ignore[arg-type]
+    ivf = Map.open(build_map(x, out_path=tmp_path / "i", storage="pq4",
+                             pq=PqConfig(m=8, ivf_lists=16, nprobe=2), **KW))  # type: ignore[arg-type]  # fmt: skip
+    info = ivf.pq_info
+    assert info is not None and info["nlist"] == 16 and info["nprobe"] == 2
+    assert np.array_equal(ivf.search(q, 10, nprobe=16).ids, flat.search(q, 10).ids)
+    # Fewer lists: a subset of the places is scanned; results stay valid place ids.
+    few = ivf.search(q, 10).ids
+    assert few.shape == (20, 10) and few.min() >= 0 and few.max() < 2000
+    with pytest.raises(ValueError, match="IVF"):
+        flat.search(q, 5, nprobe=4)
+
+
+def test_position_prior_equals_a_search_of_the_places_inside(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    x = clustered(rng, 1000, 32)
+    pos = np.stack([np.arange(1000.0), np.zeros(1000)], 1)
+    q = x[[100, 500, 900]] + 0.01
+    for storage, kw in (("int8", {}), ("pq4", {"pq": PqConfig(m=8), "rerank": "int8"})):
+        m = Map.open(build_map(x, out_path=tmp_path / storage, storage=storage, positions=pos,
+                               position_kind="utm", **kw, **KW))  # type: ignore[arg-type]  # fmt: skip
+        inside = m.places_near(480.0, 0.0, 30.0)
+        assert list(inside) == list(range(450, 511))
+        got = m.search(q, 5, near=(480.0, 0.0), radius=30.0)
+        assert np.all((got.ids >= 450) & (got.ids <= 510))
+        if storage == "int8":  # exact storage: the same as searching only those rows
+            sub = Index.encode(x[450:511], "int8").search(q, 5)
+            assert np.array_equal(got.ids, sub.ids + 450)
+        # Query 1 (place 500) lies inside: found first.
+        assert got.ids[1, 0] == 500
+        empty = m.search(q, 5, near=(5000.0, 0.0), radius=1.0)
+        assert empty.ids.shape == (3, 0)
+    bare = Map.open(build_map(x, out_path=tmp_path / "bare", storage="int8", **KW))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no positions"):
+        bare.search(q, 5, near=(1.0, 2.0), radius=3.0)
+    with pytest.raises(ValueError, match="go together"):
+        bare.search(q, 5, near=(1.0, 2.0))
+
+
+def test_bad_pq_settings_are_refused_with_the_fix(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    x = clustered(rng, 200, 48)
+    with pytest.raises(ValueError, match="does not divide"):
+        check_config(PqConfig(m=20), 48, 200)
+    with pytest.raises(ValueError, match="even"):
+        check_config(PqConfig(m=3), 48, 200)
+    with pytest.raises(ValueError, match="nprobe"):
+        check_config(PqConfig(m=8, ivf_lists=4, nprobe=9), 48, 200)
+    with pytest.raises(ValueError, match="storage='pq4'"):
+        build_map(x, out_path=tmp_path / "x", storage="int8", rerank="int8", **KW)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="re-rank codes must be"):
+        build_map(x, out_path=tmp_path / "x", storage="pq4", rerank="binary", **KW)  # type: ignore[arg-type]
+    p = build_map(x, out_path=tmp_path / "p", storage="pq4", pq=PqConfig(m=8), **KW)  # type: ignore[arg-type]
+    before = p.read_bytes()
+    with pytest.raises(ValueError, match="rebuild the map"):
+        append_to_map(p, x[:3])
+    assert p.read_bytes() == before
+    with pytest.raises(ValueError, match="cannot re-rank"):
+        Map.open(p).search(x[:1], 5, shortlist=10)
+
+
+def test_corrupt_pq_maps_are_refused(tmp_path: Path, rng: np.random.Generator) -> None:
+    x = clustered(rng, 300, 32)
+    p = build_map(x, out_path=tmp_path / "p", storage="pq4",
+                  pq=PqConfig(m=8, ivf_lists=4, nprobe=2), rerank="int8", **KW)  # type: ignore[arg-type]  # fmt: skip
+    good = p.read_bytes()
+    bad = tmp_path / "bad.vprmap"
+    # Truncated anywhere, including inside the version-2 section slots.
+    for n in [321, 400, HEADER_SIZE_V2 - 1, HEADER_SIZE_V2 + 1, len(good) // 2, len(good) - 1]:
+        bad.write_bytes(good[:n])
+        with pytest.raises(ValueError, match="truncated"):
+            Map.open(bad, verify_checksum=False)
+    # A flipped byte in every version-2 section slot is refused (checksum on).
+    for off in range(320, HEADER_SIZE_V2, 8):
+        data = bytearray(good)
+        data[off] ^= 1
+        bad.write_bytes(bytes(data))
+        with pytest.raises(ValueError):
+            Map.open(bad)
+    # A valid checksum over an invalid slot map (a hostile writer): still refused.
+    slots_off, slots_len = struct.unpack_from("<QQ", good, 320 + 5 * 16)
+    data = bytearray(good)
+    struct.pack_into("<I", data, slots_off, 1)
+    struct.pack_into("<I", data, slots_off + 4, 1)
+    struct.pack_into("<I", data, 44, zlib.crc32(bytes(data[HEADER_SIZE_V2:])))
+    struct.pack_into("<I", data, 48, 0)
+    struct.pack_into("<I", data, 48, zlib.crc32(bytes(data[:HEADER_SIZE_V2])))
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="slot"):
+        Map.open(bad)
+    assert slots_len % (32 * 4) == 0
