@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info, machine_line, read_bandwidth  # noqa: E402
+from _common import machine_info, machine_line, read_bandwidth
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nordland_part1"
@@ -95,10 +95,10 @@ def timed(fn, queries: np.ndarray) -> tuple[np.ndarray, list[float]]:
 def run_dim(args, d: int, refs_raw, qs_raw, rng_seed: int) -> dict[str, object]:
     import faiss
 
+    from vpr_embedded.data.splits import segment_range
     from vpr_embedded.maps import Map, build_map
     from vpr_embedded.matching import Index
     from vpr_embedded.pq import PqConfig, train_pq
-    from vpr_embedded.data.splits import segment_range
 
     faiss.omp_set_num_threads(1)
     proj, mean = pca(refs_raw, d)
@@ -119,8 +119,9 @@ def run_dim(args, d: int, refs_raw, qs_raw, rng_seed: int) -> dict[str, object]:
     # Positions for the prior: real place i at frame i; distractors spread uniformly over
     # the same stretch of route (a city's places all lie somewhere along its streets).
     rng_pos = np.random.default_rng(rng_seed + 1)
-    xs = np.concatenate([np.arange(nreal, dtype=np.float64),
-                         rng_pos.uniform(0, nreal, len(db) - nreal)])  # fmt: skip
+    xs = np.concatenate(
+        [np.arange(nreal, dtype=np.float64), rng_pos.uniform(0, nreal, len(db) - nreal)]
+    )
     positions = np.stack([xs, np.zeros(len(db))], 1)
     maps = {}
     for name, enc, rr in (
@@ -129,9 +130,17 @@ def run_dim(args, d: int, refs_raw, qs_raw, rng_seed: int) -> dict[str, object]:
         ("ivfpq", ivf, None),
         ("ivfpq+int8", ivf, "int8"),
     ):
-        p = build_map(db, out_path=tmp / f"{name}.vprmap", storage="pq4", pq=enc, rerank=rr,
-                      positions=positions, position_kind="utm",
-                      model_sha256=SHA, model_name="bench")  # fmt: skip
+        p = build_map(
+            db,
+            out_path=tmp / f"{name}.vprmap",
+            storage="pq4",
+            pq=enc,
+            rerank=rr,
+            positions=positions,
+            position_kind="utm",
+            model_sha256=SHA,
+            model_name="bench",
+        )
         maps[name] = Map.open(p)
     exact = Index.encode(db, "float32")
 
@@ -167,8 +176,9 @@ def run_dim(args, d: int, refs_raw, qs_raw, rng_seed: int) -> dict[str, object]:
     # --- choices on the validation segment -------------------------------------------
     val_q = qs[segs["val"]]
     nprobes = [p for p in (4, 8, 16, 32, 64, 128) if p <= nlist]
-    exact_val = recall_at_1(np.array([int(exact.search(q[None], 1).ids[0, 0]) for q in val_q]),
-                            segs["val"])  # fmt: skip
+    exact_val = recall_at_1(
+        np.array([int(exact.search(q[None], 1).ids[0, 0]) for q in val_q]), segs["val"]
+    )
     chosen = {}
     for name in ("ivfpq", "ivfpq+int8"):
         best = None
@@ -188,7 +198,7 @@ def run_dim(args, d: int, refs_raw, qs_raw, rng_seed: int) -> dict[str, object]:
     test_idx = segs["test"]
     test_q = qs[test_idx]
     methods = {
-        "float32 exhaustive (ours)": lambda q: int(exact.search(q[None] if q.ndim == 1 else q, 1, threads=1).ids[0, 0]),
+        "float32 exhaustive (ours)": lambda q: int(exact.search(q, 1, threads=1).ids[0, 0]),
         "pq (ours)": ours("pq"),
         "pq + int8 re-rank (ours)": ours("pq+int8"),
         f"ivfpq nprobe={chosen['ivfpq']} (ours)": ours("ivfpq", nprobe=chosen["ivfpq"]),
@@ -199,7 +209,7 @@ def run_dim(args, d: int, refs_raw, qs_raw, rng_seed: int) -> dict[str, object]:
         f"faiss IndexIVFPQFastScan nprobe={chosen['faiss ivfpq']}": faiss_fn(
             fivf, chosen["faiss ivfpq"]
         ),
-    }  # fmt: skip
+    }
     if usearch_index is not None:
         methods["usearch HNSW i8"] = lambda q: int(usearch_index.search(q[0], 1, threads=1).keys[0])
     bytes_per_place = {
@@ -223,14 +233,16 @@ def run_dim(args, d: int, refs_raw, qs_raw, rng_seed: int) -> dict[str, object]:
     rows = []
     exact_ids = np.array(ids["float32 exhaustive (ours)"])
     for name in methods:
-        rows.append({
-            "method": name,
-            "recall_at_1": recall_at_1(np.array(ids[name]), test_idx),
-            "hits": int(np.sum(np.abs(np.array(ids[name]) - test_idx) <= TOL)),
-            "median_ms": statistics.median(times[name]),
-            "code_bytes_per_place": bytes_per_place[name],
-            "rerank_bytes_per_place": rerank_bytes[name],
-        })  # fmt: skip
+        rows.append(
+            {
+                "method": name,
+                "recall_at_1": recall_at_1(np.array(ids[name]), test_idx),
+                "hits": int(np.sum(np.abs(np.array(ids[name]) - test_idx) <= TOL)),
+                "median_ms": statistics.median(times[name]),
+                "code_bytes_per_place": bytes_per_place[name],
+                "rerank_bytes_per_place": rerank_bytes[name],
+            }
+        )
     distractor_wins = float(np.mean(exact_ids >= nreal))
     # Position prior on the big map: query position = true frame + N(0, sigma) frames.
     noisy = test_idx + np.random.default_rng(5).normal(0.0, args.prior_sigma, len(test_idx))
@@ -245,12 +257,27 @@ def run_dim(args, d: int, refs_raw, qs_raw, rng_seed: int) -> dict[str, object]:
             else:
                 r = mp.search(q, 1, threads=1, near=(noisy[qi], 0.0), radius=radius)
             t.append((time.perf_counter() - t0) * 1e3)
-            got.append(int(r.ids[0, 0]) if r.ids.shape[1] else -10**9)
-        inside = None if radius is None else int(np.mean(
-            [len(mp.places_near(noisy[qi], 0.0, radius)) for qi in range(0, len(test_q), 20)]))  # fmt: skip
-        prior_rows.append({"radius": radius, "recall_at_1": recall_at_1(np.array(got), test_idx),
-                           "median_ms": statistics.median(t),
-                           "mean_places_in_radius": len(db) if inside is None else inside})  # fmt: skip
+            got.append(int(r.ids[0, 0]) if r.ids.shape[1] else -(10**9))
+        inside = (
+            None
+            if radius is None
+            else int(
+                np.mean(
+                    [
+                        len(mp.places_near(noisy[qi], 0.0, radius))
+                        for qi in range(0, len(test_q), 20)
+                    ]
+                )
+            )
+        )
+        prior_rows.append(
+            {
+                "radius": radius,
+                "recall_at_1": recall_at_1(np.array(got), test_idx),
+                "median_ms": statistics.median(t),
+                "mean_places_in_radius": len(db) if inside is None else inside,
+            }
+        )
     for mp in maps.values():
         del mp
     return {
@@ -260,7 +287,7 @@ def run_dim(args, d: int, refs_raw, qs_raw, rng_seed: int) -> dict[str, object]:
         "ivf_lists": nlist,
         "validation": "val segment (frames 60-75 %)",
         "test": "test segment (frames 75-100 %)",
-        "test_queries": int(len(test_idx)),
+        "test_queries": len(test_idx),
         "float32_val_recall_at_1": exact_val,
         "chosen_on_val": chosen,
         "distractor_top1_rate_float32": distractor_wins,
@@ -280,8 +307,15 @@ def prior_run(args, refs_raw, qs_raw) -> dict[str, object]:
     nreal = len(refs_raw)
     pos = np.stack([np.arange(nreal, dtype=np.float64), np.zeros(nreal)], 1)
     tmp = Path(tempfile.mkdtemp(prefix="bench_prior_"))
-    p = build_map(refs_raw, out_path=tmp / "m.vprmap", storage="int8", positions=pos,
-                  position_kind="utm", model_sha256=SHA, model_name="bench")  # fmt: skip
+    p = build_map(
+        refs_raw,
+        out_path=tmp / "m.vprmap",
+        storage="int8",
+        positions=pos,
+        position_kind="utm",
+        model_sha256=SHA,
+        model_name="bench",
+    )
     mp = Map.open(p)
     rng = np.random.default_rng(5)
     sigma = args.prior_sigma
@@ -297,7 +331,7 @@ def prior_run(args, refs_raw, qs_raw) -> dict[str, object]:
             else:
                 r = mp.search(qs_raw[i], 1, threads=1, near=(noisy[i], 0.0), radius=radius)
             t.append((time.perf_counter() - t0) * 1e3)
-            got.append(int(r.ids[0, 0]) if r.ids.shape[1] else -10**9)
+            got.append(int(r.ids[0, 0]) if r.ids.shape[1] else -(10**9))
         return recall_at_1(np.array(got), idx), statistics.median(t)
 
     radii = [5.0, 10.0, 20.0, 40.0, 80.0, 160.0]
@@ -306,10 +340,20 @@ def prior_run(args, refs_raw, qs_raw) -> dict[str, object]:
     rows = []
     for radius in (None, *radii):
         rec, ms = run(segs["test"], radius)
-        rows.append({"radius": radius, "recall_at_1": rec, "median_ms": ms,
-                     "places_in_radius": nreal if radius is None else min(nreal, 2 * radius + 1)})  # fmt: skip
-    return {"noise_sigma_frames": sigma, "val_recall_by_radius": val, "chosen_radius": best,
-            "rows": rows}  # fmt: skip
+        rows.append(
+            {
+                "radius": radius,
+                "recall_at_1": rec,
+                "median_ms": ms,
+                "places_in_radius": nreal if radius is None else min(nreal, 2 * radius + 1),
+            }
+        )
+    return {
+        "noise_sigma_frames": sigma,
+        "val_recall_by_radius": val,
+        "chosen_radius": best,
+        "rows": rows,
+    }
 
 
 def main() -> None:
@@ -329,28 +373,48 @@ def main() -> None:
     line = machine_line(info, bw)
     print(line)
     refs_raw, qs_raw = real_descriptors(args.model)
-    out: dict[str, object] = {"machine": info, "bandwidth_gbs": bw / 1e9, "machine_line": line,
-                              "date": time.strftime("%Y-%m-%d"), "model": args.model,
-                              "runs": [], "prior": prior_run(args, refs_raw, qs_raw)}  # fmt: skip
+    out: dict[str, object] = {
+        "machine": info,
+        "bandwidth_gbs": bw / 1e9,
+        "machine_line": line,
+        "date": time.strftime("%Y-%m-%d"),
+        "model": args.model,
+        "runs": [],
+        "prior": prior_run(args, refs_raw, qs_raw),
+    }
     for d in args.dims:
         res = run_dim(args, d, refs_raw, qs_raw, rng_seed=d)
         out["runs"].append(res)  # type: ignore[union-attr]
-        print(f"\nN = {res['places']}, D = {d}, M = {res['pq_m']} (32 B/place), test segment "
-              f"({res['test_queries']} queries); choices on the val segment: {res['chosen_on_val']}")  # fmt: skip
-        print(f"distractor ranked first by exhaustive float32: {res['distractor_top1_rate_float32']:.3f} of test queries")  # fmt: skip
-        print(f"{'method':58s} {'R@1':>6s} {'hits':>5s} {'ms':>8s} {'B/place':>8s} {'+rerank B':>9s}")
+        print(
+            f"\nN = {res['places']}, D = {d}, M = {res['pq_m']} (32 B/place), test segment "
+            f"({res['test_queries']} queries); choices on the val segment: {res['chosen_on_val']}"
+        )
+        rate = res["distractor_top1_rate_float32"]
+        print(f"distractor ranked first by exhaustive float32: {rate:.3f} of test queries")
+        print(
+            f"{'method':58s} {'R@1':>6s} {'hits':>5s} {'ms':>8s} {'B/place':>8s} {'+rerank B':>9s}"
+        )
         for r in res["rows"]:  # type: ignore[index]
-            print(f"{r['method']:58s} {r['recall_at_1']:6.3f} {r['hits']:5d} {r['median_ms']:8.3f} "
-                  f"{r['code_bytes_per_place']:8.1f} {r['rerank_bytes_per_place']:9d}")  # fmt: skip
+            print(
+                f"{r['method']:58s} {r['recall_at_1']:6.3f} {r['hits']:5d} {r['median_ms']:8.3f} "
+                f"{r['code_bytes_per_place']:8.1f} {r['rerank_bytes_per_place']:9d}"
+            )
         print("position prior on this map (pq + int8 re-rank), test segment:")
         for r in res["prior_rows"]:  # type: ignore[index]
-            print(f"  radius {str(r['radius']):>6s}: R@1 {r['recall_at_1']:.3f}  "
-                  f"{r['median_ms']:.3f} ms  {r['mean_places_in_radius']} places in radius")  # fmt: skip
+            print(
+                f"  radius {r['radius']!s:>6s}: R@1 {r['recall_at_1']:.3f}  "
+                f"{r['median_ms']:.3f} ms  {r['mean_places_in_radius']} places in radius"
+            )
     pr = out["prior"]
-    print(f"\nposition prior, nordland_part1 int8 map (1788 places), query position = true frame "
-          f"+ N(0, {pr['noise_sigma_frames']}) frames; radius chosen on val: {pr['chosen_radius']}")  # type: ignore[index]  # fmt: skip
+    print(
+        f"\nposition prior, nordland_part1 int8 map (1788 places), query position = true frame "
+        f"+ N(0, {pr['noise_sigma_frames']}) frames; radius chosen on val: {pr['chosen_radius']}"
+    )  # type: ignore[index]
     for r in pr["rows"]:  # type: ignore[index]
-        print(f"radius {str(r['radius']):>6s}: R@1 {r['recall_at_1']:.3f}  {r['median_ms']:.3f} ms  ~{r['places_in_radius']} places")  # fmt: skip
+        print(
+            f"radius {r['radius']!s:>6s}: R@1 {r['recall_at_1']:.3f}  "
+            f"{r['median_ms']:.3f} ms  ~{r['places_in_radius']} places"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1, default=float))
     print(f"\nwrote {args.out}")

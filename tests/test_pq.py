@@ -134,9 +134,7 @@ def test_position_prior_equals_a_search_of_the_places_inside(
         bare.search(q, 5, near=(1.0, 2.0))
 
 
-def test_bad_pq_settings_are_refused_with_the_fix(
-    tmp_path: Path, rng: np.random.Generator
-) -> None:
+def test_bad_pq_settings_are_refused_with_the_fix(tmp_path: Path, rng: np.random.Generator) -> None:
     x = clustered(rng, 200, 48)
     with pytest.raises(ValueError, match="does not divide"):
         check_config(PqConfig(m=20), 48, 200)

@@ -54,6 +54,7 @@ MAP_FORMAT_VERSION: int
 PQ_BLOCK: int
 
 def pack_pq4_codes(codes: NDArray[np.uint8]) -> NDArray[np.uint8]: ...
+
 MAP_COPY_LIMIT_BYTES: int
 
 class MapFile:

@@ -1,9 +1,10 @@
 """Map files (``.vprmap``): the Python side of csrc's map format (docs/map_format.md).
 
 A map holds the encoded descriptors of reference places (float32, float16, int8,
-binary, or pq4: product-quantized codes, ``vpr_embedded.pq``), an optional PCA projection that queries go through, per-place names,
-positions and timestamps, and the sha256 of the model bundle that made the
-descriptors, so a map is never searched with the wrong model.
+binary, or pq4: product-quantized codes, ``vpr_embedded.pq``), an optional PCA
+projection that queries go through, per-place names, positions and timestamps, and
+the sha256 of the model bundle that made the descriptors, so a map is never searched
+with the wrong model.
 
 ``build_map`` writes a map atomically (temporary file in the same folder, fsync,
 ``os.replace``, fsync of the folder); ``append_to_map`` adds places without
@@ -35,7 +36,6 @@ from numpy.typing import NDArray
 
 from vpr_embedded import _core
 from vpr_embedded.matching import (
-    STORAGES,
     StorageName,
     check_k,
     check_threads,
@@ -491,7 +491,7 @@ def build_map(
         else:
             codes, scales = np.zeros((0, 0), dtype=np.uint8), None
     else:
-        codes, scales = encode(rows, cast(StorageName, storage))
+        codes, scales = encode(rows, storage)
     if (positions is None) != (position_kind is None):
         raise ValueError("positions and position_kind ('latlon' or 'utm') go together")
     if position_kind is not None and position_kind not in POSITION_KINDS:
@@ -845,7 +845,7 @@ def _append_locked(
     mean = None if m.projection_mean is None else np.array(m.projection_mean)
     if projection is not None:
         rows = _project(rows, projection, mean)
-    codes, scales = encode(rows, cast(StorageName, m.storage))
+    codes, scales = encode(rows, m.storage)
     old_scales = m.scales
     all_names = None
     if m.names is not None and names is not None:

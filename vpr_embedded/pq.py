@@ -86,7 +86,7 @@ def _kmeans(x: NDArray[np.float32], k: int, seed: int, max_iter: int = 25) -> ND
 
 def encode_pq(rows: NDArray[np.float32], codebooks: NDArray[np.float32]) -> NDArray[np.uint8]:
     """Nearest-centroid (L2) code of every sub-vector: places x m, values 0..15."""
-    m, k, ds = codebooks.shape
+    m, _, ds = codebooks.shape
     n = rows.shape[0]
     out = np.empty((n, m), dtype=np.uint8)
     half_norms = 0.5 * np.einsum("mkd,mkd->mk", codebooks, codebooks)

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,26 @@ void exercise(const vpr::MapFileView& m) {
     opt.k = 3;
     opt.num_threads = 1;
     sink = sink + m.search(q.data(), 1, q.size(), opt).ids.size();
+    if (m.pq() != nullptr) {  // PQ maps: one IVF list, and a shortlist re-rank if kept
+      opt.nprobe = 1;
+      opt.shortlist = 4;
+      sink = sink + m.search(q.data(), 1, q.size(), opt).ids.size();
+      opt.nprobe = 0;
+      opt.shortlist = 0;
+    }
+    if (m.positions() != nullptr) {  // the position prior over the parsed positions
+      try {
+        const auto near = m.places_near(m.positions()[0], m.positions()[1], 1.0);
+        opt.restrict_to_candidates = true;
+        opt.candidates = near.data();
+        opt.num_candidates = near.size();
+        sink = sink + m.search(q.data(), 1, q.size(), opt).ids.size();
+        opt.restrict_to_candidates = false;
+      } catch (const std::invalid_argument&) {
+        // non-finite positions: refused by the grid, as they should be
+      }
+    }
+    if (m.view().storage == vpr::Storage::Pq4) continue;  // no rows: no sequence scores
     vpr::SequenceOptions so;
     so.length = 3;
     so.k = 2;

@@ -1,5 +1,6 @@
 """Writes seeds for the fuzzers: valid maps (every storage, with and without projection,
-names, positions and timestamps) for the map reader, and manifests (a valid one and
+names, positions and timestamps; pq4 maps flat and with IVF lists and re-rank codes) for
+the map reader, and manifests (a valid one and
 near misses) for the manifest reader: make_seeds.py MAP_DIR [MANIFEST_DIR]."""
 
 from __future__ import annotations
@@ -32,6 +33,24 @@ for i, storage in enumerate(("float32", "float16", "int8", "binary")):
             model_sha256="00" * 32,
             model_name="fuzz",
         )
+from vpr_embedded.pq import PqConfig  # noqa: E402
+
+for name, cfg, rerank in (
+    ("pq4_flat", PqConfig(m=4), None),
+    ("pq4_ivf_int8", PqConfig(m=4, ivf_lists=3, nprobe=2), "int8"),
+):
+    n = 40
+    build_map(
+        rng.standard_normal((n, 16)).astype(np.float32),
+        out_path=out / f"{name}.vprmap",
+        storage="pq4",
+        pq=cfg,
+        rerank=rerank,  # type: ignore[arg-type]
+        positions=rng.random((n, 2)),
+        position_kind="utm",
+        model_sha256="00" * 32,
+        model_name="fuzz",
+    )
 print(f"wrote {len(list(out.glob('*.vprmap')))} seed maps to {out}")
 
 # A manifest as export writes it (the fields every reader checks), and near misses.

@@ -266,7 +266,7 @@ MapFileView MapFileView::parse(const void* data, std::size_t size, const MapOpen
   m.db_.count = static_cast<std::size_t>(count);
   if (count > static_cast<std::uint64_t>(SIZE_MAX)) corrupt("place count too large");
   if (m.storage_ == Storage::Pq4) {
-    m.parse_pq(options.verify_checksum);
+    m.parse_pq();
   } else {
     for (std::size_t s = static_cast<std::size_t>(MapSection::PqInfo); s < kMapSectionCount; ++s) {
       if (m.sizes_[s] != 0) corrupt(std::string(kSectionNames[s]) + " section in a non-PQ map");
@@ -369,7 +369,7 @@ MapFileView MapFileView::parse(const void* data, std::size_t size, const MapOpen
   return m;
 }
 
-void MapFileView::parse_pq(bool verify) {
+void MapFileView::parse_pq() {
   auto size_of = [&](MapSection s) { return sizes_[static_cast<std::size_t>(s)]; };
   auto at = [&](MapSection s) { return base_ + offsets_[static_cast<std::size_t>(s)]; };
   auto expect = [&](MapSection s, std::uint64_t bytes) {
@@ -412,6 +412,10 @@ void MapFileView::parse_pq(bool verify) {
   pq_.blocks = static_cast<std::size_t>(blocks);
   pq_.codebooks = reinterpret_cast<const float*>(at(MapSection::PqCodebooks));
   pq_.codes = at(MapSection::PqCodes);
+  // Small (16 x dim values): checked on every open, with or without checksum verification.
+  for (std::size_t i = 0; i < kPqCentroids * db_.dim; ++i) {
+    if (!std::isfinite(pq_.codebooks[i])) corrupt("non-finite PQ codebook value");
+  }
   if (nlist > 0) {
     expect(MapSection::IvfCentroids, checked_mul(std::uint64_t{nlist} * 4, db_.dim, "IVF"));
     expect(MapSection::IvfListBlocks, (std::uint64_t{nlist} + 1) * 8);
@@ -420,6 +424,9 @@ void MapFileView::parse_pq(bool verify) {
     pq_.ivf.centroids = reinterpret_cast<const float*>(at(MapSection::IvfCentroids));
     pq_.ivf.list_blocks = reinterpret_cast<const std::uint64_t*>(at(MapSection::IvfListBlocks));
     pq_.slot_places = reinterpret_cast<const std::uint32_t*>(at(MapSection::IvfSlotPlaces));
+    for (std::size_t i = 0; i < std::size_t{nlist} * db_.dim; ++i) {
+      if (!std::isfinite(pq_.ivf.centroids[i])) corrupt("non-finite IVF centroid value");
+    }
     // The slot of every place (the position prior scores places by id); building it
     // also proves that every place has exactly one slot.
     try {
@@ -443,7 +450,6 @@ void MapFileView::parse_pq(bool verify) {
   }
   default_nprobe_ = nprobe;
   db_.storage = rerank == kNoRerank ? Storage::Pq4 : static_cast<Storage>(rerank);
-  (void)verify;
 }
 
 struct MapFileView::LazyGrid {

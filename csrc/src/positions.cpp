@@ -29,9 +29,13 @@ void PositionGrid::to_plane(double a, double b, double* x, double* y) const {
 }
 
 std::int64_t PositionGrid::key(double x, double y) const {
-  const auto cx = static_cast<std::int64_t>(std::floor((x - min_x_) / cell_));
-  const auto cy = static_cast<std::int64_t>(std::floor((y - min_y_) / cell_));
-  return (cx << 32) | (cy & 0xFFFFFFFF);
+  // Stored places lie in the box, so their cells are 0 .. 2^31 - 1 (the cell size keeps
+  // it so); the clamp only guards the conversion.
+  auto cell = [&](double v, double lo) {
+    const double c = std::floor((v - lo) / cell_);
+    return static_cast<std::int64_t>(std::clamp(c, 0.0, 2147483647.0));
+  };
+  return (cell(x, min_x_) << 32) | cell(y, min_y_);
 }
 
 PositionGrid::PositionGrid(const double* positions, std::size_t count, PositionKind kind)
@@ -61,6 +65,9 @@ PositionGrid::PositionGrid(const double* positions, std::size_t count, PositionK
     max_y = std::max(max_y, xy_[2 * i + 1]);
   }
   const double extent = std::max({max_x - min_x_, max_y - min_y_, 1e-9});
+  if (!std::isfinite(extent)) {
+    throw std::invalid_argument("positions span more than a float64 can measure");
+  }
   // Start from the cell of an even spread over the bounding box, then halve while the
   // occupied cells hold more than kTargetPerCell places on average (a route fills a thin
   // band of the box, not the box). At most 2^31 cells per axis.
@@ -108,14 +115,20 @@ std::vector<std::uint32_t> PositionGrid::within(double a, double b, double radiu
       std::floor((x + radius - min_x_) / cell_) - std::floor((x - radius - min_x_) / cell_) + 1.0;
   const double span_y =
       std::floor((y + radius - min_y_) / cell_) - std::floor((y - radius - min_y_) / cell_) + 1.0;
-  if (span * span_y > kMaxCellsPerQuery) {
+  const double fx0 = std::floor((x - radius - min_x_) / cell_);
+  const double fy0 = std::floor((y - radius - min_y_) / cell_);
+  // Many cells (a large radius), or a centre so far outside the box that its cell numbers
+  // leave the integers (or are not numbers): one pass over every position instead.
+  const bool cells_ok =
+      span * span_y <= kMaxCellsPerQuery && std::fabs(fx0) < 4.0e9 && std::fabs(fy0) < 4.0e9;
+  if (!cells_ok) {
     for (std::size_t i = 0; i < count(); ++i) {
       if (inside(i)) out.push_back(static_cast<std::uint32_t>(i));
     }
     return out;
   }
-  const auto cx0 = static_cast<std::int64_t>(std::floor((x - radius - min_x_) / cell_));
-  const auto cy0 = static_cast<std::int64_t>(std::floor((y - radius - min_y_) / cell_));
+  const auto cx0 = static_cast<std::int64_t>(fx0);
+  const auto cy0 = static_cast<std::int64_t>(fy0);
   // Stored places have cells >= 0: cells left of or below the box hold none.
   for (std::int64_t cx = std::max<std::int64_t>(cx0, 0); cx < cx0 + static_cast<std::int64_t>(span);
        ++cx) {

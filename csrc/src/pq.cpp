@@ -76,49 +76,44 @@ float score_place(const PqView& pq, const PqTable& t, std::uint32_t place) {
   return t.bias + t.scale * static_cast<float>(acc);
 }
 
-// The nprobe lists whose centroids score highest against the query.
-std::vector<std::size_t> probe_lists(const PqView& pq, const float* query, std::size_t nprobe) {
+// Every list, best first: centroids by score against the query, ties by the lower list.
+std::vector<std::size_t> probe_order(const PqView& pq, const float* query) {
   const std::size_t nlist = pq.ivf.nlist;
   std::vector<float> scores(nlist);
   active_kernels().dot_f32(query, pq.ivf.centroids, nlist, pq.dim, scores.data());
+  detail::check_finite(scores.data(), nlist, "IVF centroid scores (non-finite centroids)");
   std::vector<std::size_t> order(nlist);
   for (std::size_t l = 0; l < nlist; ++l) order[l] = l;
-  const std::size_t p = std::min(nprobe, nlist);
-  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(p), order.end(),
-                    [&](std::size_t a, std::size_t b) {
-                      return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
-                    });
-  order.resize(p);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return scores[a] > scores[b]; });
   return order;
 }
 
-// Block ranges [begin, end) a query scans: its probed lists, or every block.
-std::vector<std::pair<std::size_t, std::size_t>> block_ranges(const PqView& pq, const float* query,
-                                                              std::size_t nprobe) {
+// Block ranges [begin, end) of lists order[first, last), in file order.
+std::vector<std::pair<std::size_t, std::size_t>> list_ranges(const PqView& pq,
+                                                             const std::vector<std::size_t>& order,
+                                                             std::size_t first, std::size_t last) {
   std::vector<std::pair<std::size_t, std::size_t>> ranges;
-  if (pq.ivf.nlist == 0 || nprobe == 0 || nprobe >= pq.ivf.nlist) {
-    ranges.emplace_back(0, pq.blocks);
-    return ranges;
-  }
-  for (std::size_t l : probe_lists(pq, query, nprobe)) {
-    const auto b = static_cast<std::size_t>(pq.ivf.list_blocks[l]);
-    const auto e = static_cast<std::size_t>(pq.ivf.list_blocks[l + 1]);
+  for (std::size_t i = first; i < last; ++i) {
+    const auto b = static_cast<std::size_t>(pq.ivf.list_blocks[order[i]]);
+    const auto e = static_cast<std::size_t>(pq.ivf.list_blocks[order[i] + 1]);
     if (e > b) ranges.emplace_back(b, e);
   }
   std::sort(ranges.begin(), ranges.end());
   return ranges;
 }
 
-// Top-k of one query over its block ranges, split evenly (by blocks) over threads.
-TopK scan_query(const PqView& pq, const PqTable& t, const float* query, std::size_t k,
-                const SearchOptions& options) {
-  const auto ranges = block_ranges(pq, query, options.nprobe);
+// Top-k over block ranges, split evenly (by blocks) over threads, merged into `top`.
+void scan_ranges(const PqView& pq, const PqTable& t,
+                 const std::vector<std::pair<std::size_t, std::size_t>>& ranges,
+                 const SearchOptions& options, TopK& top) {
   std::size_t total = 0;
   for (const auto& r : ranges) total += r.second - r.first;
+  if (total == 0) return;
   const std::size_t block_bytes = pq.m * 16;
   const std::size_t threads = detail::scan_threads(
       total, options.num_threads, std::max<std::size_t>(1, kMinBytesPerThread / block_bytes));
-  std::vector<TopK> partial(threads, TopK(k));
+  std::vector<TopK> partial(threads, top);
   const std::size_t share = (total + threads - 1) / threads;
   detail::run_parallel(threads, [&](std::size_t th) {
     // This thread's blocks are [th * share, (th + 1) * share) of the ranges laid end to end.
@@ -135,8 +130,27 @@ TopK scan_query(const PqView& pq, const PqTable& t, const float* query, std::siz
       if (at >= hi) break;
     }
   });
-  for (std::size_t th = 1; th < threads; ++th) partial[0].merge(partial[th]);
-  return std::move(partial[0]);
+  top = std::move(partial[0]);
+  for (std::size_t th = 1; th < threads; ++th) top.merge(partial[th]);
+}
+
+// Top-k of one query: every block, or the nprobe best lists. Lists that hold fewer than k
+// places between them are followed by the next nprobe, and so on, so that a search always
+// returns min(k, count) places.
+TopK scan_query(const PqView& pq, const PqTable& t, const float* query, std::size_t k,
+                const SearchOptions& options) {
+  TopK top(k);
+  const std::size_t nlist = pq.ivf.nlist;
+  if (nlist == 0 || options.nprobe == 0 || options.nprobe >= nlist) {
+    scan_ranges(pq, t, {{0, pq.blocks}}, options, top);
+    return top;
+  }
+  const std::vector<std::size_t> order = probe_order(pq, query);
+  for (std::size_t first = 0; first < nlist && !top.full(); first += options.nprobe) {
+    scan_ranges(pq, t, list_ranges(pq, order, first, std::min(nlist, first + options.nprobe)),
+                options, top);
+  }
+  return top;
 }
 
 }  // namespace
@@ -223,6 +237,9 @@ PqTable pq_query_table(const PqView& pq, const float* query) {
       lut[j * kPqCentroids + c] = s;
     }
   }
+  // A view that skipped check_values() may hold non-finite codebooks: refuse them here,
+  // before a NaN reaches an integer conversion.
+  detail::check_finite(lut.data(), lut.size(), "PQ query tables (non-finite codebooks)");
   // One scale for every sub-quantizer (their sums must be comparable), an offset each: the
   // widest sub-space's range spans 0..255.
   PqTable t;

@@ -41,6 +41,7 @@ class TopK {
   }
 
   bool full() const { return hits_.size() == k_; }
+  std::size_t size() const { return hits_.size(); }
   float worst_score() const { return hits_.front().score; }
 
   // Any order of arrival.

@@ -230,6 +230,14 @@ TEST_CASE("search_pq with IVF: all lists equal flat; nprobe scans only the neare
   }
   const auto t = vpr::pq_query_table(data.view, q.data());
   CHECK(c.ids == brute_top(data, t, members, 20));
+  // k above the probed list's 300 places: the next lists follow, k distinct places come back.
+  opt.k = 500;
+  const auto spill = vpr::search_pq(data.view, q.data(), 1, 32, opt);
+  REQUIRE(spill.k == 500);
+  std::vector<std::int64_t> distinct = spill.ids;
+  std::sort(distinct.begin(), distinct.end());
+  CHECK(std::unique(distinct.begin(), distinct.end()) == distinct.end());
+  CHECK(distinct.back() < 3000);
   // A corrupt slot map is refused by check_values.
   data.slot_places[5] = data.slot_places[6];
   CHECK_THROWS_AS(data.view.check_values(), std::invalid_argument);

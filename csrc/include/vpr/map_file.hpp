@@ -131,7 +131,7 @@ class MapFileView {
                        SearchOptions options) const;
 
  private:
-  void parse_pq(bool verify);
+  void parse_pq();
   const std::uint8_t* base_ = nullptr;
   std::size_t size_ = 0;
   std::uint32_t version_ = 0;
