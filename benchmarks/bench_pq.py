@@ -92,6 +92,36 @@ def timed(fn, queries: np.ndarray) -> tuple[np.ndarray, list[float]]:
     return np.array(ids), times
 
 
+def prior_on_map(args, mp, test_idx: np.ndarray, test_q: np.ndarray, n_db: int) -> list[dict]:
+    """Position prior on a big map: query position = true frame + N(0, sigma) frames."""
+    noisy = test_idx + np.random.default_rng(5).normal(0.0, args.prior_sigma, len(test_idx))
+    rows = []
+    for _ in range(args.rounds):
+        for radius in (None, 5.0, 10.0, 20.0, 40.0, 80.0):
+            got, t = [], []
+            for qi, q in enumerate(test_q):
+                t0 = time.perf_counter()
+                if radius is None:
+                    r = mp.search(q, 1, threads=1)
+                else:
+                    r = mp.search(q, 1, threads=1, near=(noisy[qi], 0.0), radius=radius)
+                t.append((time.perf_counter() - t0) * 1e3)
+                got.append(int(r.ids[0, 0]) if r.ids.shape[1] else -(10**9))
+            inside = n_db
+            if radius is not None:
+                sizes = [len(mp.places_near(noisy[i], 0.0, radius)) for i in range(0, len(t), 20)]
+                inside = int(np.mean(sizes))
+            rows.append(
+                {
+                    "radius": radius,
+                    "recall_at_1": recall_at_1(np.array(got), test_idx),
+                    "median_ms": statistics.median(t),
+                    "mean_places_in_radius": inside,
+                }
+            )
+    return rows
+
+
 def run_dim(args, d: int, refs_raw, qs_raw, rng_seed: int) -> dict[str, object]:
     import faiss
 
@@ -112,9 +142,12 @@ def run_dim(args, d: int, refs_raw, qs_raw, rng_seed: int) -> dict[str, object]:
     t0 = time.perf_counter()
     flat = train_pq(db, PqConfig(m=m, seed=0))
     train_flat_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ivf = train_pq(db, PqConfig(m=m, ivf_lists=nlist, nprobe=1, seed=0))
-    train_ivf_s = time.perf_counter() - t0
+    ivf = None
+    train_ivf_s = 0.0
+    if not args.prior_only:
+        t0 = time.perf_counter()
+        ivf = train_pq(db, PqConfig(m=m, ivf_lists=nlist, nprobe=1, seed=0))
+        train_ivf_s = time.perf_counter() - t0
     tmp = Path(tempfile.mkdtemp(prefix="bench_pq_"))
     # Positions for the prior: real place i at frame i; distractors spread uniformly over
     # the same stretch of route (a city's places all lie somewhere along its streets).
@@ -124,12 +157,10 @@ def run_dim(args, d: int, refs_raw, qs_raw, rng_seed: int) -> dict[str, object]:
     )
     positions = np.stack([xs, np.zeros(len(db))], 1)
     maps = {}
-    for name, enc, rr in (
-        ("pq", flat, None),
-        ("pq+int8", flat, "int8"),
-        ("ivfpq", ivf, None),
-        ("ivfpq+int8", ivf, "int8"),
-    ):
+    variants = [("pq+int8", flat, "int8")]
+    if ivf is not None:
+        variants += [("pq", flat, None), ("ivfpq", ivf, None), ("ivfpq+int8", ivf, "int8")]
+    for name, enc, rr in variants:
         p = build_map(
             db,
             out_path=tmp / f"{name}.vprmap",
@@ -142,6 +173,10 @@ def run_dim(args, d: int, refs_raw, qs_raw, rng_seed: int) -> dict[str, object]:
             model_name="bench",
         )
         maps[name] = Map.open(p)
+    if args.prior_only:
+        test_idx = segs["test"]
+        rows = prior_on_map(args, maps["pq+int8"], test_idx, qs[test_idx], len(db))
+        return {"dim": d, "places": len(db), "pq_m": m, "prior_rows": rows}
     exact = Index.encode(db, "float32")
 
     # faiss yardsticks, trained on the same sample size
@@ -244,40 +279,7 @@ def run_dim(args, d: int, refs_raw, qs_raw, rng_seed: int) -> dict[str, object]:
             }
         )
     distractor_wins = float(np.mean(exact_ids >= nreal))
-    # Position prior on the big map: query position = true frame + N(0, sigma) frames.
-    noisy = test_idx + np.random.default_rng(5).normal(0.0, args.prior_sigma, len(test_idx))
-    prior_rows = []
-    for radius in (None, 5.0, 10.0, 20.0, 40.0, 80.0):
-        mp = maps["pq+int8"]
-        got, t = [], []
-        for qi, q in enumerate(test_q):
-            t0 = time.perf_counter()
-            if radius is None:
-                r = mp.search(q, 1, threads=1)
-            else:
-                r = mp.search(q, 1, threads=1, near=(noisy[qi], 0.0), radius=radius)
-            t.append((time.perf_counter() - t0) * 1e3)
-            got.append(int(r.ids[0, 0]) if r.ids.shape[1] else -(10**9))
-        inside = (
-            None
-            if radius is None
-            else int(
-                np.mean(
-                    [
-                        len(mp.places_near(noisy[qi], 0.0, radius))
-                        for qi in range(0, len(test_q), 20)
-                    ]
-                )
-            )
-        )
-        prior_rows.append(
-            {
-                "radius": radius,
-                "recall_at_1": recall_at_1(np.array(got), test_idx),
-                "median_ms": statistics.median(t),
-                "mean_places_in_radius": len(db) if inside is None else inside,
-            }
-        )
+    prior_rows = prior_on_map(args, maps["pq+int8"], test_idx, test_q, len(db))
     for mp in maps.values():
         del mp
     return {
@@ -356,6 +358,81 @@ def prior_run(args, refs_raw, qs_raw) -> dict[str, object]:
     }
 
 
+def crossover(args: argparse.Namespace) -> list[dict[str, object]]:
+    """Where the coarse index starts to pay: flat PQ against IVF-PQ (nlist ~ 4 sqrt(N),
+    nprobe = nlist / 64, at least 1), 1 and 2 threads, N from 10k to the full size.
+    Speed does not depend on what the codes hold, so the places are synthetic clustered
+    unit vectors (queries: perturbed places); recall@10 of IVF-PQ is measured against
+    flat PQ's own top-10."""
+    from vpr_embedded.maps import Map, build_map
+    from vpr_embedded.pq import PqConfig, train_pq
+
+    rng = np.random.default_rng(7)
+    d = args.dims[0]
+    tmp = Path(tempfile.mkdtemp(prefix="bench_pq_x_"))
+    rows = []
+    for n in [x for x in (10_000, 30_000, 100_000, 300_000, 1_000_000) if x <= args.places]:
+        centres = unit(rng.standard_normal((max(16, n // 100), d)).astype(np.float32))
+        x = unit(
+            centres[rng.integers(0, len(centres), n)]
+            + 0.6 * rng.standard_normal((n, d)).astype(np.float32) / np.sqrt(d) * 4
+        )
+        q = unit(
+            x[rng.integers(0, n, 200)] + 0.05 * rng.standard_normal((200, d)).astype(np.float32)
+        )
+        nlist = int(4 * np.sqrt(n))
+        nprobe = max(1, nlist // 64)
+        flat = Map.open(
+            build_map(
+                x,
+                out_path=tmp / "f.vprmap",
+                storage="pq4",
+                pq=train_pq(x, PqConfig(m=args.pq_m)),
+                model_sha256=SHA,
+                model_name="x",
+            )
+        )
+        ivf = Map.open(
+            build_map(
+                x,
+                out_path=tmp / "i.vprmap",
+                storage="pq4",
+                pq=train_pq(x, PqConfig(m=args.pq_m, ivf_lists=nlist, nprobe=nprobe)),
+                model_sha256=SHA,
+                model_name="x",
+            )
+        )
+        for threads in (1, 2):
+            tf, ti, hit = [], [], 0
+            for qq in q:
+                t0 = time.perf_counter()
+                a = flat.search(qq, 10, threads=threads).ids[0]
+                tf.append((time.perf_counter() - t0) * 1e3)
+                t0 = time.perf_counter()
+                b = ivf.search(qq, 10, threads=threads).ids[0]
+                ti.append((time.perf_counter() - t0) * 1e3)
+                hit += len(set(a.tolist()) & set(b.tolist()))
+            rows.append(
+                {
+                    "places": n,
+                    "threads": threads,
+                    "nlist": nlist,
+                    "nprobe": nprobe,
+                    "flat_ms": statistics.median(tf),
+                    "ivf_ms": statistics.median(ti),
+                    "ivf_recall10_vs_flat": hit / (10 * len(q)),
+                }
+            )
+            r = rows[-1]
+            print(
+                f"N {n:>8d} threads {threads}: flat {r['flat_ms']:.3f} ms, IVF {nlist}/"
+                f"{nprobe} {r['ivf_ms']:.3f} ms, IVF recall@10 vs flat "
+                f"{r['ivf_recall10_vs_flat']:.3f}"
+            )
+        del flat, ivf
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--places", type=int, default=1_000_000)
@@ -367,7 +444,29 @@ def main() -> None:
     ap.add_argument("--prior-sigma", type=float, default=10.0, help="position noise, frames")
     ap.add_argument("--no-usearch", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS / "bench_pq.json")
+    ap.add_argument("--crossover", action="store_true", help="only the flat vs IVF sweep")
+    ap.add_argument("--prior-only", action="store_true", help="only the prior on the big map")
     args = ap.parse_args()
+    if args.crossover:
+        info = machine_info()
+        bw, _ = read_bandwidth(0.5)
+        print(machine_line(info, bw))
+        rows = crossover(args)
+        out_x = args.out.with_name("bench_pq_crossover.json")
+        out_x.write_text(
+            json.dumps(
+                {
+                    "machine": info,
+                    "bandwidth_gbs": bw / 1e9,
+                    "machine_line": machine_line(info, bw),
+                    "date": time.strftime("%Y-%m-%d"),
+                    "rows": rows,
+                },
+                indent=1,
+            )
+        )
+        print(f"wrote {out_x}")
+        return
     info = machine_info()
     bw, _ = read_bandwidth(0.5)
     line = machine_line(info, bw)
@@ -385,6 +484,14 @@ def main() -> None:
     for d in args.dims:
         res = run_dim(args, d, refs_raw, qs_raw, rng_seed=d)
         out["runs"].append(res)  # type: ignore[union-attr]
+        if args.prior_only:
+            print(f"\nN = {res['places']}, D = {d}: position prior on the pq + int8 map, test")
+            for r in res["prior_rows"]:  # type: ignore[index]
+                print(
+                    f"  radius {r['radius']!s:>6s}: R@1 {r['recall_at_1']:.3f}  "
+                    f"{r['median_ms']:.3f} ms  {r['mean_places_in_radius']} places in radius"
+                )
+            continue
         print(
             f"\nN = {res['places']}, D = {d}, M = {res['pq_m']} (32 B/place), test segment "
             f"({res['test_queries']} queries); choices on the val segment: {res['chosen_on_val']}"
@@ -417,7 +524,7 @@ def main() -> None:
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1, default=float))
-    print(f"\nwrote {args.out}")
+    print(f"\nwrote {args.out}", flush=True)
 
 
 if __name__ == "__main__":

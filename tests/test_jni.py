@@ -98,6 +98,10 @@ def make_map(
         extra = {"names": names, "positions": positions, "position_kind": "utm"}
     elif storage == "int8":  # names and a PCA projection (queries projected by the core)
         extra = {"names": names, "pca_dim": 64}
+    elif storage == "pq4":  # PQ codes, IVF lists, int8 re-rank codes (the sequence uses them)
+        from vpr_embedded.pq import PqConfig
+
+        extra = {"pq": PqConfig(m=64, ivf_lists=4, nprobe=2), "rerank": "int8"}
     return build_map(
         ref,
         out_path=folder / f"corridor-{storage}.vprmap",
@@ -108,7 +112,7 @@ def make_map(
     )
 
 
-@pytest.mark.parametrize("storage", STORAGES)
+@pytest.mark.parametrize("storage", [*STORAGES, "pq4"])
 def test_java_matches_python(
     harness: list[str],
     corridor: tuple[NDArray[np.float32], NDArray[np.float32], list[str]],
@@ -157,6 +161,33 @@ def test_java_matches_python(
         np.testing.assert_array_equal(np.float32(got_seq["scores"]), want_seq.scores[0])
     # Not a degenerate agreement: the queries find many different places.
     assert len({x["ids"][0] for x in single}) > 20
+
+
+def test_java_position_prior_matches_python(
+    harness: list[str],
+    corridor: tuple[NDArray[np.float32], NDArray[np.float32], list[str]],
+    tmp_path: Path,
+) -> None:
+    path = make_map(tmp_path, corridor, "float32")  # place i at (1.5 i + 0.1, -i / 3)
+    queries = corridor[1]
+    qfile = tmp_path / "queries.f32"
+    queries.astype("<f4").tofile(qfile)
+    m = Map.open(path)
+    for x, y, radius, inside in ((30.1, -6.67, 5.0, 7), (1000.0, 0.0, 1.0, 0)):
+        lines = run_harness(harness, "near", path, qfile, K, x, y, radius)
+        near = [line for line in lines if line["event"] == "near"]
+        seq = [line for line in lines if line["event"] == "sequence_near"]
+        assert len(near) == len(seq) == len(queries)
+        assert len(m.places_near(x, y, radius)) == inside
+        matcher = SequenceMatcher(m, SequenceConfig(length=3, k=K))
+        for j, (got, got_seq) in enumerate(zip(near, seq, strict=True)):
+            want = m.search(queries[j], K, near=(x, y), radius=radius)
+            assert got["ids"] == want.ids[0].tolist(), f"query {j}"
+            np.testing.assert_array_equal(np.float32(got["scores"]), want.scores[0])
+            assert len(got["ids"]) == min(K, inside)
+            want_seq = matcher.push(queries[j], near=(x, y), radius=radius)
+            assert got_seq["ids"] == want_seq.ids[0].tolist(), f"sequence, query {j}"
+            np.testing.assert_array_equal(np.float32(got_seq["scores"]), want_seq.scores[0])
 
 
 def flip_bit(src: Path, dst: Path, offset: int) -> Path:

@@ -183,3 +183,33 @@ def test_build_map_refuses_non_utf8_file_names_before_extracting(
     argv = ["build-map", "--model", MODEL, "--images", str(folder), "--out", str(out)]
     assert "place name b'caf\\xe9.jpg' is not valid UTF-8" in _one_line_error(argv, capsys)
     assert no_extraction == [] and not out.exists()
+
+
+def test_cli_pq4_map_and_position_prior(
+    gardens: Path, gardens_map: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """build-map --storage pq4 with re-rank codes and positions, then localize --near."""
+    csv = tmp_path / "pos.csv"
+    csv.write_text("name,easting,northing\n" + "".join(f"{i}.jpg,{10 * i},0\n" for i in range(10)))
+    out = tmp_path / "pq.vprmap"
+    build = ["build-map", "--model", MODEL, "--images", str(gardens / "ref"), "--out", str(out)]
+    pq = ["--storage", "pq4", "--pq-m", "64", "--rerank", "int8", "--positions", str(csv)]
+    assert main([*build, *pq, "--threads", "1"]) == 0
+    capsys.readouterr()
+    m = Map.open(out)
+    assert m.storage == "pq4" and m.pq_info is not None and m.pq_info["rerank"] == "int8"
+    args = ["localize", "--model", MODEL, "--map", str(out), "--k", "3", "--threads", "1"]
+    image = ["--image", str(gardens / "ref" / "7.jpg")]
+    assert main([*args, *image, "--near", "70", "0", "--radius", "15"]) == 0
+    record = json.loads(capsys.readouterr().out.strip())
+    assert record["ids"][0] == 7 and set(record["ids"]) == {6, 7, 8}
+    # Nothing within the radius: an empty answer, not an error.
+    assert main([*args, *image, "--near", "500", "0", "--radius", "1"]) == 0
+    assert json.loads(capsys.readouterr().out.strip())["ids"] == []
+    assert main([*args, *image, "--near", "70", "0"]) == 2
+    assert "go together" in capsys.readouterr().err
+    assert main(["localize", "--model", MODEL, "--map", str(gardens_map), *image,
+                 "--near", "1", "2", "--radius", "3"]) == 2  # fmt: skip
+    assert "no positions" in capsys.readouterr().err
+    assert main([*build[:-1], str(tmp_path / "bad.vprmap"), "--storage", "pq4", "--pq-m", "6"]) == 2
+    assert "does not divide" in capsys.readouterr().err

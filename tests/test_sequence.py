@@ -126,3 +126,28 @@ def test_pushing_from_two_threads_while_a_third_resets_stays_consistent() -> Non
     resetter.join()
     assert not bad, f"{len(bad)} inconsistent results, e.g. {bad[0]}"
     assert matcher.frames <= matcher.config.length
+
+
+def test_sequence_window_from_a_map_with_positions(tmp_path: Path) -> None:
+    """The prior as a moving window: a frame's window decides which places it can score;
+    places outside cannot lead."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((300, 24)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    pos = np.stack([np.arange(300.0), np.zeros(300)], 1)
+    kw = {"model_sha256": "0" * 64, "model_name": "m", "storage": "float32"}
+    m = Map.open(build_map(x, out_path=tmp_path / "w.vprmap", positions=pos,
+                           position_kind="utm", **kw))  # type: ignore[arg-type]  # fmt: skip
+    cfg = SequenceConfig(length=3, k=4)
+    windowed = SequenceMatcher(m, cfg)
+    for f in range(5):  # one place per frame, as the matcher's velocities expect
+        q = x[100 + f] + 0.02
+        got = windowed.push(q, near=(100.0 + f, 0.0), radius=15.0)
+        assert np.all(np.abs(got.ids[0] - (100 + f)) <= 15)  # inside this frame's window
+        assert np.all(np.isfinite(got.scores[0]))
+        assert got.ids[0, 0] == 100 + f
+    bare = Map.open(build_map(x, out_path=tmp_path / "b.vprmap", **kw))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="positions"):
+        SequenceMatcher(bare, cfg).push(x[0], near=(0.0, 0.0), radius=1.0)
+    with pytest.raises(ValueError, match="go together"):
+        windowed.push(x[0], near=(0.0, 0.0))

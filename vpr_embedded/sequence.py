@@ -120,9 +120,31 @@ class SequenceMatcher:
     def count(self) -> int:
         return int(self._core.count)
 
-    def push(self, query: NDArray[np.float32]) -> SearchResult:
-        """Add one query frame; returns ids/scores of shape (1, k), best first."""
-        ids, scores = self._core.push(_row(query, int(self._core.input_dim)))
+    def push(
+        self,
+        query: NDArray[np.float32],
+        *,
+        near: tuple[float, float] | None = None,
+        radius: float | None = None,
+    ) -> SearchResult:
+        """Add one query frame; returns ids/scores of shape (1, k), best first.
+
+        ``near=(x, y)`` with ``radius`` (a matcher over a ``Map`` with positions): the
+        position prior as a moving window, this frame scores only the places within the
+        radius; the others get the lowest score (-1) for this frame."""
+        if (near is None) != (radius is None):
+            raise ValueError("near=(x, y) and radius go together")
+        candidates = None
+        if near is not None and radius is not None:
+            from vpr_embedded.maps import Map  # maps imports this module: import at use
+
+            owner = self._owner
+            if not isinstance(owner, Map) or owner.positions is None:
+                raise ValueError(
+                    "a position prior needs a sequence matcher over a map with positions"
+                )
+            candidates = owner.places_near(near[0], near[1], radius)
+        ids, scores = self._core.push(_row(query, int(self._core.input_dim)), candidates)
         return SearchResult(ids=ids.reshape(1, -1), scores=scores.reshape(1, -1))
 
     def sequence_scores(self) -> NDArray[np.float32]:

@@ -392,6 +392,27 @@ JNIEXPORT jint JNICALL Java_org_vprembedded_VprMap_nativeSearch(JNIEnv* env, jcl
   });
 }
 
+// Top-k of one query among the places within `radius` of (x, y) (the position prior);
+// returns how many were found: min(k, places inside), possibly 0.
+JNIEXPORT jint JNICALL Java_org_vprembedded_VprMap_nativeSearchNear(
+    JNIEnv* env, jclass, jlong h, jfloatArray query, jint k, jint threads, jdouble x, jdouble y,
+    jdouble radius, jintArray ids, jfloatArray scores) {
+  return guarded<jint>(env, 0, kRuntime, [&] {
+    const auto& map = map_of(env, h);
+    const std::vector<float> q = to_floats(env, query);
+    vpr::SearchOptions options;
+    options.k = to_size(k, "k");
+    if (threads < 0) throw std::invalid_argument("threads must be >= 0 (0: all cores)");
+    options.num_threads = threads;
+    const std::vector<std::uint32_t> near = map.places_near(x, y, radius);
+    options.restrict_to_candidates = true;
+    options.candidates = near.data();
+    options.num_candidates = near.size();
+    const vpr::SearchResults r = map.search(q.data(), 1, q.size(), options);
+    return copy_results(env, r, ids, scores);
+  });
+}
+
 // ---- org.vprembedded.VprSequenceMatcher -------------------------------------
 
 JNIEXPORT jlong JNICALL Java_org_vprembedded_VprSequenceMatcher_nativeCreate(
@@ -429,6 +450,24 @@ JNIEXPORT jint JNICALL Java_org_vprembedded_VprSequenceMatcher_nativePush(
                                   " values, the sequence matcher expects " + std::to_string(want));
     }
     return copy_results(env, s.matcher.push(q.data(), q.size()), ids, scores);
+  });
+}
+
+// One frame with the position prior's window: the places within `radius` of (x, y).
+JNIEXPORT jint JNICALL Java_org_vprembedded_VprSequenceMatcher_nativePushNear(
+    JNIEnv* env, jclass, jlong h, jfloatArray query, jdouble x, jdouble y, jdouble radius,
+    jintArray ids, jfloatArray scores) {
+  return guarded<jint>(env, 0, kRuntime, [&] {
+    SequenceHandle& s = sequence_handle(env, h);
+    const std::vector<float> q = to_floats(env, query);
+    const std::size_t want = s.file->map().input_dim();
+    if (q.size() != want) {
+      throw std::invalid_argument("the descriptor has " + std::to_string(q.size()) +
+                                  " values, the sequence matcher expects " + std::to_string(want));
+    }
+    const std::vector<std::uint32_t> window = s.file->map().places_near(x, y, radius);
+    return copy_results(env, s.matcher.push(q.data(), q.size(), window.data(), window.size()), ids,
+                        scores);
   });
 }
 

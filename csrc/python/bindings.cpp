@@ -434,11 +434,20 @@ class PySequenceMatcher {
   // push, reset and the state readers take state_ after releasing the GIL: the online
   // state (the score window) is shared, and two threads pushing while a third resets
   // gave -inf scores before it was guarded.
-  py::tuple push(py::array query) {
+  // candidates (uint32 place ids, sorted): the position prior's window for this frame.
+  py::tuple push(py::array query, py::object candidates) {
     require<float>(query, "query", 1, "float32");
     check_dim(static_cast<std::size_t>(query.shape(0)));
     vpr::SearchResults r;
-    {
+    if (!candidates.is_none()) {
+      const auto ids = candidates.cast<py::array>();
+      require<std::uint32_t>(ids, "candidate places", 1, "uint32");
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(state_);
+      r = matcher_->push(static_cast<const float*>(query.data()), input_dim_,
+                         static_cast<const std::uint32_t*>(ids.data()),
+                         static_cast<std::size_t>(ids.shape(0)));
+    } else {
       py::gil_scoped_release release;
       std::lock_guard<std::mutex> lock(state_);
       r = matcher_->push(static_cast<const float*>(query.data()), input_dim_);
@@ -628,7 +637,7 @@ void register_maps_and_sequences(py::module_& m) {
            py::arg("length") = 10, py::arg("v_min") = 0.8f, py::arg("v_max") = 1.25f,
            py::arg("v_steps") = 5, py::arg("contrast_window") = 10, py::arg("k") = 5,
            py::arg("threads") = 1)
-      .def("push", &PySequenceMatcher::push, py::arg("query"))
+      .def("push", &PySequenceMatcher::push, py::arg("query"), py::arg("candidates") = py::none())
       .def("match", &PySequenceMatcher::match, py::arg("queries"))
       .def("reset", &PySequenceMatcher::reset)
       .def("sequence_scores", &PySequenceMatcher::sequence_scores)

@@ -76,6 +76,56 @@ float score_place(const PqView& pq, const PqTable& t, std::uint32_t place) {
   return t.bias + t.scale * static_cast<float>(acc);
 }
 
+// A candidate block holding at least this many candidates is scanned whole by the kernel;
+// sparser ones are scored place by place from the block's bytes.
+constexpr std::size_t kDenseBlock = 6;
+// Candidate blocks prefetched ahead of the one being scored (each block is m x 16 bytes,
+// and one place's codes touch every 64-byte line of it).
+constexpr std::size_t kPrefetchBlocksAhead = 4;
+
+// Top-m of the candidate places (the position prior). Candidates are grouped by code
+// block, in slot order: places along a route are mostly consecutive, so their blocks are
+// dense and the kernel scans them; places scattered over the map cost one block read each,
+// prefetched a few blocks ahead (one place's codes span the whole block).
+TopK score_candidates(const PqView& pq, const PqTable& t, const std::uint32_t* candidates,
+                      std::size_t n, std::size_t m) {
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> slots(n);  // (slot, place)
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint32_t p = candidates[i];
+    slots[i] = {pq.place_slots != nullptr ? pq.place_slots[p] : p, p};
+  }
+  if (pq.place_slots != nullptr) std::sort(slots.begin(), slots.end());
+  // Group starts: [starts[g], starts[g + 1]) share a block.
+  std::vector<std::size_t> starts;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i == 0 || slots[i].first / kPqBlock != slots[i - 1].first / kPqBlock) starts.push_back(i);
+  }
+  starts.push_back(n);
+  const std::size_t block_bytes = pq.m * 16;
+  const KernelTable& kt = active_kernels();
+  TopK top(m);
+  std::uint16_t sums[kPqBlock];
+  for (std::size_t g = 0; g + 1 < starts.size(); ++g) {
+    if (g + kPrefetchBlocksAhead + 1 < starts.size()) {
+      const std::uint8_t* ahead =
+          pq.codes + (slots[starts[g + kPrefetchBlocksAhead]].first / kPqBlock) * block_bytes;
+      for (std::size_t line = 0; line < block_bytes; line += 64) __builtin_prefetch(ahead + line);
+    }
+    const std::size_t b = slots[starts[g]].first / kPqBlock;
+    const std::size_t count = starts[g + 1] - starts[g];
+    if (count >= kDenseBlock)
+      kt.pq4_scan(t.table.data(), pq.m, pq.codes + b * block_bytes, 1, sums);
+    for (std::size_t i = starts[g]; i < starts[g + 1]; ++i) {
+      const float score =
+          count >= kDenseBlock
+              ? t.bias + t.scale * static_cast<float>(sums[slots[i].first % kPqBlock])
+              : score_place(pq, t, slots[i].second);
+      top.insert({score, static_cast<std::int64_t>(slots[i].second)});
+    }
+  }
+  return top;
+}
+
 // Every list, best first: centroids by score against the query, ties by the lower list.
 std::vector<std::size_t> probe_order(const PqView& pq, const float* query) {
   const std::size_t nlist = pq.ivf.nlist;
@@ -294,12 +344,7 @@ SearchResults search_pq(const PqView& pq, const float* queries, std::size_t num_
     if (m == 0) {
       tops.emplace_back(0);
     } else if (options.restrict_to_candidates) {
-      TopK top(m);
-      for (std::size_t i = 0; i < options.num_candidates; ++i) {
-        const std::uint32_t place = options.candidates[i];
-        top.insert({score_place(pq, table, place), static_cast<std::int64_t>(place)});
-      }
-      tops.push_back(std::move(top));
+      tops.push_back(score_candidates(pq, table, options.candidates, options.num_candidates, m));
     } else {
       tops.push_back(scan_query(pq, table, query, m, options));
     }

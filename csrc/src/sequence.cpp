@@ -131,6 +131,26 @@ SearchResults SequenceScorer::push_scores(const float* scores) {
   return r;
 }
 
+SearchResults SequenceScorer::push_scores(const float* scores, const std::uint32_t* window,
+                                          std::size_t n) {
+  detail::check_candidates(window, n, places_);
+  check_finite(scores, places_, "scores");
+  const std::size_t L = options_.length;
+  head_ = frames_ == 0 ? 0 : (head_ + 1) % L;
+  float* z = ring_.data() + head_ * places_;
+  contrast_normalise(scores, places_, options_.contrast_window, z);
+  std::vector<std::uint8_t> inside(places_, 0);
+  for (std::size_t i = 0; i < n; ++i) inside[window[i]] = 1;
+  for (std::size_t i = 0; i < places_; ++i) {
+    if (!inside[i]) z[i] = -std::numeric_limits<float>::infinity();
+  }
+  frames_ = std::min(frames_ + 1, L);
+  accumulate();
+  SearchResults r;
+  append_top_k(sequence_.data(), places_, options_.k, r);
+  return r;
+}
+
 void SequenceScorer::accumulate() {
   const std::size_t n = places_;
   const std::size_t L = options_.length;
@@ -167,6 +187,33 @@ SequenceMatcher::SequenceMatcher(const DatabaseView& db, const SequenceOptions& 
 SearchResults SequenceMatcher::push(const float* query, std::size_t query_dim) {
   score_all(db_, query, query_dim, projection_, scores_.data(), scorer_.options().num_threads);
   return scorer_.push_scores(scores_.data());
+}
+
+SearchResults SequenceMatcher::push(const float* query, std::size_t query_dim,
+                                    const std::uint32_t* candidates, std::size_t num_candidates) {
+  detail::check_candidates(candidates, num_candidates, db_.count);
+  const detail::EncodedQueries q = detail::encode_queries(db_, query, 1, query_dim, projection_);
+  detail::ScoreScratch scratch;
+  for (std::size_t i = 0; i < num_candidates;) {  // runs of consecutive places
+    std::size_t e = i + 1;
+    while (e < num_candidates && candidates[e] == candidates[e - 1] + 1) ++e;
+    for (std::size_t s = candidates[i]; s <= candidates[e - 1]; s += kScoreBlock) {
+      const std::size_t n = std::min<std::size_t>(kScoreBlock, candidates[e - 1] + 1 - s);
+      detail::score_block(db_, q, s, n, scores_.data() + s, scratch);
+    }
+    i = e;
+  }
+  // Places outside take the window's mean (neutral for the contrast normalisation of the
+  // places inside); their normalised scores then become -inf.
+  double mean = 0.0;
+  for (std::size_t i = 0; i < num_candidates; ++i) mean += scores_[candidates[i]];
+  mean = num_candidates > 0 ? mean / static_cast<double>(num_candidates) : 0.0;
+  std::vector<std::uint8_t> inside(db_.count, 0);
+  for (std::size_t i = 0; i < num_candidates; ++i) inside[candidates[i]] = 1;
+  for (std::size_t i = 0; i < db_.count; ++i) {
+    if (!inside[i]) scores_[i] = static_cast<float>(mean);
+  }
+  return scorer_.push_scores(scores_.data(), candidates, num_candidates);
 }
 
 SearchResults sequence_search(const DatabaseView& db, const float* queries, std::size_t num_queries,

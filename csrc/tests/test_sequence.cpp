@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <stdexcept>
@@ -163,4 +164,47 @@ TEST_CASE("sequence scoring runs on the worker pool: same scores at 1 and 2 thre
     REQUIRE(waitpid(pid, &status, 0) == pid);
     CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
   }
+}
+
+TEST_CASE("sequence position window: only places inside lead; a full window changes nothing") {
+  const std::size_t n = 500, d = 32;
+  const auto rows = vpr_test::unit_rows(n, d, 21);
+  const auto db = vpr::Database::encode(rows.data(), n, d, vpr::Storage::Int8);
+  vpr::SequenceOptions opt;
+  opt.length = 4;
+  opt.k = 5;
+  std::vector<std::uint32_t> everything(n);
+  for (std::uint32_t i = 0; i < n; ++i) everything[i] = i;
+  vpr::SequenceMatcher windowed(db.view(), opt), plain(db.view(), opt), all(db.view(), opt);
+  for (std::size_t f = 0; f < 6; ++f) {
+    // Queries near place 100 + f (one place per frame, as the matcher's velocities
+    // expect); a window that moves with them, plus a run at the end of the map.
+    std::vector<float> q(rows.begin() + (100 + f) * d, rows.begin() + (101 + f) * d);
+    for (auto& v : q) v += 0.01f;
+    std::vector<std::uint32_t> window;
+    for (std::uint32_t i = 90 + f; i <= 110 + f; ++i) window.push_back(i);
+    for (std::uint32_t i = 480; i < 490; ++i) window.push_back(i);
+    const auto got = windowed.push(q.data(), d, window.data(), window.size());
+    const auto full = all.push(q.data(), d, everything.data(), n);
+    const auto want = plain.push(q.data(), d);
+    CHECK(full.ids == want.ids);  // a window of every place is no prior
+    CHECK(full.scores == want.scores);
+    for (std::size_t i = 0; i < got.ids.size(); ++i) {
+      const auto id = static_cast<std::uint32_t>(got.ids[i]);
+      CHECK(std::find(window.begin(), window.end(), id) != window.end());
+      CHECK(std::isfinite(got.scores[i]));
+    }
+    CHECK(got.ids[0] == static_cast<std::int64_t>(100 + f));
+  }
+  // A window of 2 places with k = 5: those 2, then places at -inf.
+  std::vector<std::uint32_t> two = {7, 8};
+  vpr::SequenceMatcher tiny(db.view(), opt);
+  const auto r = tiny.push(rows.data(), d, two.data(), 2);
+  CHECK((r.ids[0] == 7 || r.ids[0] == 8));
+  CHECK(std::isfinite(r.scores[1]));
+  CHECK(std::isinf(r.scores[2]));
+  std::vector<std::uint32_t> unsorted = {3, 2};
+  CHECK_THROWS_AS(windowed.push(rows.data(), d, unsorted.data(), 2), std::invalid_argument);
+  std::vector<std::uint32_t> outside = {static_cast<std::uint32_t>(n)};
+  CHECK_THROWS_AS(windowed.push(rows.data(), d, outside.data(), 1), std::invalid_argument);
 }

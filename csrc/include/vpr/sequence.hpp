@@ -48,6 +48,9 @@ class SequenceScorer {
   // Adds one frame's raw scores (n values) and returns the top-k places by
   // sequence score (one query row; ties broken by the lower index).
   SearchResults push_scores(const float* scores);
+  // The same where only the `window` places (sorted ids) belong to this frame: the others'
+  // normalised scores are -inf (see SequenceMatcher::push with candidates).
+  SearchResults push_scores(const float* scores, const std::uint32_t* window, std::size_t n);
   // Sequence scores of every place for the frames held (n values).
   const std::vector<float>& sequence_scores() const { return sequence_; }
   void reset();
@@ -74,6 +77,16 @@ class SequenceMatcher {
                   const Projection& projection = {});
   // Scores one query frame and returns the top-k places by sequence score.
   SearchResults push(const float* query, std::size_t query_dim);
+  // The same with a position prior that moves with the robot (a window per frame): only
+  // the num_candidates places at `candidates` (sorted, distinct, < count; e.g. from
+  // MapFileView::places_near) are scored, so scoring costs what the window holds. Places
+  // outside the window are out of this frame: their normalised score is -inf, so no
+  // sequence ends there (they come last, at -inf, only when the window holds fewer than k
+  // places) and no later sequence passes through them at this frame. The contrast
+  // normalisation sees the window's mean score in their place. The sequence accumulation
+  // itself still runs over every place.
+  SearchResults push(const float* query, std::size_t query_dim, const std::uint32_t* candidates,
+                     std::size_t num_candidates);
   void reset() { scorer_.reset(); }
   const SequenceScorer& scorer() const { return scorer_; }
 

@@ -15,6 +15,8 @@ import org.vprembedded.VprSequenceMatcher;
  * Host harness of the JNI bridge, driven by tests/test_jni.py. Prints one JSON object per line.
  *
  * <pre>
+ * near MAP QUERIES K X Y R          per query "near" (top-k within R of (X, Y)) and
+ *                                  "sequence_near" (L = 3, the same window every frame)
  * search MAP QUERIES K SEQ_LENGTH  queries: little-endian float32, rows of the map's input dim;
  *                                  prints "info", then per query "search" and "sequence"
  * errors MAP MISSING CORRUPT...    bad inputs; prints one "case" per input with the exception
@@ -37,6 +39,9 @@ public final class VprJniHarness {
   public static void main(String[] args) throws IOException {
     if (args.length == 5 && args[0].equals("search")) {
       search(args[1], args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]));
+    } else if (args.length == 7 && args[0].equals("near")) {
+      near(args[1], args[2], Integer.parseInt(args[3]), Double.parseDouble(args[4]),
+          Double.parseDouble(args[5]), Double.parseDouble(args[6]));
     } else if (args.length >= 4 && args[0].equals("errors")) {
       errors(args[1], args[2], Arrays.copyOfRange(args, 3, args.length));
     } else if (args.length == 2 && args[0].equals("open")) {
@@ -77,6 +82,22 @@ public final class VprJniHarness {
         for (int j = 0; j < queries.length; j++) {
           System.out.println(result("search", j, map.search(queries[j], k)));
           System.out.println(result("sequence", j, sequence.push(queries[j])));
+        }
+      }
+    }
+  }
+
+  private static void near(String mapPath, String queryPath, int k, double x, double y,
+      double radius) throws IOException {
+    try (VprMap map = VprMap.open(mapPath)) {
+      float[][] queries = readQueries(queryPath, map.inputDim());
+      VprSequenceMatcher.Config config = new VprSequenceMatcher.Config();
+      config.length = 3;
+      config.k = k;
+      try (VprSequenceMatcher sequence = new VprSequenceMatcher(map, config)) {
+        for (int j = 0; j < queries.length; j++) {
+          System.out.println(result("near", j, map.searchNear(queries[j], k, x, y, radius, 1)));
+          System.out.println(result("sequence_near", j, sequence.pushNear(queries[j], x, y, radius)));
         }
       }
     }

@@ -4,6 +4,7 @@ import java.io.File;
 import java.io.FileNotFoundException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 
 /**
  * A memory-mapped map file ({@code .vprmap}) searched by the C++ core through the {@code vpr_jni}
@@ -173,6 +174,42 @@ public final class VprMap implements AutoCloseable {
     }
   }
 
+  /**
+   * Top-{@code k} places of one query descriptor among the places stored within {@code radius} of
+   * ({@code x}, {@code y}): the position prior (GPS, odometry). Units: metres for a lat/lon map
+   * (x = latitude, y = longitude in degrees), the positions' own unit otherwise. Fewer than
+   * {@code k} results, or none, when few places lie inside. {@code threads}: 0 for all cores.
+   */
+  public VprSearchResult searchNear(
+      float[] descriptor, int k, double x, double y, double radius, int threads) {
+    synchronized (resource) {
+      long h = live();
+      checkDescriptor(descriptor, nativeInputDim(h));
+      if (k <= 0) {
+        throw new IllegalArgumentException("k must be a positive integer, got " + k);
+      }
+      if (threads < 0) {
+        throw new IllegalArgumentException("threads must be >= 0 (0: all cores), got " + threads);
+      }
+      if (!nativeHasPositions(h)) {
+        throw new IllegalArgumentException(
+            "map " + path + " has no positions: rebuild it with positions to search near one");
+      }
+      if (!(radius >= 0.0) || Double.isInfinite(radius)) {
+        throw new IllegalArgumentException("radius must be finite and >= 0, got " + radius);
+      }
+      int n = Math.min(k, nativeCount(h));
+      int[] ids = new int[n];
+      float[] scores = new float[n];
+      int found = nativeSearchNear(h, descriptor, k, threads, x, y, radius, ids, scores);
+      if (found < n) {
+        ids = Arrays.copyOf(ids, found);
+        scores = Arrays.copyOf(scores, found);
+      }
+      return result(h, ids, scores, found);
+    }
+  }
+
   /** Unmaps the file (sequence matchers made from this map keep their own mapping). */
   @Override
   public void close() {
@@ -275,6 +312,9 @@ public final class VprMap implements AutoCloseable {
   private static native byte[] nativeName(long handle, int id);
 
   private static native boolean nativePositions(long handle, int[] ids, double[] out);
+
+  private static native int nativeSearchNear(long handle, float[] query, int k, int threads,
+      double x, double y, double radius, int[] ids, float[] scores);
 
   private static native int nativeSearch(
       long handle, float[] query, int k, int threads, int[] ids, float[] scores);

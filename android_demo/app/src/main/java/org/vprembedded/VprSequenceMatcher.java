@@ -70,6 +70,26 @@ public final class VprSequenceMatcher implements AutoCloseable {
     }
   }
 
+  /**
+   * Adds one query frame with the position prior as a window that moves with the robot: only
+   * places within {@code radius} of ({@code x}, {@code y}) belong to this frame (units as in
+   * {@link VprMap#searchNear}); the others are out of it (score -inf). Needs a map with positions.
+   */
+  public VprSearchResult pushNear(float[] descriptor, double x, double y, double radius) {
+    synchronized (resource) {
+      long h = live();
+      VprMap.checkDescriptor(descriptor, inputDim);
+      if (!(radius >= 0.0) || Double.isInfinite(radius)) {
+        throw new IllegalArgumentException("radius must be finite and >= 0, got " + radius);
+      }
+      int n = Math.min(nativeK(h), count);
+      int[] ids = new int[n];
+      float[] scores = new float[n];
+      int found = nativePushNear(h, descriptor, x, y, radius, ids, scores);
+      return map.result(map.live(), ids, scores, found);
+    }
+  }
+
   /** Forgets the frames held (a new traversal starts). */
   public void reset() {
     synchronized (resource) {
@@ -131,6 +151,9 @@ public final class VprSequenceMatcher implements AutoCloseable {
   private static native int nativeK(long handle);
 
   private static native int nativePush(long handle, float[] query, int[] ids, float[] scores);
+
+  private static native int nativePushNear(long handle, float[] query, double x, double y,
+      double radius, int[] ids, float[] scores);
 
   private static native void nativeReset(long handle);
 
