@@ -14,7 +14,6 @@ constexpr double kEarthRadiusM = 6371008.8;  // mean radius (IUGG)
 constexpr double kDegToRad = 3.14159265358979323846 / 180.0;
 constexpr std::size_t kTargetPerCell = 8;
 // A radius that spans more cells than this is answered by a pass over every position.
-constexpr double kMaxCellsPerQuery = 4096.0;
 
 }  // namespace
 
@@ -120,7 +119,7 @@ std::vector<std::uint32_t> PositionGrid::within(double a, double b, double radiu
   // Many cells (a large radius), or a centre so far outside the box that its cell numbers
   // leave the integers (or are not numbers): one pass over every position instead.
   const bool cells_ok =
-      span * span_y <= kMaxCellsPerQuery && std::fabs(fx0) < 4.0e9 && std::fabs(fy0) < 4.0e9;
+      span < 4.0e9 && span_y < 4.0e9 && std::fabs(fx0) < 4.0e9 && std::fabs(fy0) < 4.0e9;
   if (!cells_ok) {
     for (std::size_t i = 0; i < count(); ++i) {
       if (inside(i)) out.push_back(static_cast<std::uint32_t>(i));
@@ -129,16 +128,33 @@ std::vector<std::uint32_t> PositionGrid::within(double a, double b, double radiu
   }
   const auto cx0 = static_cast<std::int64_t>(fx0);
   const auto cy0 = static_cast<std::int64_t>(fy0);
-  // Stored places have cells >= 0: cells left of or below the box hold none.
-  for (std::int64_t cx = std::max<std::int64_t>(cx0, 0); cx < cx0 + static_cast<std::int64_t>(span);
-       ++cx) {
-    for (std::int64_t cy = std::max<std::int64_t>(cy0, 0);
-         cy < cy0 + static_cast<std::int64_t>(span_y); ++cy) {
-      const std::int64_t k = (cx << 32) | (cy & 0xFFFFFFFF);
-      auto range = std::equal_range(keys_.begin(), keys_.end(), k);
-      for (auto it = range.first; it != range.second; ++it) {
+  // Stored places have cells >= 0: cells left of or below the box hold none. Keys sort by
+  // column, then row, so one walk from the first cell of the query's box to its last
+  // visits the entries in range, skipping ahead (binary search) past rows outside it: the
+  // cost is the entries inside plus two searches per non-empty column, however small the
+  // cells (a route along a line has tiny cells).
+  const std::int64_t cx_lo = std::max<std::int64_t>(cx0, 0);
+  // Stored cells are at most 2^31 - 1 (key()), which also keeps the shifts below in range.
+  const std::int64_t cx_hi =
+      std::min<std::int64_t>(cx0 + static_cast<std::int64_t>(span) - 1, 2147483647);
+  const std::int64_t cy_lo = std::max<std::int64_t>(cy0, 0);
+  const std::int64_t cy_hi =
+      std::min<std::int64_t>(cy0 + static_cast<std::int64_t>(span_y) - 1, 2147483647);
+  if (cx_hi >= cx_lo && cy_hi >= cy_lo) {
+    const std::int64_t last = (cx_hi << 32) | cy_hi;
+    auto it = std::lower_bound(keys_.begin(), keys_.end(), (cx_lo << 32) | cy_lo);
+    while (it != keys_.end() && *it <= last) {
+      const std::int64_t cx = *it >> 32;
+      const std::int64_t cy = *it & 0xFFFFFFFF;
+      if (cy < cy_lo) {
+        it = std::lower_bound(it, keys_.end(), (cx << 32) | cy_lo);
+      } else if (cy > cy_hi) {
+        if (cx >= cx_hi) break;
+        it = std::lower_bound(it, keys_.end(), ((cx + 1) << 32) | cy_lo);
+      } else {
         const std::uint32_t id = ids_[static_cast<std::size_t>(it - keys_.begin())];
         if (inside(id)) out.push_back(id);
+        ++it;
       }
     }
   }

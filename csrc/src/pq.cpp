@@ -29,9 +29,12 @@ std::int32_t sum_threshold(const TopK& top, const PqTable& t) {
   return v < -1.0 ? -1 : v > 65536.0 ? 65536 : static_cast<std::int32_t>(v);
 }
 
-// Adds the places of `nblocks` blocks from `first_block` to `top`, scored by `table`.
+// Adds the places of `nblocks` blocks from `first_block` to `top`, scored by `table`; with
+// `slot_mask` (one byte per slot), only slots whose byte is set (the others cost no more
+// than a slot under the threshold).
 void scan_blocks(const PqView& pq, const PqTable& t, std::size_t first_block, std::size_t nblocks,
-                 TopK& top, std::vector<std::uint16_t>& sums) {
+                 TopK& top, std::vector<std::uint16_t>& sums,
+                 const std::uint8_t* slot_mask = nullptr) {
   const KernelTable& kt = active_kernels();
   const std::size_t block_bytes = pq.m * 16;
   sums.resize(kChunkBlocks * kPqBlock);
@@ -42,11 +45,19 @@ void scan_blocks(const PqView& pq, const PqTable& t, std::size_t first_block, st
     // rounded down one more step (a superset): insert() decides exactly, ties by id.
     std::int32_t threshold = top.full() ? sum_threshold(top, t) : -1;
     const std::size_t n = nb * kPqBlock;
+    const std::uint8_t* mask = slot_mask != nullptr ? slot_mask + b * kPqBlock : nullptr;
     std::int32_t any = 0;
-    for (std::size_t i = 0; i < n; ++i) any |= static_cast<std::int32_t>(sums[i]) >= threshold;
+    if (mask != nullptr) {  // masked slots never pass, whatever the threshold
+      for (std::size_t i = 0; i < n; ++i) {
+        any |= (static_cast<std::int32_t>(sums[i]) >= threshold) & (mask[i] != 0);
+      }
+    } else {
+      for (std::size_t i = 0; i < n; ++i) any |= static_cast<std::int32_t>(sums[i]) >= threshold;
+    }
     if (!any) continue;
     for (std::size_t i = 0; i < n; ++i) {
       if (static_cast<std::int32_t>(sums[i]) < threshold) continue;
+      if (mask != nullptr && mask[i] == 0) continue;
       const std::size_t slot = b * kPqBlock + i;
       std::uint32_t place;
       if (pq.slot_places != nullptr) {
@@ -76,6 +87,10 @@ float score_place(const PqView& pq, const PqTable& t, std::uint32_t place) {
   return t.bias + t.scale * static_cast<float>(acc);
 }
 
+void scan_ranges(const PqView& pq, const PqTable& t,
+                 const std::vector<std::pair<std::size_t, std::size_t>>& ranges,
+                 const SearchOptions& options, TopK& top, const std::uint8_t* slot_mask);
+
 // A candidate block holding at least this many candidates is scanned whole by the kernel;
 // sparser ones are scored place by place from the block's bytes.
 constexpr std::size_t kDenseBlock = 6;
@@ -88,7 +103,7 @@ constexpr std::size_t kPrefetchBlocksAhead = 4;
 // dense and the kernel scans them; places scattered over the map cost one block read each,
 // prefetched a few blocks ahead (one place's codes span the whole block).
 TopK score_candidates(const PqView& pq, const PqTable& t, const std::uint32_t* candidates,
-                      std::size_t n, std::size_t m) {
+                      std::size_t n, std::size_t m, const SearchOptions& options) {
   std::vector<std::pair<std::uint32_t, std::uint32_t>> slots(n);  // (slot, place)
   for (std::size_t i = 0; i < n; ++i) {
     const std::uint32_t p = candidates[i];
@@ -104,6 +119,15 @@ TopK score_candidates(const PqView& pq, const PqTable& t, const std::uint32_t* c
   const std::size_t block_bytes = pq.m * 16;
   const KernelTable& kt = active_kernels();
   TopK top(m);
+  // Scattered candidates in many blocks: reading a block out of order cost about 3x a
+  // block of the sequential scan (Zen 3, 1M places: docs/pq.md), so past a quarter of the
+  // blocks one full scan that keeps only the candidates is cheaper.
+  if (4 * (starts.size() - 1) > pq.blocks) {
+    std::vector<std::uint8_t> mask(pq.blocks * kPqBlock, 0);  // by slot
+    for (std::size_t i = 0; i < n; ++i) mask[slots[i].first] = 1;
+    scan_ranges(pq, t, {{0, pq.blocks}}, options, top, mask.data());
+    return top;
+  }
   std::uint16_t sums[kPqBlock];
   for (std::size_t g = 0; g + 1 < starts.size(); ++g) {
     if (g + kPrefetchBlocksAhead + 1 < starts.size()) {
@@ -156,7 +180,7 @@ std::vector<std::pair<std::size_t, std::size_t>> list_ranges(const PqView& pq,
 // Top-k over block ranges, split evenly (by blocks) over threads, merged into `top`.
 void scan_ranges(const PqView& pq, const PqTable& t,
                  const std::vector<std::pair<std::size_t, std::size_t>>& ranges,
-                 const SearchOptions& options, TopK& top) {
+                 const SearchOptions& options, TopK& top, const std::uint8_t* slot_mask) {
   std::size_t total = 0;
   for (const auto& r : ranges) total += r.second - r.first;
   if (total == 0) return;
@@ -175,7 +199,7 @@ void scan_ranges(const PqView& pq, const PqTable& t,
       const std::size_t len = r.second - r.first;
       const std::size_t b = std::max(lo, at);
       const std::size_t e = std::min(hi, at + len);
-      if (b < e) scan_blocks(pq, t, r.first + (b - at), e - b, partial[th], sums);
+      if (b < e) scan_blocks(pq, t, r.first + (b - at), e - b, partial[th], sums, slot_mask);
       at += len;
       if (at >= hi) break;
     }
@@ -192,13 +216,13 @@ TopK scan_query(const PqView& pq, const PqTable& t, const float* query, std::siz
   TopK top(k);
   const std::size_t nlist = pq.ivf.nlist;
   if (nlist == 0 || options.nprobe == 0 || options.nprobe >= nlist) {
-    scan_ranges(pq, t, {{0, pq.blocks}}, options, top);
+    scan_ranges(pq, t, {{0, pq.blocks}}, options, top, nullptr);
     return top;
   }
   const std::vector<std::size_t> order = probe_order(pq, query);
   for (std::size_t first = 0; first < nlist && !top.full(); first += options.nprobe) {
     scan_ranges(pq, t, list_ranges(pq, order, first, std::min(nlist, first + options.nprobe)),
-                options, top);
+                options, top, nullptr);
   }
   return top;
 }
@@ -344,7 +368,8 @@ SearchResults search_pq(const PqView& pq, const float* queries, std::size_t num_
     if (m == 0) {
       tops.emplace_back(0);
     } else if (options.restrict_to_candidates) {
-      tops.push_back(score_candidates(pq, table, options.candidates, options.num_candidates, m));
+      tops.push_back(
+          score_candidates(pq, table, options.candidates, options.num_candidates, m, options));
     } else {
       tops.push_back(scan_query(pq, table, query, m, options));
     }

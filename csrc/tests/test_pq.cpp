@@ -257,6 +257,17 @@ TEST_CASE("search_pq: candidates restrict the places, re-ranking is exact") {
   opt.num_candidates = cand.size();
   const auto r = vpr::search_pq(data.view, q.data(), 1, 64, opt);
   CHECK(r.ids == brute_top(data, t, cand, 10));
+  // Candidates in every block (a full scan keeping only them) and in dense blocks (kernel).
+  for (std::uint32_t step : {5u, 1u}) {
+    std::vector<std::uint32_t> spread;
+    for (std::uint32_t p = step == 1 ? 640 : 0; p < (step == 1 ? 700u : 2000u); p += step) {
+      spread.push_back(p);
+    }
+    opt.candidates = spread.data();
+    opt.num_candidates = spread.size();
+    CHECK(vpr::search_pq(data.view, q.data(), 1, 64, opt).ids == brute_top(data, t, spread, 10));
+  }
+  opt.candidates = cand.data();
   opt.num_candidates = 0;  // nothing within the radius: no results, no error
   CHECK(vpr::search_pq(data.view, q.data(), 1, 64, opt).k == 0);
   std::vector<std::uint32_t> unsorted = {5, 3};
@@ -342,4 +353,24 @@ TEST_CASE("PositionGrid with latitude/longitude measures metres") {
   // 0.01 degrees of longitude at 48 N: about 744 m.
   CHECK(grid.within(48.0, 11.0, 700.0).size() == 2);
   CHECK(grid.within(48.0, 11.0, 800.0).size() == 3);
+}
+
+TEST_CASE("PositionGrid on a straight route (tiny cells) equals brute force") {
+  // 200k places on one line, as a frame index along a railway: the grid halves its cells
+  // until few places share one, so a radius spans thousands of cells per axis.
+  std::mt19937 rng(23);
+  std::uniform_real_distribution<double> u(0.0, 2000.0);
+  const std::size_t n = 200000;
+  std::vector<double> xy(2 * n, 0.0);
+  for (std::size_t i = 0; i < n; ++i) xy[2 * i] = u(rng);
+  vpr::PositionGrid grid(xy.data(), n, vpr::PositionKind::Utm);
+  for (double r : {0.5, 5.0, 40.0}) {
+    const double x = u(rng);
+    std::vector<std::uint32_t> want;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (std::fabs(xy[2 * i] - x) <= r) want.push_back(static_cast<std::uint32_t>(i));
+    }
+    CHECK(grid.within(x, 0.0, r) == want);
+    CHECK(grid.within(x, 0.3, r) == grid.within(x, -0.3, r));
+  }
 }
