@@ -120,29 +120,24 @@ void SequenceScorer::reset() {
 }
 
 SearchResults SequenceScorer::push_scores(const float* scores) {
-  check_finite(scores, places_, "scores");
-  const std::size_t L = options_.length;
-  head_ = frames_ == 0 ? 0 : (head_ + 1) % L;
-  contrast_normalise(scores, places_, options_.contrast_window, ring_.data() + head_ * places_);
-  frames_ = std::min(frames_ + 1, L);
-  accumulate();
-  SearchResults r;
-  append_top_k(sequence_.data(), places_, options_.k, r);
-  return r;
+  return push_scores(scores, nullptr, places_);
 }
 
 SearchResults SequenceScorer::push_scores(const float* scores, const std::uint32_t* window,
                                           std::size_t n) {
-  detail::check_candidates(window, n, places_);
+  // window == nullptr: every place (the plain push_scores).
+  if (window != nullptr) detail::check_candidates(window, n, places_);
   check_finite(scores, places_, "scores");
   const std::size_t L = options_.length;
   head_ = frames_ == 0 ? 0 : (head_ + 1) % L;
   float* z = ring_.data() + head_ * places_;
   contrast_normalise(scores, places_, options_.contrast_window, z);
-  std::vector<std::uint8_t> inside(places_, 0);
-  for (std::size_t i = 0; i < n; ++i) inside[window[i]] = 1;
-  for (std::size_t i = 0; i < places_; ++i) {
-    if (!inside[i]) z[i] = -std::numeric_limits<float>::infinity();
+  if (window != nullptr) {
+    std::vector<std::uint8_t> inside(places_, 0);
+    for (std::size_t i = 0; i < n; ++i) inside[window[i]] = 1;
+    for (std::size_t i = 0; i < places_; ++i) {
+      if (!inside[i]) z[i] = -std::numeric_limits<float>::infinity();
+    }
   }
   frames_ = std::min(frames_ + 1, L);
   accumulate();

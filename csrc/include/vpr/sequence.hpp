@@ -49,7 +49,8 @@ class SequenceScorer {
   // sequence score (one query row; ties broken by the lower index).
   SearchResults push_scores(const float* scores);
   // The same where only the `window` places (sorted ids) belong to this frame: the others'
-  // normalised scores are -inf (see SequenceMatcher::push with candidates).
+  // normalised scores are -inf (see SequenceMatcher::push with candidates). A null window
+  // is every place: push_scores(scores) is this call with nullptr.
   SearchResults push_scores(const float* scores, const std::uint32_t* window, std::size_t n);
   // Sequence scores of every place for the frames held (n values).
   const std::vector<float>& sequence_scores() const { return sequence_; }
