@@ -208,6 +208,15 @@ std::string utf8(JNIEnv* env, jbyteArray bytes, const char* what) {
   return out;
 }
 
+// k and threads of a map search, checked.
+vpr::SearchOptions search_options(jint k, jint threads) {
+  vpr::SearchOptions options;
+  options.k = to_size(k, "k");
+  if (threads < 0) throw std::invalid_argument("threads must be >= 0 (0: all cores)");
+  options.num_threads = threads;
+  return options;
+}
+
 }  // namespace
 
 extern "C" {
@@ -383,10 +392,7 @@ JNIEXPORT jint JNICALL Java_org_vprembedded_VprMap_nativeSearch(JNIEnv* env, jcl
   return guarded<jint>(env, 0, kRuntime, [&] {
     const auto& map = map_of(env, h);
     const std::vector<float> q = to_floats(env, query);
-    vpr::SearchOptions options;
-    options.k = to_size(k, "k");
-    if (threads < 0) throw std::invalid_argument("threads must be >= 0 (0: all cores)");
-    options.num_threads = threads;
+    vpr::SearchOptions options = search_options(k, threads);
     const vpr::SearchResults r = map.search(q.data(), 1, q.size(), options);
     return copy_results(env, r, ids, scores);
   });
@@ -400,10 +406,7 @@ JNIEXPORT jint JNICALL Java_org_vprembedded_VprMap_nativeSearchNear(
   return guarded<jint>(env, 0, kRuntime, [&] {
     const auto& map = map_of(env, h);
     const std::vector<float> q = to_floats(env, query);
-    vpr::SearchOptions options;
-    options.k = to_size(k, "k");
-    if (threads < 0) throw std::invalid_argument("threads must be >= 0 (0: all cores)");
-    options.num_threads = threads;
+    vpr::SearchOptions options = search_options(k, threads);
     const std::vector<std::uint32_t> near = map.places_near(x, y, radius);
     options.restrict_to_candidates = true;
     options.candidates = near.data();

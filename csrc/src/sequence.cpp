@@ -120,19 +120,25 @@ void SequenceScorer::reset() {
 }
 
 SearchResults SequenceScorer::push_scores(const float* scores) {
-  return push_scores(scores, nullptr, places_);
+  return push(scores, nullptr, 0, false);
 }
 
 SearchResults SequenceScorer::push_scores(const float* scores, const std::uint32_t* window,
                                           std::size_t n) {
-  // window == nullptr: every place (the plain push_scores).
-  if (window != nullptr) detail::check_candidates(window, n, places_);
+  return push(scores, window, n, true);
+}
+
+// An empty window may come as a null pointer (an empty vector's data()), so whether a
+// window applies is its own flag, not a null window.
+SearchResults SequenceScorer::push(const float* scores, const std::uint32_t* window, std::size_t n,
+                                   bool windowed) {
+  if (windowed) detail::check_candidates(window, n, places_);
   check_finite(scores, places_, "scores");
   const std::size_t L = options_.length;
   head_ = frames_ == 0 ? 0 : (head_ + 1) % L;
   float* z = ring_.data() + head_ * places_;
   contrast_normalise(scores, places_, options_.contrast_window, z);
-  if (window != nullptr) {
+  if (windowed) {
     std::vector<std::uint8_t> inside(places_, 0);
     for (std::size_t i = 0; i < n; ++i) inside[window[i]] = 1;
     for (std::size_t i = 0; i < places_; ++i) {

@@ -49,8 +49,7 @@ class SequenceScorer {
   // sequence score (one query row; ties broken by the lower index).
   SearchResults push_scores(const float* scores);
   // The same where only the `window` places (sorted ids) belong to this frame: the others'
-  // normalised scores are -inf (see SequenceMatcher::push with candidates). A null window
-  // is every place: push_scores(scores) is this call with nullptr.
+  // normalised scores are -inf (see SequenceMatcher::push with candidates).
   SearchResults push_scores(const float* scores, const std::uint32_t* window, std::size_t n);
   // Sequence scores of every place for the frames held (n values).
   const std::vector<float>& sequence_scores() const { return sequence_; }
@@ -60,6 +59,8 @@ class SequenceScorer {
   const SequenceOptions& options() const { return options_; }
 
  private:
+  SearchResults push(const float* scores, const std::uint32_t* window, std::size_t n,
+                     bool windowed);
   void accumulate();
   std::size_t places_;
   SequenceOptions options_;

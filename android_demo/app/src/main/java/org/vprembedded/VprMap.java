@@ -159,13 +159,7 @@ public final class VprMap implements AutoCloseable {
   public VprSearchResult search(float[] descriptor, int k, int threads) {
     synchronized (resource) {
       long h = live();
-      checkDescriptor(descriptor, nativeInputDim(h));
-      if (k <= 0) {
-        throw new IllegalArgumentException("k must be a positive integer, got " + k);
-      }
-      if (threads < 0) {
-        throw new IllegalArgumentException("threads must be >= 0 (0: all cores), got " + threads);
-      }
+      checkSearch(h, descriptor, k, threads);
       int n = Math.min(k, nativeCount(h));
       int[] ids = new int[n];
       float[] scores = new float[n];
@@ -184,13 +178,7 @@ public final class VprMap implements AutoCloseable {
       float[] descriptor, int k, double x, double y, double radius, int threads) {
     synchronized (resource) {
       long h = live();
-      checkDescriptor(descriptor, nativeInputDim(h));
-      if (k <= 0) {
-        throw new IllegalArgumentException("k must be a positive integer, got " + k);
-      }
-      if (threads < 0) {
-        throw new IllegalArgumentException("threads must be >= 0 (0: all cores), got " + threads);
-      }
+      checkSearch(h, descriptor, k, threads);
       if (!nativeHasPositions(h)) {
         throw new IllegalArgumentException(
             "map " + path + " has no positions: rebuild it with positions to search near one");
@@ -245,6 +233,16 @@ public final class VprMap implements AutoCloseable {
         throw new IllegalStateException("map " + path + " is closed");
       }
       return handle;
+    }
+  }
+
+  private static void checkSearch(long h, float[] descriptor, int k, int threads) {
+    checkDescriptor(descriptor, nativeInputDim(h));
+    if (k <= 0) {
+      throw new IllegalArgumentException("k must be a positive integer, got " + k);
+    }
+    if (threads < 0) {
+      throw new IllegalArgumentException("threads must be >= 0 (0: all cores), got " + threads);
     }
   }
 
