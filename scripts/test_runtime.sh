@@ -19,11 +19,21 @@ cmake --build build/runtime-host --target vpr-localize
 
 if [[ "${SKIP_AARCH64:-0}" != 1 ]]; then
   et_arm=$(bash scripts/fetch_executorch_aarch64.sh)
+  # libjpeg-turbo and libyuv for aarch64: Debian's arm64 -dev packages unpacked into a
+  # folder (nothing is installed), their static libraries linked into vpr-localize.
+  frame_libs=$PWD/build/frame-libs-aarch64
+  if [[ ! -f $frame_libs/usr/lib/aarch64-linux-gnu/libyuv.a ]]; then
+    rm -rf "$frame_libs.debs" "$frame_libs"
+    mkdir -p "$frame_libs.debs"
+    (cd "$frame_libs.debs" && apt-get download -q -o APT::Sandbox::User=root \
+      libyuv-dev:arm64 libjpeg62-turbo-dev:arm64 >/dev/null)
+    for deb in "$frame_libs.debs"/*.deb; do dpkg -x "$deb" "$frame_libs"; done
+  fi
   echo "=== aarch64: build/runtime-aarch64 (executorch from $et_arm) ==="
   cmake -S . -B build/runtime-aarch64 -G Ninja -DCMAKE_BUILD_TYPE=Release -DVPR_BUILD_RUNTIME=ON \
     -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/toolchains/aarch64-linux-gnu.cmake" \
     -DVPR_AARCH64_MARCH=armv8.2-a+dotprod -DVPR_QEMU_CPU=cortex-a76 \
-    -Dexecutorch_DIR="$et_arm" >/dev/null
+    -Dexecutorch_DIR="$et_arm" -DVPR_FRAME_LIBS_ROOT="$frame_libs" >/dev/null
   cmake --build build/runtime-aarch64 --target vpr-localize
 fi
 

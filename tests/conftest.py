@@ -66,3 +66,25 @@ def png_claiming() -> Callable[[Path, int, int], Path]:
 @pytest.fixture(scope="session")
 def bomb_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_png_claiming(tmp_path_factory.mktemp("bomb") / "bomb.png", 20000, 20000)
+
+
+@pytest.fixture(scope="session")
+def check_frame_lines() -> Callable[[str], list[dict[str, object]]]:
+    """Parses a localize output (one JSON line per frame) and checks every line against
+    schemas/localize-frame.schema.json, the contract of the Python and C++ writers."""
+    import json
+
+    import jsonschema
+
+    root = Path(__file__).resolve().parents[1]
+    schema = json.loads((root / "schemas" / "localize-frame.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+
+    def check(text: str) -> list[dict[str, object]]:
+        lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+        for line in lines:
+            errors = [e.message for e in validator.iter_errors(line)]
+            assert not errors, (line, errors)
+        return lines
+
+    return check

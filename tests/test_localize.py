@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ def test_build_map_records_the_model(gardens_map: Path) -> None:
 
 def test_localize_finds_the_place_of_a_reference_image(gardens: Path, gardens_map: Path) -> None:
     # A reference image must find itself first, with a score of ~1.
-    results = localize(MODEL, gardens_map, [gardens / "ref" / "3.jpg"], k=3, threads=1)
+    results = list(localize(MODEL, gardens_map, [gardens / "ref" / "3.jpg"], k=3, threads=1))
     assert results[0]["ids"][0] == 3 and results[0]["names"][0] == "3.jpg"
     assert results[0]["scores"][0] == pytest.approx(1.0, abs=1e-4)
     assert results[0]["scores"] == sorted(results[0]["scores"], reverse=True)
@@ -55,13 +56,67 @@ def test_localize_finds_the_place_of_a_reference_image(gardens: Path, gardens_ma
 
 def test_localize_with_sequences_returns_k_places(gardens: Path, gardens_map: Path) -> None:
     frames = sorted((gardens / "query").glob("*.jpg"), key=lambda p: int(p.stem))
-    results = localize(MODEL, gardens_map, frames, k=2, sequence=3, threads=1)
+    results = list(localize(MODEL, gardens_map, frames, k=2, sequence=3, threads=1))
     assert len(results) == 10 and all(len(r["ids"]) == 2 for r in results)
+    assert all(r["sequence"]["length"] == 3 and len(r["sequence"]["ids"]) == 2 for r in results)
+    # The sequence field is the matcher's answer over these frames, in order.
+    from vpr_embedded.sequence import SequenceConfig, SequenceMatcher
+
+    model = open_model(MODEL, threads=1)
+    the_map = Map.open(gardens_map)
+    matcher = SequenceMatcher(the_map, SequenceConfig(length=3, k=2))
+    for r, frame in zip(results, frames, strict=True):
+        d = model.embed_paths([frame])[0]
+        assert r["sequence"]["ids"] == matcher.push(d).ids[0].tolist()
 
 
 def test_a_map_refuses_another_model(gardens: Path, gardens_map: Path) -> None:
-    with pytest.raises(ValueError, match=MODEL):
+    with pytest.raises(ValueError, match=MODEL):  # before any frame, not per frame
         localize("efficientnet_lite0-avg", gardens_map, [gardens / "query" / "0.jpg"])
+
+
+def test_cli_localize_streams_a_folder_past_a_bad_frame(
+    gardens: Path,
+    gardens_map: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    check_frame_lines: Callable[[str], list[dict[str, object]]],
+) -> None:
+    """A corrupt JPEG among good frames: an error line for it, results for the others
+    (before, the first bad file stopped the command and lost every result)."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in (0, 1, 3):
+        (frames / f"{i}.jpg").write_bytes((gardens / "query" / f"{i}.jpg").read_bytes())
+    data = (gardens / "query" / "2.jpg").read_bytes()
+    (frames / "2.jpg").write_bytes(data[: len(data) // 3])  # truncated mid-scan
+    (frames / "4.jpg").write_bytes(b"not a jpeg at all")
+    args = ["localize", "--model", MODEL, "--map", str(gardens_map), "--k", "2", "--threads", "1"]
+    assert main([*args, "--dir", str(frames)]) == 1
+    out = capsys.readouterr()
+    lines = check_frame_lines(out.out)
+    assert [line["frame"] for line in lines] == [0, 1, 2, 3, 4]
+    assert ["error" in line for line in lines] == [False, False, True, False, True]
+    assert "truncated" in str(lines[2]["error"]) and str(lines[2]["source"]).endswith("2.jpg")
+    assert "2 of 5 frames failed" in out.err
+    assert main([*args, "--dir", str(frames), "--on-bad-image", "skip"]) == 0
+    assert len(check_frame_lines(capsys.readouterr().out)) == 5
+    # Sequences with a position prior: every good line carries both answers.
+    csv = tmp_path / "pos.csv"
+    csv.write_text("name,easting,northing\n" + "".join(f"{i}.jpg,{10 * i},0\n" for i in range(10)))
+    pos_map = tmp_path / "pos.vprmap"
+    assert main(["build-map", "--model", MODEL, "--images", str(gardens / "ref"), "--out",
+                 str(pos_map), "--positions", str(csv), "--threads", "1"]) == 0  # fmt: skip
+    capsys.readouterr()
+    seq = ["--map", str(pos_map), "--sequence", "2", "--near", "10", "0", "--radius", "15"]
+    assert main([*args[:3], *seq, "--k", "2", "--threads", "1", "--dir", str(frames)]) == 1
+    good = [line for line in check_frame_lines(capsys.readouterr().out) if "error" not in line]
+    assert len(good) == 3
+    for line in good:
+        assert set(line["ids"]) <= {0, 1, 2}  # type: ignore[arg-type]
+        sequence = line["sequence"]
+        assert isinstance(sequence, dict) and set(sequence["ids"]) <= {0, 1, 2}
+        assert line["positions"] is not None
 
 
 def test_append_adds_places_without_touching_old_ones(
@@ -90,11 +145,14 @@ def test_positions_csv(tmp_path: Path) -> None:
 
 
 def test_cli_localize_prints_json_and_reports_errors(
-    gardens: Path, gardens_map: Path, capsys: pytest.CaptureFixture[str]
+    gardens: Path,
+    gardens_map: Path,
+    capsys: pytest.CaptureFixture[str],
+    check_frame_lines: Callable[[str], list[dict[str, object]]],
 ) -> None:
     args = ["localize", "--model", MODEL, "--map", str(gardens_map), "--k", "2"]
     assert main([*args, "--image", str(gardens / "ref" / "7.jpg"), "--threads", "1"]) == 0
-    record = json.loads(capsys.readouterr().out.strip())
+    (record,) = check_frame_lines(capsys.readouterr().out)
     assert record["ids"][0] == 7
     assert main([*args, "--image", "missing.jpg"]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -213,3 +271,16 @@ def test_cli_pq4_map_and_position_prior(
     assert "no positions" in capsys.readouterr().err
     assert main([*build[:-1], str(tmp_path / "bad.vprmap"), "--storage", "pq4", "--pq-m", "6"]) == 2
     assert "does not divide" in capsys.readouterr().err
+
+
+def test_frame_schema_accepts_the_good_fixtures_and_refuses_the_bad(
+    check_frame_lines: Callable[[str], list[dict[str, object]]],
+) -> None:
+    """tests/fixtures/localize: the lines both writers are checked against."""
+    folder = Path(__file__).parent / "fixtures" / "localize"
+    assert len(check_frame_lines((folder / "good.jsonl").read_text())) == 4
+    bad = [line for line in (folder / "bad.jsonl").read_text().splitlines() if line.strip()]
+    assert len(bad) == 9
+    for line in bad:
+        with pytest.raises(AssertionError):
+            check_frame_lines(line)

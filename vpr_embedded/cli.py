@@ -61,9 +61,23 @@ def _print_map(cfg: Any, result: Any) -> int:
     return 0
 
 
-def _print_json_lines(cfg: Any, result: Any) -> int:
-    for record in result:
-        print(json.dumps(record))
+def _print_frames(cfg: Any, result: Any) -> int:
+    """One JSON line per frame as the stage yields it (flushed, so a pipe sees each frame
+    when it is done); exit 1 at the end if any frame failed, unless --on-bad-image skip."""
+    done = failed = 0
+    for line in result:
+        print(json.dumps(line), flush=True)
+        if "error" in line:
+            failed += 1
+        else:
+            done += 1
+    if failed:
+        print(
+            f"vpr-embedded localize: {failed} of {done + failed} frames failed (see their "
+            "error lines)",
+            file=sys.stderr,
+        )
+        return 0 if cfg.on_bad_image == "skip" else 1
     return 0
 
 
@@ -160,10 +174,10 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "localize",
-        "top-k places of images (JSON lines)",
+        "top-k places of images (one JSON line per frame)",
         "vpr_embedded.localize:LocalizeConfig",
         "vpr_embedded.localize:run_localize",
-        _print_json_lines,
+        _print_frames,
         "export",
     ),
     Command(

@@ -13,7 +13,7 @@ import csv
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +23,7 @@ import torch
 from numpy.typing import NDArray
 
 from vpr_embedded.data.datasets import list_images
-from vpr_embedded.data.images import load_tensor
+from vpr_embedded.data.images import load_tensor, read_image, to_tensor
 from vpr_embedded.maps import (
     Map,
     MapStorageName,
@@ -206,6 +206,11 @@ class LocalizeConfig:
     )
     radius: float | None = option(None, "position prior radius (metres for lat/lon maps)")
     nprobe: int = option(0, "pq4 maps with IVF: lists scanned (0: the map's default)", minimum=0)
+    on_bad_image: Literal["fail", "skip"] = option(
+        "fail",
+        "a frame that cannot be read gets an error line either way; fail: exit 1 at the end, "
+        "skip: exit 0",
+    )
 
 
 @dataclass(frozen=True)
@@ -284,6 +289,19 @@ def append_images(cfg: AppendConfig) -> MapWritten:
     )
 
 
+def _places(the_map: Map, ids: NDArray[np.int64], scores: NDArray[np.float32]) -> dict[str, Any]:
+    """The ids/scores/names/positions fields of a frame line (schemas/localize-frame)."""
+    keep = ids >= 0  # fewer places than k
+    ids, scores = ids[keep], scores[keep]
+    names, positions = the_map.names, the_map.positions
+    return {
+        "ids": [int(i) for i in ids],
+        "scores": [round(float(s), 6) for s in scores],
+        "names": [names[int(i)] for i in ids] if names is not None else None,
+        "positions": positions[ids].tolist() if positions is not None else None,
+    }
+
+
 def localize(
     model: str | Path,
     map_path: str | Path,
@@ -295,19 +313,18 @@ def localize(
     near: tuple[float, float] | None = None,
     radius: float | None = None,
     nprobe: int = 0,
-) -> list[dict[str, Any]]:
-    """Top-k places of each image (in order; with ``sequence`` L > 1, images are
-    consecutive frames matched over the last L). ``near`` and ``radius``: the position
-    prior (single-frame matching only). Returns one JSON-ready dict each."""
+) -> Iterator[dict[str, Any]]:
+    """Localize image files in order, one JSON-ready line per frame
+    (schemas/localize-frame.schema.json, the lines of vpr-localize), each yielded as soon
+    as its frame is done. The model and the map are opened and checked here, before the
+    first frame (a bad model or map raises at once); a frame that cannot be read or run
+    gives an error line and the next frame goes on. With ``sequence`` L > 1 the frames
+    are consecutive and each line also holds the best places over the last L frames.
+    ``near`` and ``radius``: the position prior (a moving window for sequences)."""
     if k <= 0:
         raise ValueError(f"k must be >= 1, got {k}")
     if (near is None) != (radius is None):
         raise ValueError("--near X Y and --radius R go together")
-    if near is not None and sequence > 1:
-        raise ValueError(
-            "--near works with single-frame matching only (the sequence matcher has no "
-            "position prior yet): drop --sequence or --near"
-        )
     extractor = open_model(model, threads=threads)
     the_map = Map.open(map_path, extractor.sha256)
     if near is not None and the_map.positions is None:
@@ -315,37 +332,57 @@ def localize(
     matcher = (
         SequenceMatcher(the_map, SequenceConfig(length=sequence, k=k)) if sequence > 1 else None
     )
-    results = []
-    for path in images:
-        descriptor = extractor.embed_one(load_tensor(path, extractor.preprocessing).unsqueeze(0))
-        t0 = time.perf_counter()
-        if matcher is not None:
-            found = matcher.push(descriptor)
-            ids, scores = found.ids[0, :k], found.scores[0, :k]
-        else:
-            found_map = the_map.search(
+    return _frames(extractor, the_map, images, k, matcher, sequence, threads, near, radius, nprobe)
+
+
+def _frames(
+    extractor: DescriptorModel,
+    the_map: Map,
+    images: Sequence[Path],
+    k: int,
+    matcher: SequenceMatcher | None,
+    sequence: int,
+    threads: int | None,
+    near: tuple[float, float] | None,
+    radius: float | None,
+    nprobe: int,
+) -> Iterator[dict[str, Any]]:
+    for number, path in enumerate(images):
+        try:
+            t0 = time.perf_counter()
+            image = read_image(path)
+            t1 = time.perf_counter()
+            tensor = to_tensor(image, extractor.preprocessing).unsqueeze(0)
+            t2 = time.perf_counter()
+            descriptor = extractor.embed_one(tensor)
+            t3 = time.perf_counter()
+            found = the_map.search(
                 descriptor, k, threads=threads or 0, near=near, radius=radius, nprobe=nprobe
             )
-            ids, scores = found_map.ids[0], found_map.scores[0]
-        match_ms = (time.perf_counter() - t0) * 1e3
-        names = the_map.names
-        positions = the_map.positions
-        results.append(
-            {
-                "image": str(path),
-                "ids": [int(i) for i in ids],
-                "scores": [round(float(s), 6) for s in scores],
-                "names": [names[int(i)] for i in ids] if names is not None else None,
-                "positions": positions[ids].tolist() if positions is not None else None,
-                "extract_ms": round(extractor.seconds_per_image[-1] * 1e3, 3),
-                "match_ms": round(match_ms, 3),
-            }
-        )
-    return results
+            line: dict[str, Any] = {"frame": number, "source": str(path)}
+            line.update(_places(the_map, found.ids[0], found.scores[0]))
+            if matcher is not None:
+                seq = matcher.push(descriptor, near=near, radius=radius)
+                line["sequence"] = {
+                    "length": sequence,
+                    **_places(the_map, seq.ids[0, :k], seq.scores[0, :k]),
+                }
+            t4 = time.perf_counter()
+        except (ValueError, OSError, RuntimeError) as exc:  # this frame only
+            yield {"frame": number, "source": str(path), "error": str(exc)}
+            continue
+        line["ms"] = {
+            "decode": round((t1 - t0) * 1e3, 3),
+            "preprocess": round((t2 - t1) * 1e3, 3),
+            "inference": round((t3 - t2) * 1e3, 3),
+            "match": round((t4 - t3) * 1e3, 3),
+        }
+        yield line
 
 
-def run_localize(cfg: LocalizeConfig) -> list[dict[str, Any]]:
-    """The localize command: one image or a folder of frames; one JSON-ready dict each."""
+def run_localize(cfg: LocalizeConfig) -> Iterator[dict[str, Any]]:
+    """The localize command: one image (that fails as a whole if it cannot be read) or a
+    folder of frames (one line per frame, an error line for a bad one)."""
     if (cfg.image is None) == (cfg.dir is None):
         raise ValueError("give exactly one of --image FILE or --dir DIR")
     if cfg.image is not None:
@@ -354,7 +391,7 @@ def run_localize(cfg: LocalizeConfig) -> list[dict[str, Any]]:
         paths = [Path(cfg.image)]
     else:
         paths = list_images(Path(str(cfg.dir)))
-    return localize(
+    lines = localize(
         cfg.model,
         cfg.map,
         paths,
@@ -365,3 +402,9 @@ def run_localize(cfg: LocalizeConfig) -> list[dict[str, Any]]:
         radius=cfg.radius,
         nprobe=cfg.nprobe,
     )
+    if cfg.image is None:
+        return lines
+    line = next(lines)
+    if "error" in line:
+        raise ValueError(line["error"])
+    return iter([line])

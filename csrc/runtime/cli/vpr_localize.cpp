@@ -1,11 +1,12 @@
-// vpr-localize: decode images (JPEG/PNG/PPM via Debian's stb_image), run a model
-// bundle, match against a .vprmap, print JSON. Without --map it only extracts
-// descriptors (for parity checks and benchmarks).
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_ONLY_JPEG
-#define STBI_ONLY_PNG
-#define STBI_ONLY_PNM
-#include <stb/stb_image.h>
+// vpr-localize: run a model bundle on frames and match them against a .vprmap.
+//
+// Frames come from image files (JPEG through libjpeg-turbo, PNG, PNM) or from raw video on
+// standard input (--stdin WxH --pixels rgb24|yuv420p|nv12), as a camera tool or ffmpeg
+// writes it. Output is one JSON line per frame, written as soon as the frame is done
+// (schemas/localize-frame.schema.json, the same lines as `vpr-embedded localize`). A bad
+// frame gives an error line and the stream goes on; the exit status at the end says
+// whether any frame failed. Without --map it only extracts descriptors.
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -17,37 +18,20 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "vpr/frames.hpp"
+#include "vpr/image_decode.hpp"
 #include "vpr/localizer.hpp"
 
 namespace {
 
-struct Image {
-  std::unique_ptr<unsigned char, void (*)(void*)> pixels{nullptr, stbi_image_free};
-  int width = 0;
-  int height = 0;
-};
+using Clock = std::chrono::steady_clock;
 
-// The pixel limit of every image reader (Python: vpr_embedded.data.images): a file that
-// claims more is refused from its header, before any pixel memory is allocated.
-constexpr long long kMaxImagePixels = 8192LL * 8192LL;
-
-Image decode(const std::string& path) {
-  Image im;
-  int channels = 0;
-  if (stbi_info(path.c_str(), &im.width, &im.height, &channels) != 0 &&
-      static_cast<long long>(im.width) * im.height > kMaxImagePixels) {
-    throw std::runtime_error("image " + path + " claims " + std::to_string(im.width) + " x " +
-                             std::to_string(im.height) + " pixels, over the limit of " +
-                             std::to_string(kMaxImagePixels) + " (8192 x 8192)");
-  }
-  im.pixels.reset(stbi_load(path.c_str(), &im.width, &im.height, &channels, 3));
-  if (!im.pixels) {
-    throw std::runtime_error("cannot decode image " + path + ": " + stbi_failure_reason());
-  }
-  return im;
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
 // Peak resident memory of this process image in KiB (Linux VmHWM; reset by exec, unlike
@@ -67,38 +51,319 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// "640x480" -> (640, 480).
+std::pair<int, int> parse_size(const std::string& text) {
+  const auto x = text.find('x');
+  try {
+    std::size_t used_w = 0, used_h = 0;
+    if (x == std::string::npos) throw std::invalid_argument("no x");
+    const int w = std::stoi(text.substr(0, x), &used_w);
+    const int h = std::stoi(text.substr(x + 1), &used_h);
+    if (used_w != x || used_h != text.size() - x - 1 || w <= 0 || h <= 0 || w > 16384 ||
+        h > 16384) {
+      throw std::invalid_argument("range");
+    }
+    return {w, h};
+  } catch (const std::exception&) {
+    throw CLI::ValidationError("--stdin",
+                               "expected WIDTHxHEIGHT (each 1..16384), got '" + text + "'");
+  }
+}
+
+nlohmann::json places_json(const std::vector<vpr::PlaceMatch>& top, bool names, bool positions,
+                           nlohmann::json* out) {
+  nlohmann::json ids = nlohmann::json::array(), scores = nlohmann::json::array();
+  nlohmann::json nm = nlohmann::json::array(), pos = nlohmann::json::array();
+  for (const auto& p : top) {
+    ids.push_back(p.id);
+    scores.push_back(p.score);
+    nm.push_back(p.name);
+    pos.push_back({p.x, p.y});
+  }
+  (*out)["ids"] = ids;
+  (*out)["scores"] = scores;
+  (*out)["names"] = names ? nm : nlohmann::json(nullptr);
+  (*out)["positions"] = positions ? pos : nlohmann::json(nullptr);
+  return *out;
+}
+
+struct Settings {
+  std::string bundle, map_path, desc_out, inputs_out, summary_out, stdin_size;
+  std::string pixels = "rgb24";
+  std::string on_bad_image = "fail";
+  vpr::LocalizerOptions opt;
+  int repeat = 1;
+  bool live = false;
+  std::vector<std::string> images;
+};
+
+// Runs frames through the model and the map and writes their lines.
+class Session {
+ public:
+  explicit Session(const Settings& s) : s_(s) {
+    if (!s.map_path.empty()) {
+      loc_ = std::make_unique<vpr::Localizer>(s.bundle, s.map_path, s.opt);
+    } else {
+      ext_ = std::make_unique<vpr::Extractor>(s.bundle, s.opt.threads);
+    }
+    ex_ = loc_ ? &loc_->extractor() : ext_.get();
+    const vpr::BundleManifest& m = ex_->manifest();
+    chw_.resize(static_cast<std::size_t>(3) * m.height * m.width);
+    if (!s.desc_out.empty()) open_out(dout_, s.desc_out);
+    if (!s.inputs_out.empty()) open_out(iout_, s.inputs_out);
+  }
+
+  // One decoded frame -> its line. `decode_ms` is the time spent getting its pixels.
+  void frame(std::uint64_t number, const std::string& source, const vpr::ImageView& view,
+             double decode_ms, std::optional<std::uint64_t> dropped) {
+    const vpr::BundleManifest& m = ex_->manifest();
+    std::vector<float> d(ex_->descriptor_dim());
+    vpr::FrameTiming t;
+    for (int r = 0; r < s_.repeat; ++r) {
+      auto t0 = Clock::now();
+      vpr::preprocess(view, m, chw_.data());
+      t.preprocess_ms = ms_since(t0);
+      t0 = Clock::now();
+      ex_->embed_preprocessed(chw_.data(), d.data());
+      t.inference_ms = ms_since(t0);
+      if (r > 0 || s_.repeat == 1) {
+        pre_ms_.push_back(t.preprocess_ms);
+        inf_ms_.push_back(t.inference_ms);
+      }
+    }
+    nlohmann::json line = {{"frame", number}, {"source", source}};
+    if (loc_) {
+      const vpr::MapFileView& map = loc_->map().map();
+      auto t0 = Clock::now();
+      const std::vector<vpr::PlaceMatch> top = loc_->match(d.data());
+      t.match_ms = ms_since(t0);
+      places_json(top, map.has_names(), map.positions() != nullptr, &line);
+      if (s_.opt.sequence > 1) {
+        t0 = Clock::now();
+        const std::vector<vpr::PlaceMatch> seq = loc_->match_sequence(d.data());
+        t.match_ms += ms_since(t0);
+        nlohmann::json sj = {{"length", s_.opt.sequence}};
+        places_json(seq, map.has_names(), map.positions() != nullptr, &sj);
+        line["sequence"] = sj;
+      }
+      match_ms_.push_back(t.match_ms);
+    } else {
+      line["ids"] = nlohmann::json::array();
+      line["scores"] = nlohmann::json::array();
+      line["names"] = nullptr;
+      line["positions"] = nullptr;
+    }
+    line["ms"] = {{"decode", decode_ms},
+                  {"preprocess", t.preprocess_ms},
+                  {"inference", t.inference_ms},
+                  {"match", t.match_ms}};
+    if (dropped) {
+      line["dropped"] = *dropped;
+      dropped_ += *dropped;
+    }
+    write(line);
+    ++done_;
+    if (dout_)
+      dout_.write(reinterpret_cast<const char*>(d.data()),
+                  static_cast<std::streamsize>(d.size() * sizeof(float)));
+    if (iout_)
+      iout_.write(reinterpret_cast<const char*>(chw_.data()),
+                  static_cast<std::streamsize>(chw_.size() * sizeof(float)));
+  }
+
+  void failed(std::uint64_t number, const std::string& source, const std::string& error) {
+    write({{"frame", number}, {"source", source}, {"error", error}});
+    ++failed_;
+  }
+
+  int finish() {
+    if (!s_.summary_out.empty()) {
+      const vpr::BundleManifest& m = ex_->manifest();
+      nlohmann::json doc = {{"bundle", s_.bundle},
+                            {"model", m.model_name},
+                            {"quantization", m.quantization},
+                            {"descriptor_dim", m.descriptor_dim},
+                            {"threads", s_.opt.threads},
+                            {"frames", done_},
+                            {"failed", failed_},
+                            {"dropped", dropped_},
+                            {"median_ms",
+                             {{"preprocess", median(pre_ms_)},
+                              {"inference", median(inf_ms_)},
+                              {"match", median(match_ms_)}}},
+                            {"peak_rss_kb", peak_rss_kb()}};
+      if (loc_) doc["map"] = s_.map_path;
+      std::ofstream f(s_.summary_out);
+      f << doc.dump(1) << "\n";
+      if (!f) throw std::runtime_error("cannot write " + s_.summary_out);
+    }
+    if (dout_) dout_.flush();
+    if (iout_) iout_.flush();
+    if ((dout_.is_open() && !dout_) || (iout_.is_open() && !iout_)) {
+      throw std::runtime_error("writing --descriptors-out or --inputs-out failed (disk full?)");
+    }
+    if (failed_ > 0) {
+      std::cerr << "vpr-localize: " << failed_ << " of " << failed_ + done_
+                << " frames failed (see their error lines)\n";
+      return s_.on_bad_image == "skip" ? 0 : 1;
+    }
+    return 0;
+  }
+
+ private:
+  static void open_out(std::ofstream& f, const std::string& path) {
+    f.open(path, std::ios::binary);
+    if (!f) throw std::runtime_error("cannot write " + path);
+  }
+
+  static void write(const nlohmann::json& line) {
+    // One line per frame, flushed: a reader of the pipe sees each frame when it is done.
+    // Invalid UTF-8 in a file name is replaced rather than thrown mid-stream.
+    std::cout << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n'
+              << std::flush;
+  }
+
+  const Settings& s_;
+  std::unique_ptr<vpr::Localizer> loc_;
+  std::unique_ptr<vpr::Extractor> ext_;
+  vpr::Extractor* ex_ = nullptr;
+  std::vector<float> chw_;
+  std::ofstream dout_, iout_;
+  std::vector<double> pre_ms_, inf_ms_, match_ms_;
+  std::uint64_t done_ = 0, failed_ = 0, dropped_ = 0;
+};
+
+void run_files(Session& session, const std::vector<std::string>& images) {
+  std::uint64_t number = 0;
+  for (const std::string& path : images) {
+    const auto t0 = Clock::now();
+    try {
+      const vpr::RgbImage im = vpr::decode_image(path);
+      session.frame(number, path, im.view(), ms_since(t0), std::nullopt);
+    } catch (const std::exception& e) {
+      session.failed(number, path, e.what());
+    }
+    ++number;
+  }
+}
+
+std::string truncated_message(std::size_t got, std::size_t want) {
+  return "the stream ended inside a frame (" + std::to_string(got) + " of " + std::to_string(want) +
+         " bytes): check --stdin WxH and --pixels";
+}
+
+void run_stdin(Session& session, const Settings& s) {
+  const auto [w, h] = parse_size(s.stdin_size);
+  const vpr::PixelFormat format = vpr::parse_pixel_format(s.pixels);
+  const std::size_t bytes = vpr::frame_bytes(format, w, h);
+  std::vector<std::uint8_t> raw, rgb(static_cast<std::size_t>(w) * h * 3);
+  const vpr::ImageView view{rgb.data(), w, h, 0};
+  auto convert = [&](std::uint64_t number, double wait_ms, std::optional<std::uint64_t> dropped) {
+    const auto t0 = Clock::now();
+    try {
+      vpr::frame_to_rgb(format, raw.data(), w, h, rgb.data());
+      session.frame(number, "stdin", view, wait_ms + ms_since(t0), dropped);
+    } catch (const std::exception& e) {
+      session.failed(number, "stdin", e.what());
+    }
+  };
+  if (!s.live) {
+    vpr::RawFrameReader reader(STDIN_FILENO, bytes);
+    for (std::uint64_t number = 0;; ++number) {
+      std::size_t got = 0;
+      std::string error;
+      const auto t0 = Clock::now();
+      const vpr::ReadStatus st = reader.read(raw, &got, &error);
+      if (st == vpr::ReadStatus::End) return;
+      if (st == vpr::ReadStatus::Truncated) {
+        session.failed(number, "stdin", truncated_message(got, bytes));
+        return;
+      }
+      if (st == vpr::ReadStatus::Error) {
+        session.failed(number, "stdin", "reading standard input failed: " + error);
+        return;
+      }
+      convert(number, ms_since(t0), std::nullopt);
+    }
+  }
+  vpr::LatestFrameReader reader(STDIN_FILENO, bytes);
+  std::uint64_t index = 0, dropped = 0, next_number = 0;
+  vpr::ReadStatus st = vpr::ReadStatus::End;
+  std::size_t got = 0;
+  std::string error;
+  for (;;) {
+    const auto t0 = Clock::now();
+    if (!reader.next(raw, &index, &dropped, &st, &got, &error)) break;
+    convert(index, ms_since(t0), dropped);
+    next_number = index + 1;
+  }
+  if (st == vpr::ReadStatus::Truncated) {
+    session.failed(next_number, "stdin", truncated_message(got, bytes));
+  } else if (st == vpr::ReadStatus::Error) {
+    session.failed(next_number, "stdin", "reading standard input failed: " + error);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string bundle, map_path, desc_out, inputs_out;
-  vpr::LocalizerOptions opt;
-  int repeat = 1;
+  Settings s;
   bool no_checksum = false;
   bool verbose = false;
-  std::vector<std::string> images;
   // CLI11 parses strictly: "--k -1", "--k 1e3" and "--threads x" are errors, not 2**64-1,
   // 1 and 0 (std::stoul accepted the first two).
   CLI::App app{
-      "vpr-localize: run a model bundle on images and match them against a map.\n"
-      "Prints JSON: per image the top-k places (with --map) and per-frame times (preprocess,\n"
-      "inference, match; decode excluded).",
+      "vpr-localize: run a model bundle on frames and match them against a map.\n"
+      "Frames: image files (JPEG, PNG, PNM) or raw video on standard input (--stdin WxH).\n"
+      "Prints one JSON line per frame as it is done (schemas/localize-frame.schema.json):\n"
+      "the top-k places (with --map), and per-frame times. A bad frame prints an error line\n"
+      "and the rest goes on; the exit status is 1 if any frame failed.",
       "vpr-localize"};
-  app.add_option("--bundle", bundle, "model bundle folder (model.pte + manifest.json)")->required();
-  app.add_option("--map", map_path, "map file (.vprmap); without it, only descriptors");
-  app.add_option("--k", opt.k, "places per image")->check(CLI::Range(1, 1 << 20));
-  app.add_option("--threads", opt.threads, "XNNPACK and matching threads")
+  app.add_option("--bundle", s.bundle, "model bundle folder (model.pte + manifest.json)")
+      ->required();
+  app.add_option("--map", s.map_path, "map file (.vprmap); without it, only descriptors");
+  app.add_option("--k", s.opt.k, "places per frame")->check(CLI::Range(1, 1 << 20));
+  app.add_option("--sequence", s.opt.sequence,
+                 "also match over the last L frames (a \"sequence\" field per line; needs --map)")
+      ->check(CLI::Range(2, 100000));
+  app.add_option("--threads", s.opt.threads, "XNNPACK and matching threads")
       ->check(CLI::Range(1, 1024));
-  app.add_option("--repeat", repeat, "runs per image; the first is warm-up when > 1")
+  app.add_option("--repeat", s.repeat, "runs per frame; the first is warm-up when > 1")
       ->check(CLI::Range(1, 100000));
-  app.add_option("--descriptors-out", desc_out, "write float32 descriptors (N x D)");
-  app.add_option("--inputs-out", inputs_out, "write preprocessed inputs (N x 3 x H x W)");
-  app.add_flag("--allow-model-mismatch", opt.allow_model_mismatch,
+  app.add_option("--stdin", s.stdin_size,
+                 "read raw frames of WIDTHxHEIGHT from standard input (e.g. rpicam-vid -o -, "
+                 "ffmpeg -f rawvideo -)");
+  app.add_option("--pixels", s.pixels, "pixel format of --stdin frames")
+      ->check(CLI::IsMember({"rgb24", "yuv420p", "i420", "nv12"}));
+  app.add_flag("--live", s.live,
+               "--stdin is a live camera: take the newest frame each time and count the ones "
+               "dropped (default: every frame, the writer waits)");
+  app.add_option("--on-bad-image", s.on_bad_image,
+                 "a frame that cannot be read or run gets an error line either way; fail: exit "
+                 "1 at the end, skip: exit 0")
+      ->check(CLI::IsMember({"fail", "skip"}));
+  app.add_option("--descriptors-out", s.desc_out,
+                 "write float32 descriptors (one row per good frame)");
+  app.add_option("--inputs-out", s.inputs_out, "write preprocessed inputs (N x 3 x H x W)");
+  app.add_option("--summary", s.summary_out,
+                 "write a JSON summary (median times, peak memory, counts) to this file");
+  app.add_flag("--allow-model-mismatch", s.opt.allow_model_mismatch,
                "accept a map built with another model");
   app.add_flag("--no-map-checksum", no_checksum, "skip the map's CRC and value checks");
   app.add_flag("-v,--verbose", verbose, "also print the ExecuTorch runtime's info lines");
-  app.add_option("images", images, "image files (JPEG, PNG, PNM)")->required();
+  app.add_option("images", s.images, "image files (JPEG, PNG, PNM)");
   try {
     app.parse(argc, argv);
+    if (s.images.empty() == s.stdin_size.empty()) {
+      throw CLI::ValidationError("frames", "give image files or --stdin WxH, not both or none");
+    }
+    if (!s.stdin_size.empty()) parse_size(s.stdin_size);
+    if (s.live && s.stdin_size.empty()) {
+      throw CLI::ValidationError("--live", "needs --stdin WxH");
+    }
+    if (s.opt.sequence > 1 && s.map_path.empty()) {
+      throw CLI::ValidationError("--sequence", "needs --map");
+    }
   } catch (const CLI::CallForHelp&) {
     std::cout << app.help();
     return 0;
@@ -106,85 +371,19 @@ int main(int argc, char** argv) {
     std::cerr << "vpr-localize: error: " << e.what() << " (see --help)\n";
     return 2;
   }
-  opt.verify_map_checksum = !no_checksum;
+  s.opt.verify_map_checksum = !no_checksum;
   vpr::set_runtime_verbose(verbose);
 
   try {
-    std::unique_ptr<vpr::Localizer> loc;
-    std::unique_ptr<vpr::Extractor> ext;
-    if (!map_path.empty()) {
-      loc = std::make_unique<vpr::Localizer>(bundle, map_path, opt);
+    Session session(s);  // a bundle or map that cannot be used: one line, exit 1
+    if (s.stdin_size.empty()) {
+      run_files(session, s.images);
     } else {
-      ext = std::make_unique<vpr::Extractor>(bundle, opt.threads);
+      run_stdin(session, s);
     }
-    vpr::Extractor& ex = loc ? loc->extractor() : *ext;
-    const vpr::BundleManifest& m = ex.manifest();
-    std::ofstream dout, iout;
-    if (!desc_out.empty()) dout.open(desc_out, std::ios::binary);
-    if (!inputs_out.empty()) iout.open(inputs_out, std::ios::binary);
-    std::vector<float> chw(static_cast<std::size_t>(3) * m.height * m.width);
-    std::vector<double> pre_ms, inf_ms, match_ms;
-    nlohmann::json results = nlohmann::json::array();
-    for (const std::string& path : images) {
-      const Image im = decode(path);
-      const vpr::ImageView view{im.pixels.get(), im.width, im.height, 0};
-      std::vector<float> d(ex.descriptor_dim());
-      vpr::FrameTiming t;
-      for (int r = 0; r < repeat; ++r) {
-        auto t0 = std::chrono::steady_clock::now();
-        vpr::preprocess(view, m, chw.data());
-        auto t1 = std::chrono::steady_clock::now();
-        ex.embed_preprocessed(chw.data(), d.data());
-        auto t2 = std::chrono::steady_clock::now();
-        t.preprocess_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
-        t.inference_ms = std::chrono::duration<double, std::milli>(t2 - t1).count();
-        if (r > 0 || repeat == 1) {
-          pre_ms.push_back(t.preprocess_ms);
-          inf_ms.push_back(t.inference_ms);
-        }
-      }
-      nlohmann::json item = {{"image", path}};
-      if (loc) {
-        auto t0 = std::chrono::steady_clock::now();
-        const std::vector<vpr::PlaceMatch> top = loc->match(d.data());
-        t.match_ms =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                .count();
-        match_ms.push_back(t.match_ms);
-        nlohmann::json arr = nlohmann::json::array();
-        for (const auto& p : top) {
-          nlohmann::json e = {{"id", p.id}, {"score", p.score}};
-          if (!p.name.empty()) e["name"] = p.name;
-          arr.push_back(e);
-        }
-        item["top"] = arr;
-      }
-      item["ms"] = {
-          {"preprocess", t.preprocess_ms}, {"inference", t.inference_ms}, {"match", t.match_ms}};
-      results.push_back(item);
-      if (dout)
-        dout.write(reinterpret_cast<const char*>(d.data()),
-                   static_cast<std::streamsize>(d.size() * sizeof(float)));
-      if (iout)
-        iout.write(reinterpret_cast<const char*>(chw.data()),
-                   static_cast<std::streamsize>(chw.size() * sizeof(float)));
-    }
-    nlohmann::json doc = {{"bundle", bundle},
-                          {"model", m.model_name},
-                          {"quantization", m.quantization},
-                          {"descriptor_dim", m.descriptor_dim},
-                          {"threads", opt.threads},
-                          {"median_ms",
-                           {{"preprocess", median(pre_ms)},
-                            {"inference", median(inf_ms)},
-                            {"match", median(match_ms)}}},
-                          {"results", results}};
-    if (loc) doc["map"] = map_path;
-    doc["peak_rss_kb"] = peak_rss_kb();
-    std::cout << doc.dump(1) << "\n";
+    return session.finish();
   } catch (const std::exception& e) {
     std::cerr << "vpr-localize: error: " << e.what() << "\n";
     return 1;
   }
-  return 0;
 }

@@ -180,6 +180,40 @@ Localizer::Localizer(const std::string& bundle_dir, const std::string& map_path,
         "...: rebuild the map with this bundle (or allow the mismatch)");
   }
   if (options.k == 0) throw std::invalid_argument("k must be >= 1");
+  if (options.sequence > 1) {
+    SequenceOptions so;
+    so.length = options.sequence;
+    so.k = options.k;
+    so.num_threads = options.threads;
+    so.validate();
+    sequence_ = std::make_unique<SequenceMatcher>(m.view(), so, m.projection());
+  }
+}
+
+std::vector<PlaceMatch> Localizer::places(const SearchResults& r) const {
+  const MapFileView& m = map_.map();
+  std::vector<PlaceMatch> out;
+  out.reserve(r.k);
+  for (std::size_t i = 0; i < r.k; ++i) {
+    if (r.ids[i] < 0) continue;  // fewer places than k
+    PlaceMatch p;
+    p.id = r.ids[i];
+    p.score = r.scores[i];
+    const auto id = static_cast<std::size_t>(r.ids[i]);
+    if (m.has_names()) p.name = std::string(m.name(id));
+    if (m.positions() != nullptr) {
+      p.has_position = true;
+      p.x = m.positions()[2 * id];
+      p.y = m.positions()[2 * id + 1];
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+std::vector<PlaceMatch> Localizer::match_sequence(const float* descriptor) {
+  if (!sequence_) throw std::logic_error("match_sequence needs LocalizerOptions::sequence > 1");
+  return places(sequence_->push(descriptor, extractor_.descriptor_dim()));
 }
 
 std::vector<PlaceMatch> Localizer::match(const float* descriptor) {
@@ -187,14 +221,7 @@ std::vector<PlaceMatch> Localizer::match(const float* descriptor) {
   so.k = options_.k;
   so.num_threads = options_.threads;
   const MapFileView& m = map_.map();
-  const SearchResults r = m.search(descriptor, 1, extractor_.descriptor_dim(), so);
-  std::vector<PlaceMatch> out(r.k);
-  for (std::size_t i = 0; i < r.k; ++i) {
-    out[i].id = r.ids[i];
-    out[i].score = r.scores[i];
-    if (m.has_names()) out[i].name = std::string(m.name(static_cast<std::size_t>(r.ids[i])));
-  }
-  return out;
+  return places(m.search(descriptor, 1, extractor_.descriptor_dim(), so));
 }
 
 std::vector<PlaceMatch> Localizer::localize(const ImageView& image, FrameTiming* timing) {

@@ -16,6 +16,7 @@
 
 #include "vpr/manifest.hpp"
 #include "vpr/map_file.hpp"
+#include "vpr/sequence.hpp"
 
 namespace vpr {
 
@@ -72,12 +73,17 @@ struct LocalizerOptions {
   std::size_t k = 5;  // results per frame
   bool verify_map_checksum = true;
   bool allow_model_mismatch = false;  // accept a map built with another model
+  // > 1: also match over the last `sequence` frames (SequenceOptions' other defaults,
+  // which are vpr_embedded.sequence.SequenceConfig's); match_sequence() then works.
+  std::size_t sequence = 0;
 };
 
 struct PlaceMatch {
   std::int64_t id = 0;
   float score = 0.0F;
   std::string name;  // empty if the map has no names
+  bool has_position = false;
+  double x = 0.0, y = 0.0;  // the map's stored position (lat/lon or easting/northing)
 };
 
 // Bundle + map: RGB8 frame -> top-k places.
@@ -85,16 +91,24 @@ class Localizer {
  public:
   Localizer(const std::string& bundle_dir, const std::string& map_path,
             const LocalizerOptions& options = {});
+  Localizer(const Localizer&) = delete;  // the sequence matcher views map_
+  Localizer& operator=(const Localizer&) = delete;
   std::vector<PlaceMatch> localize(const ImageView& image, FrameTiming* timing = nullptr);
   // Top-k of an already computed descriptor.
   std::vector<PlaceMatch> match(const float* descriptor);
+  // Adds the descriptor as the next frame of the sequence and returns the top-k places by
+  // sequence score (options.sequence > 1; throws std::logic_error otherwise).
+  std::vector<PlaceMatch> match_sequence(const float* descriptor);
   Extractor& extractor() { return extractor_; }
   const MapFile& map() const { return map_; }
+  const LocalizerOptions& options() const { return options_; }
 
  private:
+  std::vector<PlaceMatch> places(const SearchResults& r) const;
   LocalizerOptions options_;
   Extractor extractor_;
   MapFile map_;
+  std::unique_ptr<SequenceMatcher> sequence_;
 };
 
 }  // namespace vpr
