@@ -540,6 +540,84 @@ def test_host_sequence_equals_python_matcher(
     assert err.returncode == 2 and "--sequence: needs --map" in err.stderr
 
 
+@needs_host
+@pytest.mark.parametrize("storage", ["int8", "float16"])
+def test_host_records_a_map_byte_identical_to_python(
+    bundle: Path, images: dict[str, list[Path]], tmp_path: Path, storage: str
+) -> None:
+    """--record: a map made on the device from the frames it saw, the same bytes as
+    Python's writer for the same descriptors, names and times; a second drive appends."""
+    from vpr_embedded.maps import Map, build_map
+
+    man = read_manifest(bundle)
+    q = images["queries"][:6]
+    rec, dfile = tmp_path / "route.vprmap", tmp_path / "d.f32"
+    args = ["--bundle", str(bundle), "--record", str(rec), "--record-storage", storage]
+    # --record-every 4: one fold mid-run, one at the end
+    lines = _run(_host(*args, "--record-every", "4", "--descriptors-out", str(dfile), *map(str, q)))
+    assert len(lines) == 6
+    m = Map.open(rec, man.pte_sha256)
+    assert m.count == 6 and m.storage == storage and m.names == [p.name for p in q]
+    assert m.timestamps is not None and np.all(np.diff(m.timestamps) >= 0)
+    d1 = _descriptors(dfile, man.descriptor_dim)
+
+    def python_map(rows: np.ndarray, names: list[str], times: np.ndarray) -> bytes:
+        out = build_map(rows, out_path=tmp_path / "py.vprmap", model_sha256=man.pte_sha256,
+                        model_name=man.model_name, storage=storage, names=names,
+                        timestamps=times)  # fmt: skip
+        return out.read_bytes()
+
+    assert rec.read_bytes() == python_map(d1, m.names, m.timestamps)
+    assert not any(p.name.endswith((".journal", ".tmp")) for p in tmp_path.glob(".*"))
+    more = images["queries"][6:8]
+    _run(_host(*args, "--descriptors-out", str(dfile), *map(str, more)))
+    m2 = Map.open(rec)
+    assert m2.count == 8 and m2.names is not None and m2.timestamps is not None
+    rows = np.concatenate([d1, _descriptors(dfile, man.descriptor_dim)])
+    assert rec.read_bytes() == python_map(rows, m2.names, m2.timestamps)
+    # A map of another model is refused before any frame, in one line.
+    other = build_map(np.eye(2, man.descriptor_dim, dtype=np.float32),
+                      out_path=tmp_path / "o.vprmap", model_sha256="ab" * 32,
+                      model_name="other", storage=storage, names=["a", "b"],
+                      timestamps=np.zeros(2))  # fmt: skip
+    err = _refused(_host("--bundle", str(bundle), "--record", str(other), str(q[0])))
+    assert "not this bundle's" in err
+
+
+@needs_host
+def test_host_recording_survives_kill_9(
+    bundle: Path, images: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    """A recorder killed mid-drive loses no frame whose line was written: its journal is
+    folded into the map by the next run (here one with no frames)."""
+    import signal
+
+    from vpr_embedded.maps import Map
+
+    frame = np.asarray(read_image(images["queries"][0]))
+    h, w, _ = frame.shape
+    rec = tmp_path / "drive.vprmap"
+    args = ["--bundle", str(bundle), "--stdin", f"{w}x{h}", "--record", str(rec)]
+    p = subprocess.Popen(_host(*args, "--record-every", "1000"), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert p.stdin is not None and p.stdout is not None
+    seen = 0
+    for _ in range(7):
+        p.stdin.write(frame.tobytes())
+        p.stdin.flush()
+        json.loads(p.stdout.readline())
+        seen += 1
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=60)
+    assert not rec.exists()  # nothing folded yet: all of it is in the journal
+    assert (tmp_path / ".drive.vprmap.journal").is_file()
+    again = subprocess.run(_host(*args), input=b"", capture_output=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    m = Map.open(rec)
+    assert m.count == seen and m.names == [f"frame-{i}" for i in range(seen)]
+    assert not (tmp_path / ".drive.vprmap.journal").exists()
+
+
 def test_aarch64_under_qemu_equals_host(
     bundle: Path, images: dict[str, list[Path]], tmp_path: Path
 ) -> None:

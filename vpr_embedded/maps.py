@@ -116,10 +116,12 @@ def _float_rows(x: object, what: str) -> NDArray[np.float32]:
 
 
 def _normalise(x: NDArray[np.float32], what: str) -> NDArray[np.float32]:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    if np.any(norms == 0):
-        raise ValueError(f"{what}: row {int(np.flatnonzero(norms == 0)[0])} is all zeros")
-    return np.ascontiguousarray(x / norms, dtype=np.float32)
+    """Unit rows, by the C++ core's normalise_rows (double sums, in order), so that the
+    device's map writer (vpr::MapRecorder) writes the same bytes for the same rows."""
+    zero = ~np.any(x != 0, axis=1)
+    if np.any(zero):
+        raise ValueError(f"{what}: row {int(np.flatnonzero(zero)[0])} is all zeros")
+    return _core.normalise_rows(np.ascontiguousarray(x, dtype=np.float32))
 
 
 def _project(

@@ -19,6 +19,7 @@
 #include "vpr/kernel_tuning.hpp"
 #include "vpr/manifest.hpp"
 #include "vpr/map_file.hpp"
+#include "vpr/map_writer.hpp"
 #include "vpr/matcher.hpp"
 #include "vpr/pq.hpp"
 #include "vpr/sequence.hpp"
@@ -217,6 +218,22 @@ class PyIndex {
 };
 
 // Encode float32 rows: returns (codes, scales or None).
+// Unit rows as every map writer makes them (vpr::normalise_rows: C++ and Python maps of
+// the same descriptors are the same bytes). Raises ValueError for a zero or non-finite row.
+py::array_t<float> normalise_rows(py::array rows) {
+  require<float>(rows, "descriptors", 2, "float32");
+  const auto n = static_cast<std::size_t>(rows.shape(0));
+  const auto d = static_cast<std::size_t>(rows.shape(1));
+  py::array_t<float> out({rows.shape(0), rows.shape(1)});
+  const auto* x = static_cast<const float*>(rows.data());
+  float* o = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    vpr::normalise_rows(x, n, d, o);
+  }
+  return out;
+}
+
 py::tuple encode(py::array rows, const std::string& storage_name) {
   require<float>(rows, "descriptors", 2, "float32");
   const vpr::Storage storage = parse_storage(storage_name);
@@ -794,6 +811,7 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("nbytes", &PyIndex::nbytes);
 
   m.def("encode", &encode, py::arg("descriptors"), py::arg("storage"));
+  m.def("normalise_rows", &normalise_rows, py::arg("descriptors"));
   m.def(
       "simd_level", [] { return vpr::simd_level_name(vpr::active_simd_level()); },
       "SIMD level used by searches now");

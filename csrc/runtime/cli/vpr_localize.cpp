@@ -25,6 +25,7 @@
 #include "vpr/frames.hpp"
 #include "vpr/image_decode.hpp"
 #include "vpr/localizer.hpp"
+#include "vpr/map_writer.hpp"
 
 namespace {
 
@@ -90,6 +91,9 @@ nlohmann::json places_json(const std::vector<vpr::PlaceMatch>& top, bool names, 
 struct Settings {
   std::string bundle, map_path, desc_out, inputs_out, summary_out, stdin_size;
   std::string pixels = "rgb24";
+  std::string record_path;
+  std::string record_storage = "int8";
+  std::size_t record_every = 100;
   std::string on_bad_image = "fail";
   vpr::LocalizerOptions opt;
   int repeat = 1;
@@ -109,6 +113,21 @@ class Session {
     ex_ = loc_ ? &loc_->extractor() : ext_.get();
     const vpr::BundleManifest& m = ex_->manifest();
     chw_.resize(static_cast<std::size_t>(3) * m.height * m.width);
+    if (!s.record_path.empty()) {
+      const std::string& hex = m.pte_sha256;
+      std::array<std::uint8_t, 32> sha{};
+      for (std::size_t i = 0; i < 32; ++i) {
+        sha[i] = static_cast<std::uint8_t>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
+      }
+      vpr::MapRecorder::Options ro;
+      for (vpr::Storage st : {vpr::Storage::Float32, vpr::Storage::Float16, vpr::Storage::Int8,
+                              vpr::Storage::Binary}) {
+        if (s.record_storage == vpr::storage_name(st)) ro.storage = st;
+      }
+      ro.fold_every = s.record_every;
+      rec_ = std::make_unique<vpr::MapRecorder>(s.record_path, sha, m.model_name,
+                                                ex_->descriptor_dim(), ro);
+    }
     if (!s.desc_out.empty()) open_out(dout_, s.desc_out);
     if (!s.inputs_out.empty()) open_out(iout_, s.inputs_out);
   }
@@ -130,6 +149,15 @@ class Session {
         pre_ms_.push_back(t.preprocess_ms);
         inf_ms_.push_back(t.inference_ms);
       }
+    }
+    if (rec_) {
+      // Journaled before the frame's line is written: a line seen is a place recorded.
+      const std::string name =
+          source == "stdin" ? "frame-" + std::to_string(number) : fs_name(source);
+      const double now =
+          std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+              .count();
+      rec_->add(d.data(), now, name);
     }
     nlohmann::json line = {{"frame", number}, {"source", source}};
     if (loc_) {
@@ -177,6 +205,7 @@ class Session {
   }
 
   int finish() {
+    if (rec_) rec_->close();
     if (!s_.summary_out.empty()) {
       const vpr::BundleManifest& m = ex_->manifest();
       nlohmann::json doc = {{"bundle", s_.bundle},
@@ -211,6 +240,11 @@ class Session {
   }
 
  private:
+  static std::string fs_name(const std::string& path) {
+    const auto slash = path.find_last_of('/');
+    return slash == std::string::npos ? path : path.substr(slash + 1);
+  }
+
   static void open_out(std::ofstream& f, const std::string& path) {
     f.open(path, std::ios::binary);
     if (!f) throw std::runtime_error("cannot write " + path);
@@ -226,6 +260,7 @@ class Session {
   const Settings& s_;
   std::unique_ptr<vpr::Localizer> loc_;
   std::unique_ptr<vpr::Extractor> ext_;
+  std::unique_ptr<vpr::MapRecorder> rec_;
   vpr::Extractor* ex_ = nullptr;
   std::vector<float> chw_;
   std::ofstream dout_, iout_;
@@ -317,7 +352,8 @@ int main(int argc, char** argv) {
       "Frames: image files (JPEG, PNG, PNM) or raw video on standard input (--stdin WxH).\n"
       "Prints one JSON line per frame as it is done (schemas/localize-frame.schema.json):\n"
       "the top-k places (with --map), and per-frame times. A bad frame prints an error line\n"
-      "and the rest goes on; the exit status is 1 if any frame failed.",
+      "and the rest goes on; the exit status is 1 if any frame failed. --record MAP maps a\n"
+      "route on the device: every frame becomes a place.",
       "vpr-localize"};
   app.add_option("--bundle", s.bundle, "model bundle folder (model.pte + manifest.json)")
       ->required();
@@ -342,6 +378,13 @@ int main(int argc, char** argv) {
                  "a frame that cannot be read or run gets an error line either way; fail: exit "
                  "1 at the end, skip: exit 0")
       ->check(CLI::IsMember({"fail", "skip"}));
+  app.add_option("--record", s.record_path,
+                 "append every good frame (descriptor, name, time) to this map, created if "
+                 "missing: journaled per frame, folded into the map atomically");
+  app.add_option("--record-every", s.record_every, "frames between folds of the journal")
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("--record-storage", s.record_storage, "storage of a new recorded map")
+      ->check(CLI::IsMember({"float32", "float16", "int8", "binary"}));
   app.add_option("--descriptors-out", s.desc_out,
                  "write float32 descriptors (one row per good frame)");
   app.add_option("--inputs-out", s.inputs_out, "write preprocessed inputs (N x 3 x H x W)");
