@@ -14,7 +14,7 @@ from PIL import Image
 
 from vpr_embedded.bundle import load_bundle
 from vpr_embedded.export import ExportConfig, export_bundle
-from vpr_embedded.localizer import Localizer
+from vpr_embedded.localizer import FrameError, Localization, Localizer
 from vpr_embedded.maps import build_map
 from vpr_embedded.models import build_model
 
@@ -56,6 +56,7 @@ def test_localize_gives_the_python_paths_places(
     b = load_bundle(bundle, threads=1)
     assert loc.descriptor_dim == b.descriptor_dim and loc.places == 111
     for q, found in zip(queries, loc.stream(_rgb(q) for q in queries), strict=True):
+        assert isinstance(found, Localization)
         python = b.embed_images([q])[0]
         ours = loc.embed(_rgb(q))
         assert float(python @ ours) > 0.9999  # same preprocessing and kernels
@@ -80,6 +81,17 @@ def test_bad_frames_and_arguments_are_one_clear_error(
     ]:
         with pytest.raises(ValueError, match=message):
             loc.localize(frame)  # type: ignore[arg-type]
+    # In a stream, a bad frame is reported in its place and the others go on.
+    good = np.zeros((40, 40, 3), np.uint8)
+    out = list(
+        loc.stream([good, np.zeros((32, 32), np.uint8), good, np.zeros((0, 8, 3), np.uint8)])
+    )
+    assert [type(r).__name__ for r in out] == [
+        "Localization", "FrameError", "Localization", "FrameError"
+    ]  # fmt: skip
+    assert isinstance(out[1], FrameError) and out[1].frame == 1 and "uint8" in out[1].error
+    assert isinstance(out[0], Localization) and isinstance(out[2], Localization)
+    assert out[0].ids == out[2].ids
     with pytest.raises(ValueError, match="k must be a positive integer"):
         Localizer(bundle, the_map, k=0)
     with pytest.raises(FileNotFoundError, match="does not exist"):

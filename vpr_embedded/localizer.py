@@ -53,6 +53,14 @@ class Localization:
     match_ms: float
 
 
+@dataclass(frozen=True)
+class FrameError:
+    """A frame of a stream that gave no result (the stream goes on): its number and why."""
+
+    frame: int
+    error: str
+
+
 class Localizer:
     """A bundle folder and a map file, validated against each other (the map must have been
     built with this bundle's model unless ``allow_model_mismatch``)."""
@@ -110,10 +118,15 @@ class Localizer:
         """The model's descriptor of one RGB frame (what the map is searched with)."""
         return np.asarray(self._core.embed(_frame(frame)), dtype=np.float32)
 
-    def stream(self, frames: Iterable[NDArray[np.uint8]]) -> Iterator[Localization]:
-        """Localize frames one after another, as they come."""
-        for frame in frames:
-            yield self.localize(frame)
+    def stream(self, frames: Iterable[NDArray[np.uint8]]) -> Iterator[Localization | FrameError]:
+        """Localize frames one after another, as they come. A frame that cannot be
+        localized (wrong shape or dtype, too small) gives a :class:`FrameError` in its
+        place and the stream goes on."""
+        for number, frame in enumerate(frames):
+            try:
+                yield self.localize(frame)
+            except (ValueError, RuntimeError) as exc:
+                yield FrameError(frame=number, error=str(exc))
 
 
 def _frame(frame: object) -> NDArray[np.uint8]:
