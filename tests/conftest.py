@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,23 +71,25 @@ def bomb_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_png_claiming(tmp_path_factory.mktemp("bomb") / "bomb.png", 20000, 20000)
 
 
-@pytest.fixture(scope="session")
-def check_frame_lines() -> Callable[[str], list[dict[str, object]]]:
+@functools.cache
+def _frame_validator() -> Any:
+    import jsonschema  # a dev dependency: imported only by the tests that check lines
+
+    schema = json.loads((REPO / "schemas" / "localize-frame.schema.json").read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def frame_lines(text: str) -> list[dict[str, Any]]:
     """Parses a localize output (one JSON line per frame) and checks every line against
     schemas/localize-frame.schema.json, the contract of the Python and C++ writers."""
-    import json
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    for line in lines:
+        errors = [e.message for e in _frame_validator().iter_errors(line)]
+        assert not errors, (line, errors)
+    return lines
 
-    import jsonschema
 
-    root = Path(__file__).resolve().parents[1]
-    schema = json.loads((root / "schemas" / "localize-frame.schema.json").read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-
-    def check(text: str) -> list[dict[str, object]]:
-        lines = [json.loads(line) for line in text.splitlines() if line.strip()]
-        for line in lines:
-            errors = [e.message for e in validator.iter_errors(line)]
-            assert not errors, (line, errors)
-        return lines
-
-    return check
+@pytest.fixture(scope="session")
+def check_frame_lines() -> Callable[[str], list[dict[str, Any]]]:
+    """frame_lines, for the tests that take it as a fixture."""
+    return frame_lines

@@ -11,10 +11,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import numpy as np
 import pytest
 import torch
+from conftest import frame_lines as _lines
 from PIL import Image
 
 from vpr_embedded.bundle import load_bundle, read_manifest
@@ -31,9 +31,6 @@ ARM_BIN = REPO / "build/runtime-aarch64/csrc/runtime/vpr-localize"
 ARM_LIB = REPO / "build/wheels-aarch64/executorch-1.5.1/executorch/lib"
 QEMU = shutil.which("qemu-aarch64-static")
 SIZE = (96, 96)
-_FRAME_SCHEMA = jsonschema.Draft202012Validator(
-    json.loads((REPO / "schemas" / "localize-frame.schema.json").read_text())
-)
 
 
 @pytest.fixture(scope="session")
@@ -87,14 +84,6 @@ def _run(
     p = subprocess.run(cmd, capture_output=True, env=env, input=stdin, timeout=600, check=False)
     assert p.returncode == 0, p.stderr.decode()
     return _lines(p.stdout.decode())
-
-
-def _lines(text: str) -> list[dict[str, Any]]:
-    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
-    for line in lines:
-        errors = [e.message for e in _FRAME_SCHEMA.iter_errors(line)]
-        assert not errors, (line, errors)
-    return lines
 
 
 def _refused(cmd: list[str]) -> str:

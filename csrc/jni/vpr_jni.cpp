@@ -217,6 +217,17 @@ vpr::SearchOptions search_options(jint k, jint threads) {
   return options;
 }
 
+// A frame's descriptor, checked against the dimension the matcher's map takes.
+std::vector<float> sequence_query(JNIEnv* env, const SequenceHandle& s, jfloatArray query) {
+  std::vector<float> q = to_floats(env, query);
+  const std::size_t want = s.file->map().input_dim();
+  if (q.size() != want) {
+    throw std::invalid_argument("the descriptor has " + std::to_string(q.size()) +
+                                " values, the sequence matcher expects " + std::to_string(want));
+  }
+  return q;
+}
+
 }  // namespace
 
 extern "C" {
@@ -446,12 +457,7 @@ JNIEXPORT jint JNICALL Java_org_vprembedded_VprSequenceMatcher_nativePush(
     JNIEnv* env, jclass, jlong h, jfloatArray query, jintArray ids, jfloatArray scores) {
   return guarded<jint>(env, 0, kRuntime, [&] {
     SequenceHandle& s = sequence_handle(env, h);
-    const std::vector<float> q = to_floats(env, query);
-    const std::size_t want = s.file->map().input_dim();
-    if (q.size() != want) {
-      throw std::invalid_argument("the descriptor has " + std::to_string(q.size()) +
-                                  " values, the sequence matcher expects " + std::to_string(want));
-    }
+    const std::vector<float> q = sequence_query(env, s, query);
     return copy_results(env, s.matcher.push(q.data(), q.size()), ids, scores);
   });
 }
@@ -462,12 +468,7 @@ JNIEXPORT jint JNICALL Java_org_vprembedded_VprSequenceMatcher_nativePushNear(
     jintArray ids, jfloatArray scores) {
   return guarded<jint>(env, 0, kRuntime, [&] {
     SequenceHandle& s = sequence_handle(env, h);
-    const std::vector<float> q = to_floats(env, query);
-    const std::size_t want = s.file->map().input_dim();
-    if (q.size() != want) {
-      throw std::invalid_argument("the descriptor has " + std::to_string(q.size()) +
-                                  " values, the sequence matcher expects " + std::to_string(want));
-    }
+    const std::vector<float> q = sequence_query(env, s, query);
     const std::vector<std::uint32_t> window = s.file->map().places_near(x, y, radius);
     return copy_results(env, s.matcher.push(q.data(), q.size(), window.data(), window.size()), ids,
                         scores);

@@ -53,6 +53,10 @@ void write_all(int fd, const std::uint8_t* data, std::size_t size, const std::st
   }
 }
 
+fs::path folder_of(const fs::path& file) {
+  return file.has_parent_path() ? file.parent_path() : fs::path(".");
+}
+
 // The file a write of `path` replaces: a symlink's target, so the link stays.
 std::string map_target(const std::string& path) {
   std::error_code ec;
@@ -69,7 +73,7 @@ class WriteLock {
  public:
   WriteLock(const std::string& target, double timeout_s) {
     const fs::path t(target);
-    const fs::path folder = t.has_parent_path() ? t.parent_path() : fs::path(".");
+    const fs::path folder = folder_of(t);
     std::error_code ec;
     fs::create_directories(folder, ec);
     const std::string lock = (folder / ("." + t.filename().string() + ".lock")).string();
@@ -109,7 +113,7 @@ class WriteLock {
 
 void write_atomic_locked(const std::string& target, const std::vector<std::uint8_t>& bytes) {
   const fs::path t(target);
-  const fs::path folder = t.has_parent_path() ? t.parent_path() : fs::path(".");
+  const fs::path folder = folder_of(t);
   struct stat old {};
   const bool replacing = ::stat(target.c_str(), &old) == 0;
   std::random_device rd;
@@ -245,7 +249,10 @@ std::vector<std::uint8_t> serialise_map(const MapContent& c) {
   return out;
 }
 
-MapContent map_content(const MapFileView& m) {
+namespace {
+
+// What map_content cannot read back: PQ codes and a projection (host-built maps).
+void check_extendable(const MapFileView& m) {
   if (m.storage() == Storage::Pq4) {
     throw std::runtime_error("cannot extend a pq4 map on the device: rebuild it with Python");
   }
@@ -254,6 +261,12 @@ MapContent map_content(const MapFileView& m) {
         "cannot extend a map with a PCA projection on the device: record into a map "
         "without --pca");
   }
+}
+
+}  // namespace
+
+MapContent map_content(const MapFileView& m) {
+  check_extendable(m);
   MapContent c;
   const DatabaseView& v = m.view();
   c.storage = v.storage;
@@ -296,8 +309,7 @@ std::size_t record_bytes(std::size_t dim) { return 4 * dim + 8 + 4 + kJournalNam
 
 std::string journal_for(const std::string& map_path) {
   const fs::path t(map_target(map_path));
-  const fs::path folder = t.has_parent_path() ? t.parent_path() : fs::path(".");
-  return (folder / ("." + t.filename().string() + ".journal")).string();
+  return (folder_of(t) / ("." + t.filename().string() + ".journal")).string();
 }
 
 struct JournalHeader {
@@ -370,6 +382,18 @@ bool read_journal(const std::string& path, JournalHeader* h, std::vector<float>*
   return true;
 }
 
+// A map a recording may extend: one map_content can read back, of the recorder's
+// dimension, holding what a recorded place has (a name, a time) and nothing it lacks (a
+// position). Checked before any place is copied.
+void check_recordable(const MapFileView& m, std::size_t dim, const std::string& path) {
+  check_extendable(m);
+  if (m.dim() != dim || !m.has_names() || m.timestamps() == nullptr || m.positions() != nullptr) {
+    throw std::runtime_error(path +
+                             ": recording extends maps of this model's dimension with names "
+                             "and timestamps and no positions: record into a new map");
+  }
+}
+
 bool map_exists(const std::string& path) {
   std::error_code ec;
   return fs::exists(path, ec);
@@ -395,6 +419,7 @@ std::size_t fold_locked(const std::string& target, const std::string& journal,
                                std::to_string(h.base) +
                                ": another writer changed the map while recording");
     }
+    check_recordable(f.map(), h.dim, target);
     c = map_content(f.map());
   } else {
     if (h.base != 0) {
@@ -406,12 +431,6 @@ std::size_t fold_locked(const std::string& target, const std::string& journal,
     c.model_name = h.model_name;
   }
   if (n == 0) return c.count;
-  if (c.dim != h.dim) throw std::runtime_error(target + ": the journal's dimension differs");
-  if (c.count > 0 && (c.names.empty() || c.timestamps.empty() || !c.positions.empty())) {
-    throw std::runtime_error(target +
-                             ": recording extends maps with names and timestamps and no "
-                             "positions (this one differs): record into a new map");
-  }
   std::vector<float> unit(rows.size());
   normalise_rows(rows.data(), n, h.dim, unit.data());
   c.append_rows(unit.data(), n);
@@ -464,13 +483,7 @@ MapRecorder::MapRecorder(std::string path, const std::array<std::uint8_t, 32>& m
                                m.model_sha256_hex().substr(0, 16) + "... (" + m.model_name() +
                                "), not this bundle's: record into a new map");
     }
-    map_content(m);  // refuses pq4 and projected maps
-    if (m.dim() != dim_ || !m.has_names() || m.timestamps() == nullptr ||
-        m.positions() != nullptr) {
-      throw std::runtime_error(path_ +
-                               ": recording extends maps of this model's dimension with names "
-                               "and timestamps and no positions: record into a new map");
-    }
+    check_recordable(m, dim_, path_);
     options_.storage = m.view().storage;
     base_count_ = m.count();
   }

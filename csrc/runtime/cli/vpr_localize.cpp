@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "vpr/frames.hpp"
@@ -71,8 +72,9 @@ std::pair<int, int> parse_size(const std::string& text) {
   }
 }
 
-nlohmann::json places_json(const std::vector<vpr::PlaceMatch>& top, bool names, bool positions,
-                           nlohmann::json* out) {
+// The ids/scores/names/positions fields of a frame line (or of its "sequence" object).
+void places_json(const std::vector<vpr::PlaceMatch>& top, bool names, bool positions,
+                 nlohmann::json* out) {
   nlohmann::json ids = nlohmann::json::array(), scores = nlohmann::json::array();
   nlohmann::json nm = nlohmann::json::array(), pos = nlohmann::json::array();
   for (const auto& p : top) {
@@ -85,7 +87,6 @@ nlohmann::json places_json(const std::vector<vpr::PlaceMatch>& top, bool names, 
   (*out)["scores"] = scores;
   (*out)["names"] = names ? nm : nlohmann::json(nullptr);
   (*out)["positions"] = positions ? pos : nlohmann::json(nullptr);
-  return *out;
 }
 
 struct Settings {
@@ -95,6 +96,7 @@ struct Settings {
   std::string record_storage = "int8";
   std::size_t record_every = 100;
   std::string on_bad_image = "fail";
+  int stdin_width = 0, stdin_height = 0;  // from stdin_size, parsed once by main
   vpr::LocalizerOptions opt;
   int repeat = 1;
   bool live = false;
@@ -288,7 +290,7 @@ std::string truncated_message(std::size_t got, std::size_t want) {
 }
 
 void run_stdin(Session& session, const Settings& s) {
-  const auto [w, h] = parse_size(s.stdin_size);
+  const int w = s.stdin_width, h = s.stdin_height;
   const vpr::PixelFormat format = vpr::parse_pixel_format(s.pixels);
   const std::size_t bytes = vpr::frame_bytes(format, w, h);
   std::vector<std::uint8_t> raw, rgb(static_cast<std::size_t>(w) * h * 3);
@@ -400,7 +402,7 @@ int main(int argc, char** argv) {
     if (s.images.empty() == s.stdin_size.empty()) {
       throw CLI::ValidationError("frames", "give image files or --stdin WxH, not both or none");
     }
-    if (!s.stdin_size.empty()) parse_size(s.stdin_size);
+    if (!s.stdin_size.empty()) std::tie(s.stdin_width, s.stdin_height) = parse_size(s.stdin_size);
     if (s.live && s.stdin_size.empty()) {
       throw CLI::ValidationError("--live", "needs --stdin WxH");
     }
