@@ -16,3 +16,6 @@ dependencyResolutionManagement {
 
 rootProject.name = "vpr-embedded-demo"
 include(":app")
+// The JNI library the app depends on lives beside its C++ (usearch-style): csrc/jni.
+include(":vpr-jni")
+project(":vpr-jni").projectDir = file("../csrc/jni")

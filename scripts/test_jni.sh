@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Host test of the Android JNI bridge: builds libvpr_jni.so for this machine
-# (build/jni-host), compiles the Java wrapper (the same sources the Android app
-# uses) and the harness csrc/jni/host_test with plain javac, then runs
+# (build/jni-host), compiles the Java library csrc/jni/java (the one the Android app
+# depends on) and the harness csrc/jni/host_test with plain javac, then runs
 # tests/test_jni.py, which drives the harness with `java -Xcheck:jni`.
 #   scripts/test_jni.sh               build, then run the pytest
 #   scripts/test_jni.sh --build-only  build only (what tests/test_jni.py calls)
@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=build/jni-host
-wrapper=android_demo/app/src/main/java/org/vprembedded
+wrapper=csrc/jni/java/org/vprembedded
 if [[ -z "${JAVA_HOME:-}" ]]; then
   JAVA_HOME="$(dirname "$(dirname "$(readlink -f "$(command -v javac)")")")"
   export JAVA_HOME

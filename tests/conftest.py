@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,3 +94,42 @@ def frame_lines(text: str) -> list[dict[str, Any]]:
 def check_frame_lines() -> Callable[[str], list[dict[str, Any]]]:
     """frame_lines, for the tests that take it as a fixture."""
     return frame_lines
+
+
+# Reference YUV <-> RGB (textbook BT.601 limited range) for the frame tests of vpr-localize
+# (tests/test_runtime.py) and of the Android preprocessing (tests/test_jni.py).
+def rgb_to_i420(rgb: np.ndarray) -> bytes:
+    """(H, W, 3) uint8 RGB -> an I420 frame, BT.601 limited range (ffmpeg's default for
+    rgb24 -> yuv420p), chroma averaged over 2 x 2 blocks. Even sizes only."""
+    x = rgb.astype(np.float64) / 255.0
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    y = 16 + 65.481 * r + 128.553 * g + 24.966 * b
+    u = 128 - 37.797 * r - 74.203 * g + 112.0 * b
+    v = 128 + 112.0 * r - 93.786 * g - 18.214 * b
+    h, w = y.shape
+
+    def half(c: np.ndarray) -> np.ndarray:
+        return c.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+
+    planes = [y, half(u), half(v)]
+    return b"".join(np.clip(np.rint(c), 0, 255).astype(np.uint8).tobytes() for c in planes)
+
+
+def i420_to_rgb(frame: bytes, w: int, h: int) -> np.ndarray:
+    """The textbook BT.601 limited-range inverse, chroma repeated over 2 x 2 blocks: what
+    libyuv computes in fixed point."""
+    a = np.frombuffer(frame, np.uint8)
+    y = a[: w * h].reshape(h, w).astype(np.float64)
+    u = a[w * h : w * h * 5 // 4].reshape(h // 2, w // 2).repeat(2, 0).repeat(2, 1) - 128.0
+    v = a[w * h * 5 // 4 :].reshape(h // 2, w // 2).repeat(2, 0).repeat(2, 1) - 128.0
+    yy = 1.164 * (y - 16)
+    rgb = np.stack([yy + 1.596 * v, yy - 0.392 * u - 0.813 * v, yy + 2.017 * u], axis=-1)
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def i420_to_nv12(frame: bytes, w: int, h: int) -> bytes:
+    """The same frame with its chroma interleaved (U, V, U, V, ...): NV12."""
+    a = np.frombuffer(frame, np.uint8)
+    q = w * h // 4
+    u, v = a[w * h : w * h + q], a[w * h + q :]
+    return a[: w * h].tobytes() + np.stack([u, v], axis=1).tobytes()

@@ -21,9 +21,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, i420_to_rgb, rgb_to_i420
 from numpy.typing import NDArray
+from PIL import Image
 
+from vpr_embedded.data.images import read_image, to_tensor
+from vpr_embedded.manifest import read_manifest
 from vpr_embedded.maps import Map, build_map
 from vpr_embedded.matching import STORAGES
 from vpr_embedded.sequence import SequenceConfig, SequenceMatcher, seqslam_descriptors
@@ -31,7 +34,7 @@ from vpr_embedded.sequence import SequenceConfig, SequenceMatcher, seqslam_descr
 BUILD = REPO / "build" / "jni-host"
 LIBRARY_DIR = BUILD / "csrc" / "jni"
 CLASSES = BUILD / "classes"
-WRAPPER = REPO / "android_demo" / "app" / "src" / "main" / "java" / "org" / "vprembedded"
+WRAPPER = REPO / "csrc" / "jni" / "java" / "org" / "vprembedded"
 SHA = hashlib.sha256(b"seqslam-32x24").hexdigest()
 K = 5
 SEQ_LENGTH = 4
@@ -329,3 +332,186 @@ def test_manifests_through_jni_meet_the_shared_fixtures(harness: list[str]) -> N
             assert verdict is None, (path.name, verdict)
         else:
             assert verdict is not None and refusals[path.name] in verdict, (path.name, verdict)
+
+
+# ---- org.vprembedded.VprPreprocessor: the Android app's model input -------------------
+
+MANIFESTS = REPO / "tests" / "fixtures" / "manifests" / "good"
+
+
+@pytest.fixture(scope="module", params=["valid.json", "bgr_no_rotation.json"])
+def prep_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle folder holding only a manifest (RGB and rotated, or BGR and upright): the
+    preprocessor never opens the .pte."""
+    folder = tmp_path_factory.mktemp(Path(request.param).stem)
+    shutil.copy(MANIFESTS / request.param, folder / "manifest.json")
+    return folder
+
+
+def _frames(shared_data: Path) -> list[NDArray[np.uint8]]:
+    """Real frames: two corridor queries (160x120 to the manifests' 96x64) and a 960x540
+    Gardens Point image (a large antialiased reduction)."""
+    paths = sorted((shared_data / "corridor" / "query").glob("*.jpg"))[:2]
+    paths.append(shared_data / "gardens_point_sample" / "query" / "0.jpg")
+    return [np.asarray(read_image(p)) for p in paths]
+
+
+def _python_input(bundle: Path, rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
+    prep = read_manifest(bundle, check_pte=False).preprocessing
+    return to_tensor(Image.fromarray(rgb), prep).numpy()
+
+
+def _tensor(path: Path, like: NDArray[np.float32]) -> NDArray[np.float32]:
+    return np.fromfile(path, np.float32).reshape(like.shape)
+
+
+def test_preprocessor_gives_pythons_input_for_rgb_and_argb_pixels(
+    harness: list[str], prep_bundle: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    """The same RGB pixels give bit-identical model inputs in Java (through the C++ core) and
+    in Python, packed, with padded rows, and as Android ARGB ints."""
+    for i, rgb in enumerate(_frames(shared_data)):
+        h, w, _ = rgb.shape
+        want = _python_input(prep_bundle, rgb)
+        packed = tmp_path / f"{i}.rgb"
+        packed.write_bytes(rgb.tobytes())
+        padded = tmp_path / f"{i}.padded"
+        padded.write_bytes(np.pad(rgb.reshape(h, w * 3), ((0, 0), (0, 7))).tobytes())
+        argb = tmp_path / f"{i}.argb"
+        ints = (0xFF << 24) | (rgb[..., 0].astype(np.uint32) << 16)
+        ints |= (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+        argb.write_bytes(ints.astype("<u4").tobytes())
+        for name, args in (
+            ("packed", ["rgb", prep_bundle, packed, w, h, 0]),
+            ("padded", ["rgb", prep_bundle, padded, w, h, w * 3 + 7]),
+            ("argb", ["argb", prep_bundle, argb, w, h]),
+        ):
+            out = tmp_path / f"{i}.{name}.f32"
+            events = run_harness(harness, *args, out)
+            assert events[0] == {"event": "preprocessed", "floats": want.size}
+            np.testing.assert_array_equal(_tensor(out, want), want, err_msg=f"{i} {name}")
+
+
+def _yuv_files(
+    tmp_path: Path, frame: bytes, w: int, h: int, layout: str, pad: int
+) -> tuple[Path, int, Path, int]:
+    """An I420 frame as Android lays it out: a Y plane of rows `pad` bytes longer than the
+    width, and chroma planar (U rows, then V rows) or interleaved (nv12: U first, nv21: V
+    first)."""
+    a = np.frombuffer(frame, np.uint8)
+    cw, ch = w // 2, h // 2
+    y = a[: w * h].reshape(h, w)
+    u = a[w * h : w * h + cw * ch].reshape(ch, cw)
+    v = a[w * h + cw * ch :].reshape(ch, cw)
+    y_stride = w + pad
+    y_file = tmp_path / f"y.{layout}.{pad}"
+    y_file.write_bytes(np.pad(y, ((0, 0), (0, pad))).tobytes()[:-pad] if pad else y.tobytes())
+    if layout == "planar":
+        uv_stride = cw + pad
+        planes = [np.pad(c, ((0, 0), (0, pad))) for c in (u, v)]
+        chroma = b"".join(c.tobytes() for c in planes)
+    else:
+        uv_stride = w + pad
+        first, second = (u, v) if layout == "nv12" else (v, u)
+        chroma = np.pad(np.stack([first, second], -1).reshape(ch, w), ((0, 0), (0, pad))).tobytes()
+    c_file = tmp_path / f"c.{layout}.{pad}"
+    c_file.write_bytes(chroma)
+    return y_file, y_stride, c_file, uv_stride
+
+
+def test_preprocessor_converts_camera_planes_in_every_android_layout(
+    harness: list[str], prep_bundle: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    """A YUV_420_888 frame gives one model input whatever its layout (planar, NV12, NV21,
+    padded rows, heap buffers), and that input is Python's for the textbook BT.601 RGB of the
+    frame, within the rounding of libyuv's fixed point (a grey level or two)."""
+    prep = read_manifest(prep_bundle, check_pte=False).preprocessing
+    std = np.asarray(prep.std, np.float32).reshape(3, 1, 1)
+    for i, rgb in enumerate(_frames(shared_data)):
+        h, w, _ = rgb.shape
+        frame = rgb_to_i420(rgb)
+        want = _python_input(prep_bundle, i420_to_rgb(frame, w, h))
+        got = {}
+        for layout, pad, heap in (
+            ("planar", 0, False),
+            ("planar", 16, False),
+            ("nv12", 0, False),
+            ("nv12", 64, False),
+            ("nv21", 0, False),
+            ("nv21", 8, True),
+        ):
+            y, ys, c, cs = _yuv_files(tmp_path, frame, w, h, layout, pad)
+            out = tmp_path / f"{i}.{layout}.{pad}.f32"
+            extra = ["heap"] if heap else []
+            run_harness(harness, "yuv", prep_bundle, w, h, 0, y, ys, c, layout, cs, out, *extra)
+            got[(layout, pad, heap)] = _tensor(out, want)
+        first = got[("planar", 0, False)]
+        for key, tensor in got.items():
+            np.testing.assert_array_equal(tensor, first, err_msg=f"frame {i} {key}")
+        levels = np.abs(first - want) * std * 255
+        assert float(levels.max()) <= 2.0 and float(levels.mean()) < 0.5, (i, levels.max())
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_preprocessor_turns_camera_frames_upright(
+    harness: list[str], prep_bundle: Path, shared_data: Path, tmp_path: Path, rotation: int
+) -> None:
+    """A sensor frame that needs `rotation` degrees clockwise to be upright (what
+    ImageInfo.getRotationDegrees() says) gives exactly the input of the upright frame."""
+    rgb = _frames(shared_data)[0]
+    h, w, _ = rgb.shape
+    upright = rgb_to_i420(rgb)
+    a = np.frombuffer(upright, np.uint8)
+    planes = [a[: w * h].reshape(h, w), a[w * h : w * h * 5 // 4].reshape(h // 2, w // 2)]
+    planes.append(a[w * h * 5 // 4 :].reshape(h // 2, w // 2))
+    # The sensor's frame: the upright one turned counter-clockwise by `rotation`.
+    sensor = [np.ascontiguousarray(np.rot90(p, rotation // 90)) for p in planes]
+    sh, sw = sensor[0].shape
+    outs = {}
+    for name, (y, u, v), (fw, fh), turn in (
+        ("upright", planes, (w, h), 0),
+        ("sensor", sensor, (sw, sh), rotation),
+    ):
+        y_file = tmp_path / f"{name}.y"
+        y_file.write_bytes(y.tobytes())
+        c_file = tmp_path / f"{name}.c"
+        c_file.write_bytes(u.tobytes() + v.tobytes())
+        out = tmp_path / f"{name}.f32"
+        run_harness(harness, "yuv", prep_bundle, fw, fh, turn, y_file, fw, c_file, "planar",
+                    fw // 2, out)  # fmt: skip
+        outs[name] = np.fromfile(out, np.float32)
+    assert (sw, sh) != (w, h) or rotation == 180
+    np.testing.assert_array_equal(outs["sensor"], outs["upright"])
+
+
+def test_preprocessor_refuses_bad_frames_with_a_java_exception(
+    harness: list[str], prep_bundle: Path
+) -> None:
+    """Every bad size, stride, buffer or rotation is an IllegalArgumentException saying what
+    is wrong; the JVM goes on (run_harness checks it exits normally, -Xcheck:jni clean)."""
+    cases = {e["case"]: e for e in run_harness(harness, "preprocess-errors", prep_bundle)[:-1]}
+    assert cases.pop("yuv_ok")["exception"] is None
+    expected = {
+        "rgb_short": "needs",
+        "rgb_null": "null",
+        "rgb_bad_size": "size",
+        "rgb_stride_too_small": "stride",
+        "rgb_out_too_short": "output array",
+        "rgb_out_null": "output array",
+        "argb_short": "needs",
+        "yuv_y_short": "Y plane",
+        "yuv_u_short": "U plane",
+        "yuv_semi_planar_short": "U row stride",
+        "yuv_pixel_stride_3": "pixel stride",
+        "yuv_rotation_45": "rotation",
+        "yuv_null_v": "V buffer is null",
+        "yuv_negative_height": "frame size",
+        "yuv_huge": "frame size",
+        "yuv_stride_below_width": "Y row stride",
+        "yuv_out_wrong": "output array",
+    }
+    assert set(cases) == set(expected)
+    for name, needle in expected.items():
+        case = cases[name]
+        assert case["exception"] == "java.lang.IllegalArgumentException", case
+        assert needle in case["message"], case

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import frame_lines as _lines
+from conftest import i420_to_nv12, i420_to_rgb, rgb_to_i420
 from PIL import Image
 
 from vpr_embedded.bundle import load_bundle, read_manifest
@@ -333,42 +334,6 @@ def test_host_refuses_tampered_bundle_and_foreign_map(
     assert "rebuild the map" in err
 
 
-def _rgb_to_i420(rgb: np.ndarray) -> bytes:
-    """(H, W, 3) uint8 RGB -> an I420 frame, BT.601 limited range (ffmpeg's default for
-    rgb24 -> yuv420p), chroma averaged over 2 x 2 blocks. Even sizes only."""
-    x = rgb.astype(np.float64) / 255.0
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    y = 16 + 65.481 * r + 128.553 * g + 24.966 * b
-    u = 128 - 37.797 * r - 74.203 * g + 112.0 * b
-    v = 128 + 112.0 * r - 93.786 * g - 18.214 * b
-    h, w = y.shape
-
-    def half(c: np.ndarray) -> np.ndarray:
-        return c.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
-
-    planes = [y, half(u), half(v)]
-    return b"".join(np.clip(np.rint(c), 0, 255).astype(np.uint8).tobytes() for c in planes)
-
-
-def _i420_to_rgb(frame: bytes, w: int, h: int) -> np.ndarray:
-    """The textbook BT.601 limited-range inverse, chroma repeated over 2 x 2 blocks: what
-    libyuv computes in fixed point."""
-    a = np.frombuffer(frame, np.uint8)
-    y = a[: w * h].reshape(h, w).astype(np.float64)
-    u = a[w * h : w * h * 5 // 4].reshape(h // 2, w // 2).repeat(2, 0).repeat(2, 1) - 128.0
-    v = a[w * h * 5 // 4 :].reshape(h // 2, w // 2).repeat(2, 0).repeat(2, 1) - 128.0
-    yy = 1.164 * (y - 16)
-    rgb = np.stack([yy + 1.596 * v, yy - 0.392 * u - 0.813 * v, yy + 2.017 * u], axis=-1)
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
-
-
-def _i420_to_nv12(frame: bytes, w: int, h: int) -> bytes:
-    a = np.frombuffer(frame, np.uint8)
-    q = w * h // 4
-    u, v = a[w * h : w * h + q], a[w * h + q :]
-    return a[: w * h].tobytes() + np.stack([u, v], axis=1).tobytes()
-
-
 @pytest.fixture(scope="module")
 def corridor_map(
     bundle: Path, images: dict[str, list[Path]], tmp_path_factory: pytest.TempPathFactory
@@ -456,11 +421,11 @@ def test_host_converts_yuv_frames_with_libyuv(
     q = images["queries"][:3]
     frames = np.stack([np.asarray(read_image(p)) for p in q])
     n, h, w, _ = frames.shape
-    i420 = [_rgb_to_i420(f) for f in frames]
+    i420 = [rgb_to_i420(f) for f in frames]
     outs = {}
     for fmt, data in (
         ("yuv420p", b"".join(i420)),
-        ("nv12", b"".join(_i420_to_nv12(f, w, h) for f in i420)),
+        ("nv12", b"".join(i420_to_nv12(f, w, h) for f in i420)),
     ):
         out = tmp_path / f"{fmt}.f32"
         lines = _run(
@@ -473,7 +438,7 @@ def test_host_converts_yuv_frames_with_libyuv(
     np.testing.assert_array_equal(outs["yuv420p"], outs["nv12"])
     std = np.asarray(man.preprocessing.std, np.float32).reshape(3, 1, 1)
     for i, f in enumerate(i420):
-        expected = to_tensor(Image.fromarray(_i420_to_rgb(f, w, h)), man.preprocessing).numpy()
+        expected = to_tensor(Image.fromarray(i420_to_rgb(f, w, h)), man.preprocessing).numpy()
         levels = np.abs(outs["yuv420p"][i] - expected) * std * 255
         assert float(levels.max()) <= 2.0 and float(levels.mean()) < 0.5
 
@@ -636,7 +601,7 @@ def test_aarch64_under_qemu_equals_host(
     # Raw YUV frames on standard input under qemu: libyuv's NEON path gives what the host's
     # gives (within a grey level: the SIMD paths round differently) and the same top-1.
     frames = np.stack([np.asarray(read_image(p)) for p in queries])
-    yuv = b"".join(_rgb_to_i420(f) for f in frames)
+    yuv = b"".join(rgb_to_i420(f) for f in frames)
     h, w = frames.shape[1:3]
     stdin = ["--stdin", f"{w}x{h}", "--pixels", "yuv420p"]
     host_i, arm_i = tmp_path / "hi.f32", tmp_path / "ai.f32"

@@ -1,6 +1,6 @@
 """What a model expects as input, said once for every runtime (device layer, no torch).
 
-A bundle's manifest carries these fields; the C++ localizer (csrc/runtime/src/preprocess.cpp)
+A bundle's manifest carries these fields; the C++ localizer (csrc/src/preprocess.cpp)
 and the Python readers (data/images.py) apply them the same way: PIL-style bilinear resize
 to height x width (antialiased when shrinking), colour order, ``(x / 255 - mean) / std``
 per channel, and the 180-degree rotation of the pad-free export (models/rotate.py).

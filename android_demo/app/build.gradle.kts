@@ -6,9 +6,6 @@ plugins {
 android {
     namespace = "org.vprembedded.demo"
     compileSdk = 35
-    // r27 or newer: 16 KB page support (ANDROID_SUPPORT_FLEXIBLE_PAGE_SIZES below).
-    ndkVersion = "27.2.12479018"
-
     defaultConfig {
         applicationId = "org.vprembedded.demo"
         minSdk = 24
@@ -18,34 +15,13 @@ android {
         ndk {
             abiFilters += "arm64-v8a"
         }
-        externalNativeBuild {
-            cmake {
-                // Only the JNI matcher (vpr_jni -> vpr_core); ExecuTorch comes as an AAR.
-                arguments += listOf(
-                    "-DVPR_BUILD_JNI=ON",
-                    // nlohmann/json headers for the manifest reader (docs/android_ndk.md).
-                    "-DVPR_NLOHMANN_INCLUDE_DIR=" +
-                        (System.getenv("VPR_NLOHMANN_INCLUDE_DIR") ?: "/usr/include"),
-                    "-DANDROID_SUPPORT_FLEXIBLE_PAGE_SIZES=ON",
-                    "-DCMAKE_SHARED_LINKER_FLAGS=-Wl,-z,max-page-size=16384",
-                )
-                targets += "vpr_jni"
-            }
-        }
-    }
-
-    externalNativeBuild {
-        cmake {
-            // The repository's root CMakeLists.txt (builds csrc/, here with VPR_BUILD_JNI=ON).
-            path = file("../../CMakeLists.txt")
-            version = "3.22.1"
-        }
     }
 
     buildTypes {
         release {
             isMinifyEnabled = true
-            proguardFiles(getDefaultProguardFile("proguard-android-optimize.txt"), "proguard-rules.pro")
+            // The library's consumer rules keep its JNI classes (csrc/jni/consumer-rules.pro).
+            proguardFiles(getDefaultProguardFile("proguard-android-optimize.txt"))
         }
     }
 
@@ -77,6 +53,8 @@ android {
 dependencies {
     val executorchVersion: String by project
     val cameraxVersion = "1.4.1"
+    // The JNI library (matcher, manifest validator, preprocessing): csrc/jni, see settings.gradle.kts.
+    implementation(project(":vpr-jni"))
     implementation("org.pytorch:executorch-android:$executorchVersion")
     implementation("androidx.core:core-ktx:1.15.0")
     implementation("androidx.appcompat:appcompat:1.7.0")

@@ -24,9 +24,11 @@
 #include <utility>
 #include <vector>
 
+#include "camera_frame.hpp"
 #include "vpr/manifest.hpp"
 #include "vpr/map_file.hpp"
 #include "vpr/matcher.hpp"
+#include "vpr/preprocess.hpp"
 #include "vpr/sequence.hpp"
 
 namespace {
@@ -228,6 +230,59 @@ std::vector<float> sequence_query(JNIEnv* env, const SequenceHandle& s, jfloatAr
   return q;
 }
 
+// The preprocessing fields of a validated manifest, as VprPreprocessor passes them:
+// height, width, bgr, rotate_180, mean[3], std[3] (VprManifest's values, so the same
+// floats the C++ manifest reader holds).
+vpr::BundleManifest preprocess_spec(JNIEnv* env, jdoubleArray spec) {
+  if (spec == nullptr || env->GetArrayLength(spec) != 10) {
+    throw std::invalid_argument("VprPreprocessor: the manifest spec needs 10 values");
+  }
+  jdouble v[10];
+  env->GetDoubleArrayRegion(spec, 0, 10, v);
+  check_pending(env);
+  vpr::BundleManifest m;
+  m.height = static_cast<int>(v[0]);
+  m.width = static_cast<int>(v[1]);
+  m.bgr = v[2] != 0.0;
+  m.rotate_180 = v[3] != 0.0;
+  for (std::size_t c = 0; c < 3; ++c) {
+    m.mean[c] = static_cast<float>(v[4 + c]);
+    m.std[c] = static_cast<float>(v[7 + c]);
+  }
+  if (m.height <= 0 || m.width <= 0) throw std::invalid_argument("bad model input size");
+  return m;
+}
+
+// Resizes and normalises an RGB8 frame into `out` (3 * height * width floats).
+void preprocess_into(JNIEnv* env, const vpr::ImageView& image, const vpr::BundleManifest& m,
+                     jfloatArray out) {
+  const std::size_t n = 3 * static_cast<std::size_t>(m.width) * static_cast<std::size_t>(m.height);
+  if (out == nullptr || static_cast<std::size_t>(env->GetArrayLength(out)) != n) {
+    throw std::invalid_argument("the output array must hold 3 x " + std::to_string(m.height) +
+                                " x " + std::to_string(m.width) + " = " + std::to_string(n) +
+                                " floats");
+  }
+  std::vector<float> chw(n);
+  vpr::preprocess(image, m, chw.data());
+  env->SetFloatArrayRegion(out, 0, static_cast<jsize>(n), chw.data());
+  check_pending(env);
+}
+
+// A direct ByteBuffer's bytes from `position` on (`remaining` of them).
+const std::uint8_t* direct_bytes(JNIEnv* env, jobject buffer, jint position, jint remaining,
+                                 const char* what) {
+  if (buffer == nullptr)
+    throw std::invalid_argument(std::string("the ") + what + " buffer is null");
+  auto* base = static_cast<std::uint8_t*>(env->GetDirectBufferAddress(buffer));
+  const jlong capacity = env->GetDirectBufferCapacity(buffer);
+  if (base == nullptr || capacity < 0) {
+    throw std::invalid_argument(std::string("the ") + what + " buffer is not a direct ByteBuffer");
+  }
+  if (position < 0 || remaining < 0 || static_cast<jlong>(position) + remaining > capacity) {
+    throw std::invalid_argument(std::string("the ") + what + " buffer's position is out of range");
+  }
+  return base + position;
+}
 }  // namespace
 
 extern "C" {
@@ -504,6 +559,90 @@ JNIEXPORT void JNICALL Java_org_vprembedded_VprSequenceMatcher_nativeSequenceSco
       throw std::invalid_argument("the scores array is too short");
     }
     env->SetFloatArrayRegion(out, 0, static_cast<jsize>(s.size()), s.data());
+  });
+}
+
+// ---- org.vprembedded.VprPreprocessor -------------------------------------------
+// Frames -> model input through vpr_core's preprocess (csrc/src/preprocess.cpp), the
+// code vpr-localize and the Python localizer run; camera planes through libyuv
+// (camera_frame.cpp).
+
+JNIEXPORT void JNICALL Java_org_vprembedded_VprPreprocessor_nativeRgb(JNIEnv* env, jclass,
+                                                                      jdoubleArray spec,
+                                                                      jbyteArray rgb, jint width,
+                                                                      jint height, jint row_stride,
+                                                                      jfloatArray out) {
+  guarded_void(env, [&] {
+    const vpr::BundleManifest m = preprocess_spec(env, spec);
+    if (rgb == nullptr) throw std::invalid_argument("the RGB array is null");
+    if (width <= 0 || height <= 0) throw std::invalid_argument("bad image size");
+    const std::size_t stride = row_stride == 0 ? static_cast<std::size_t>(width) * 3
+                                               : static_cast<std::size_t>(row_stride);
+    if (row_stride < 0 || stride < static_cast<std::size_t>(width) * 3) {
+      throw std::invalid_argument("the row stride must be 0 (packed) or at least width * 3");
+    }
+    const std::size_t need =
+        (static_cast<std::size_t>(height) - 1) * stride + static_cast<std::size_t>(width) * 3;
+    const auto have = static_cast<std::size_t>(env->GetArrayLength(rgb));
+    if (have < need) {
+      throw std::invalid_argument("the RGB array has " + std::to_string(have) + " bytes, a " +
+                                  std::to_string(width) + "x" + std::to_string(height) +
+                                  " image needs " + std::to_string(need));
+    }
+    std::vector<std::uint8_t> pixels(need);
+    env->GetByteArrayRegion(rgb, 0, static_cast<jsize>(need),
+                            reinterpret_cast<jbyte*>(pixels.data()));
+    check_pending(env);
+    preprocess_into(env, vpr::ImageView{pixels.data(), width, height, stride}, m, out);
+  });
+}
+
+JNIEXPORT void JNICALL Java_org_vprembedded_VprPreprocessor_nativeArgb(JNIEnv* env, jclass,
+                                                                       jdoubleArray spec,
+                                                                       jintArray argb, jint width,
+                                                                       jint height,
+                                                                       jfloatArray out) {
+  guarded_void(env, [&] {
+    const vpr::BundleManifest m = preprocess_spec(env, spec);
+    if (argb == nullptr) throw std::invalid_argument("the ARGB array is null");
+    if (width <= 0 || height <= 0) throw std::invalid_argument("bad image size");
+    const std::size_t need = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
+    const auto have = static_cast<std::size_t>(env->GetArrayLength(argb));
+    if (have < need) {
+      throw std::invalid_argument("the ARGB array has " + std::to_string(have) + " pixels, a " +
+                                  std::to_string(width) + "x" + std::to_string(height) +
+                                  " image needs " + std::to_string(need));
+    }
+    std::vector<std::int32_t> pixels(need);
+    env->GetIntArrayRegion(argb, 0, static_cast<jsize>(need),
+                           reinterpret_cast<jint*>(pixels.data()));
+    check_pending(env);
+    const std::vector<std::uint8_t> rgb = vpr::jni::argb_to_rgb(pixels.data(), width, height);
+    preprocess_into(env, vpr::ImageView{rgb.data(), width, height, 0}, m, out);
+  });
+}
+
+JNIEXPORT void JNICALL Java_org_vprembedded_VprPreprocessor_nativeYuv420(
+    JNIEnv* env, jclass, jdoubleArray spec, jobject y, jint y_position, jint y_remaining,
+    jint y_row_stride, jobject u, jint u_position, jint u_remaining, jobject v, jint v_position,
+    jint v_remaining, jint uv_row_stride, jint uv_pixel_stride, jint width, jint height,
+    jint rotation_degrees, jfloatArray out) {
+  guarded_void(env, [&] {
+    const vpr::BundleManifest m = preprocess_spec(env, spec);
+    vpr::jni::Yuv420Planes p;
+    p.y = direct_bytes(env, y, y_position, y_remaining, "Y");
+    p.y_bytes = static_cast<std::size_t>(y_remaining);
+    p.y_row_stride = y_row_stride;
+    p.u = direct_bytes(env, u, u_position, u_remaining, "U");
+    p.u_bytes = static_cast<std::size_t>(u_remaining);
+    p.v = direct_bytes(env, v, v_position, v_remaining, "V");
+    p.v_bytes = static_cast<std::size_t>(v_remaining);
+    p.uv_row_stride = uv_row_stride;
+    p.uv_pixel_stride = uv_pixel_stride;
+    p.width = width;
+    p.height = height;
+    const vpr::jni::RgbFrame frame = vpr::jni::yuv420_to_rgb(p, rotation_degrees);
+    preprocess_into(env, vpr::ImageView{frame.rgb.data(), frame.width, frame.height, 0}, m, out);
   });
 }
 

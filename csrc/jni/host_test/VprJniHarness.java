@@ -8,6 +8,7 @@ import java.util.Arrays;
 import java.util.Locale;
 import org.vprembedded.VprManifest;
 import org.vprembedded.VprMap;
+import org.vprembedded.VprPreprocessor;
 import org.vprembedded.VprSearchResult;
 import org.vprembedded.VprSequenceMatcher;
 
@@ -29,6 +30,15 @@ import org.vprembedded.VprSequenceMatcher;
  *                                  prints "race" with the counts of results and of exceptions
  * manifests FILE...                each manifest through VprManifest.parse: prints "manifest"
  *                                  with the file name and the refusal's message (null: accepted)
+ * rgb BUNDLE RGB W H STRIDE OUT     VprPreprocessor.fromRgb of a raw RGB8 file; OUT: the tensor
+ *                                  (little-endian float32); prints "preprocessed"
+ * argb BUNDLE ARGB W H OUT          fromArgb of a file of little-endian 0xAARRGGBB ints
+ * yuv BUNDLE W H ROTATION Y Y_STRIDE CHROMA LAYOUT UV_STRIDE OUT [heap]
+ *                                  fromYuv420 of a frame's planes: Y (rows of Y_STRIDE bytes),
+ *                                  CHROMA planar (U rows then V rows) or nv12/nv21 (one
+ *                                  interleaved plane, U and V as two views of it, as Android
+ *                                  gives them); heap: the buffers are not direct
+ * preprocess-errors BUNDLE          bad inputs to VprPreprocessor: prints one "case" each
  * </pre>
  *
  * Always ends with {"event":"done"} and exit status 0 unless the harness itself is misused.
@@ -54,6 +64,25 @@ public final class VprJniHarness {
       race(args[1], Integer.parseInt(args[2]));
     } else if (args.length >= 2 && args[0].equals("manifests")) {
       manifests(Arrays.copyOfRange(args, 1, args.length));
+    } else if (args.length == 7 && args[0].equals("rgb")) {
+      VprPreprocessor p = preprocessor(args[1]);
+      float[] out = new float[p.size()];
+      p.fromRgb(Files.readAllBytes(Paths.get(args[2])), Integer.parseInt(args[3]),
+          Integer.parseInt(args[4]), Integer.parseInt(args[5]), out);
+      writeFloats(args[6], out);
+    } else if (args.length == 6 && args[0].equals("argb")) {
+      VprPreprocessor p = preprocessor(args[1]);
+      ByteBuffer b = ByteBuffer.wrap(Files.readAllBytes(Paths.get(args[2])))
+          .order(ByteOrder.LITTLE_ENDIAN);
+      int[] argb = new int[b.remaining() / 4];
+      b.asIntBuffer().get(argb);
+      float[] out = new float[p.size()];
+      p.fromArgb(argb, Integer.parseInt(args[3]), Integer.parseInt(args[4]), out);
+      writeFloats(args[5], out);
+    } else if ((args.length == 11 || args.length == 12) && args[0].equals("yuv")) {
+      yuv(args);
+    } else if (args.length == 2 && args[0].equals("preprocess-errors")) {
+      preprocessErrors(preprocessor(args[1]));
     } else {
       System.err.println("usage: VprJniHarness search MAP QUERIES K SEQ_LENGTH");
       System.err.println("       VprJniHarness errors MAP MISSING_MAP CORRUPT_MAP...");
@@ -215,6 +244,87 @@ public final class VprJniHarness {
       System.out.println(
           "{\"event\":\"manifest\",\"file\":" + quote(name) + ",\"refused\":" + quote(refused) + "}");
     }
+  }
+
+  private static VprPreprocessor preprocessor(String bundle) {
+    return new VprPreprocessor(VprManifest.load(bundle, false));
+  }
+
+  private static void writeFloats(String path, float[] values) throws IOException {
+    ByteBuffer b = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+    b.asFloatBuffer().put(values);
+    Files.write(Paths.get(path), b.array());
+    System.out.println("{\"event\":\"preprocessed\",\"floats\":" + values.length + "}");
+  }
+
+  private static ByteBuffer buffer(byte[] bytes, int offset, int length, boolean heap) {
+    ByteBuffer whole = heap ? ByteBuffer.wrap(bytes) : ByteBuffer.allocateDirect(bytes.length);
+    if (!heap) {
+      whole.put(bytes);
+    }
+    whole.position(offset).limit(offset + length);
+    return whole.slice();
+  }
+
+  private static void yuv(String[] a) throws IOException {
+    VprPreprocessor p = preprocessor(a[1]);
+    int w = Integer.parseInt(a[2]);
+    int h = Integer.parseInt(a[3]);
+    int rotation = Integer.parseInt(a[4]);
+    byte[] y = Files.readAllBytes(Paths.get(a[5]));
+    int yStride = Integer.parseInt(a[6]);
+    byte[] chroma = Files.readAllBytes(Paths.get(a[7]));
+    String layout = a[8];
+    int uvStride = Integer.parseInt(a[9]);
+    boolean heap = a.length == 12 && a[11].equals("heap");
+    ByteBuffer u;
+    ByteBuffer v;
+    int pixelStride;
+    if (layout.equals("planar")) {
+      int half = chroma.length / 2;
+      u = buffer(chroma, 0, half, heap);
+      v = buffer(chroma, half, half, heap);
+      pixelStride = 1;
+    } else {
+      // Android's semi-planar views: each starts at its first sample and ends at the last.
+      int first = layout.equals("nv12") ? 0 : 1;
+      u = buffer(chroma, first, chroma.length - 1, heap);
+      v = buffer(chroma, 1 - first, chroma.length - 1, heap);
+      pixelStride = 2;
+    }
+    float[] out = new float[p.size()];
+    p.fromYuv420(buffer(y, 0, y.length, heap), yStride, u, v, uvStride, pixelStride, w, h,
+        rotation, out);
+    writeFloats(a[10], out);
+  }
+
+  private static void preprocessErrors(VprPreprocessor p) {
+    int w = 64;
+    int h = 48;
+    float[] out = new float[p.size()];
+    byte[] rgb = new byte[w * h * 3];
+    ByteBuffer y = ByteBuffer.allocateDirect(w * h);
+    ByteBuffer u = ByteBuffer.allocateDirect(w * h / 4);
+    ByteBuffer v = ByteBuffer.allocateDirect(w * h / 4);
+    int cw = w / 2;
+    run("rgb_short", () -> p.fromRgb(new byte[w * h * 3 - 1], w, h, 0, out));
+    run("rgb_null", () -> p.fromRgb(null, w, h, 0, out));
+    run("rgb_bad_size", () -> p.fromRgb(rgb, 0, h, 0, out));
+    run("rgb_stride_too_small", () -> p.fromRgb(rgb, w, h, w * 3 - 1, out));
+    run("rgb_out_too_short", () -> p.fromRgb(rgb, w, h, 0, new float[p.size() - 1]));
+    run("rgb_out_null", () -> p.fromRgb(rgb, w, h, 0, null));
+    run("argb_short", () -> p.fromArgb(new int[w * h - 1], w, h, out));
+    run("yuv_ok", () -> p.fromYuv420(y, w, u, v, cw, 1, w, h, 0, out));
+    run("yuv_y_short", () -> p.fromYuv420(y, w + 1, u, v, cw, 1, w, h, 0, out));
+    run("yuv_u_short", () -> p.fromYuv420(y, w, u, v, cw + 1, 1, w, h, 0, out));
+    run("yuv_semi_planar_short", () -> p.fromYuv420(y, w, u, v, cw, 2, w, h, 0, out));
+    run("yuv_pixel_stride_3", () -> p.fromYuv420(y, w, u, v, cw, 3, w, h, 0, out));
+    run("yuv_rotation_45", () -> p.fromYuv420(y, w, u, v, cw, 1, w, h, 45, out));
+    run("yuv_null_v", () -> p.fromYuv420(y, w, u, null, cw, 1, w, h, 0, out));
+    run("yuv_negative_height", () -> p.fromYuv420(y, w, u, v, cw, 1, w, -h, 0, out));
+    run("yuv_huge", () -> p.fromYuv420(y, w, u, v, cw, 1, 1 << 20, 1 << 20, 0, out));
+    run("yuv_stride_below_width", () -> p.fromYuv420(y, w - 2, u, v, cw, 1, w, h, 0, out));
+    run("yuv_out_wrong", () -> p.fromYuv420(y, w, u, v, cw, 1, w, h, 0, new float[3]));
   }
 
   private interface Action {

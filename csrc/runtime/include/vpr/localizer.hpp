@@ -1,10 +1,7 @@
 // On-device localizer: runs a model bundle (ExecuTorch .pte + manifest.json) on an
 // RGB8 frame and matches the descriptor against a map with vpr_core.
 //
-// Preprocessing reproduces vpr_embedded.data.images.to_tensor exactly: Pillow's
-// Image.resize(BILINEAR) (separable triangle filter, antialiased when shrinking,
-// 22-bit fixed-point weights, uint8 result after each pass), then
-// (x / 255 - mean) / std per channel in the manifest's colour order.
+// Preprocessing is vpr_core's (vpr/preprocess.hpp), the same the JNI library runs.
 #pragma once
 
 #include <array>
@@ -16,23 +13,10 @@
 
 #include "vpr/manifest.hpp"
 #include "vpr/map_file.hpp"
+#include "vpr/preprocess.hpp"
 #include "vpr/sequence.hpp"
 
 namespace vpr {
-
-// Non-owning RGB8 image: rows of width * 3 bytes, `stride` bytes apart (0: packed).
-struct ImageView {
-  const std::uint8_t* data = nullptr;
-  int width = 0;
-  int height = 0;
-  std::size_t stride = 0;
-};
-
-// Pillow-compatible bilinear resize of an RGB8 image to out_w x out_h (RGB8, packed).
-std::vector<std::uint8_t> resize_bilinear_pil(const ImageView& image, int out_w, int out_h);
-
-// Resize + colour order + normalisation into a (3, height, width) float32 tensor.
-void preprocess(const ImageView& image, const BundleManifest& manifest, float* chw);
 
 struct FrameTiming {
   double preprocess_ms = 0.0;

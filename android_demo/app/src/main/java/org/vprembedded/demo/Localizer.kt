@@ -1,11 +1,12 @@
 package org.vprembedded.demo
 
-import android.graphics.Bitmap
 import android.os.SystemClock
+import androidx.camera.core.ImageProxy
 import org.pytorch.executorch.EValue
 import org.pytorch.executorch.Module
 import org.pytorch.executorch.Tensor
 import org.vprembedded.VprMap
+import org.vprembedded.VprPreprocessor
 import org.vprembedded.VprSearchResult
 import org.vprembedded.VprSequenceMatcher
 
@@ -31,7 +32,10 @@ class Localizer(
 ) : AutoCloseable {
     val map: VprMap = VprMap.open(mapPath)
     private val module: Module
-    private val preprocessor = Preprocessor(bundle)
+    // The C++ core's preprocessing through JNI: the input Python and vpr-localize compute for
+    // the same pixels (the camera's YUV planes are converted with libyuv in C++).
+    private val preprocessor = VprPreprocessor(bundle.manifest)
+    private val input = FloatArray(preprocessor.size())
     private val sequence: VprSequenceMatcher?
     private val policy = ConfidencePolicy(settings.minScore, settings.minMargin)
 
@@ -69,12 +73,16 @@ class Localizer(
         }
     }
 
-    /** Localises one frame ([rotationDegrees] turns it upright). */
-    fun localize(frame: Bitmap, rotationDegrees: Int): Localization {
+    /** Localises one camera frame (YUV_420_888), turned upright by its rotation degrees. */
+    fun localize(image: ImageProxy): Localization {
         val t0 = SystemClock.elapsedRealtimeNanos()
-        val input = preprocessor.toInput(frame, rotationDegrees)
+        val (y, u, v) = image.planes
+        preprocessor.fromYuv420(
+            y.buffer, y.rowStride, u.buffer, v.buffer, u.rowStride, u.pixelStride,
+            image.width, image.height, image.imageInfo.rotationDegrees, input,
+        )
         val t1 = SystemClock.elapsedRealtimeNanos()
-        val outputs = module.forward(EValue.from(Tensor.fromBlob(input, preprocessor.shape)))
+        val outputs = module.forward(EValue.from(Tensor.fromBlob(input, preprocessor.shape())))
         val descriptor = outputs[0].toTensor().dataAsFloatArray
         val t2 = SystemClock.elapsedRealtimeNanos()
         val single = map.search(descriptor, TOP_K, settings.threads)

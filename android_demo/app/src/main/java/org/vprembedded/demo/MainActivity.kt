@@ -114,7 +114,8 @@ class MainActivity : AppCompatActivity() {
             }
             val analysis = ImageAnalysis.Builder()
                 .setBackpressureStrategy(ImageAnalysis.STRATEGY_KEEP_ONLY_LATEST)
-                .setOutputImageFormat(ImageAnalysis.OUTPUT_IMAGE_FORMAT_RGBA_8888)
+                // The camera's own YUV_420_888 planes: VprPreprocessor converts them in C++.
+                .setOutputImageFormat(ImageAnalysis.OUTPUT_IMAGE_FORMAT_YUV_420_888)
                 .build()
             analysis.setAnalyzer(worker, ::analyze)
             provider.unbindAll()
@@ -129,15 +130,12 @@ class MainActivity : AppCompatActivity() {
             val now = SystemClock.elapsedRealtime()
             if (now - lastFrameMs < frameIntervalMs) return
             lastFrameMs = now
-            val frame = it.toBitmap()
             try {
-                val result = loaded.localize(frame, it.imageInfo.rotationDegrees)
+                val result = loaded.localize(it)
                 runOnUiThread { show(result) }
-            } catch (e: RuntimeException) {
+            } catch (e: RuntimeException) { // a bad frame: say why, go on with the next one
                 Log.e(TAG, "localisation failed", e)
                 showStatus(getString(R.string.frame_failed, e.message ?: e.javaClass.simpleName))
-            } finally {
-                frame.recycle()
             }
         }
     }

@@ -1,13 +1,13 @@
 // Pillow-compatible bilinear resize (Pillow's libImaging/Resample.c algorithm:
 // precompute_coeffs, normalize_coeffs_8bpc, horizontal then vertical pass) and
 // normalisation to the model's input tensor.
+#include "vpr/preprocess.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include "vpr/localizer.hpp"
 
 namespace vpr {
 namespace {
