@@ -539,6 +539,97 @@ def test_host_records_a_map_byte_identical_to_python(
 
 
 @needs_host
+def test_host_records_positions_byte_identical_to_python(
+    bundle: Path, images: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    """--record-positions: each recorded place gets its position from the CSV (build-map's
+    header, any row order), the map has the bytes Python writes for the same places; a frame
+    with no position gets an error line and is not recorded, and the rest goes on."""
+    from vpr_embedded.maps import Map, build_map
+
+    man = read_manifest(bundle)
+    q = images["queries"][:5]
+    xy = {p.name: (-27.4771 + 1e-4 * i, 153.0280 - 2e-4 * i) for i, p in enumerate(q)}
+    missing = q[3].name
+    csv = tmp_path / "gps.csv"
+    rows = [f"{n},{x!r},{y!r}" for n, (x, y) in reversed(xy.items()) if n != missing]
+    csv.write_text("name,lat,lon\n" + "\n".join(rows) + "\n")
+    rec, dfile = tmp_path / "route.vprmap", tmp_path / "d.f32"
+    args = ["--bundle", str(bundle), "--record", str(rec), "--record-positions", str(csv)]
+    p = subprocess.run(_host(*args, "--descriptors-out", str(dfile), *map(str, q)),
+                       capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert p.returncode == 1 and "1 of 5 frames failed" in p.stderr, p.stderr
+    lines = _lines(p.stdout)
+    assert [("error" in line) for line in lines] == [False, False, False, True, False]
+    assert f"no position for {missing} in {csv}" in lines[3]["error"]
+    m = Map.open(rec, man.pte_sha256)
+    kept = [p.name for p in q if p.name != missing]
+    assert m.names == kept and m.position_kind == "latlon" and m.timestamps is not None
+    assert m.positions is not None
+    np.testing.assert_array_equal(m.positions, np.array([xy[n] for n in kept]))
+    python = build_map(_descriptors(dfile, man.descriptor_dim), out_path=tmp_path / "py.vprmap",
+                       model_sha256=man.pte_sha256, model_name=man.model_name, names=kept,
+                       positions=m.positions, position_kind="latlon",
+                       timestamps=m.timestamps)  # fmt: skip
+    assert rec.read_bytes() == python.read_bytes()
+    # A recording without positions cannot extend a map with them (one line, before frames).
+    err = _refused(_host("--bundle", str(bundle), "--record", str(rec), str(q[0])))
+    assert "has latlon positions, this recording none" in err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,x,y\n")
+    assert "expected a header" in _refused(_host(*args[:4], "--record-positions", str(bad),
+                                                 str(q[0])))  # fmt: skip
+
+
+@needs_host
+def test_host_records_stream_positions_from_a_fifo(
+    bundle: Path, images: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    """On --stdin the positions may come from a FIFO that another process (a GPS) writes
+    as frames come: frame-N's line is waited for, in step with the frames."""
+    import threading
+
+    from vpr_embedded.maps import Map
+
+    frame = np.asarray(read_image(images["queries"][0]))
+    h, w, _ = frame.shape
+    fifo = tmp_path / "gps.fifo"
+    os.mkfifo(fifo)
+    rec = tmp_path / "drive.vprmap"
+    args = ["--bundle", str(bundle), "--stdin", f"{w}x{h}", "--record", str(rec),
+            "--record-positions", str(fifo)]  # fmt: skip
+    proc = subprocess.Popen(_host(*args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def gps() -> None:  # one fix per frame, after that frame has been sent
+        with fifo.open("w") as f:
+            f.write("name,easting,northing\n")
+            f.flush()
+            for i in range(4):
+                sent[i].wait(60)
+                f.write(f"frame-{i},{500000.0 + i},{6960000.0 - 2 * i}\n")
+                f.flush()
+
+    sent = [threading.Event() for _ in range(4)]
+    writer = threading.Thread(target=gps)
+    writer.start()
+    for i in range(4):
+        proc.stdin.write(frame.tobytes())
+        proc.stdin.flush()
+        sent[i].set()
+        line = json.loads(proc.stdout.readline())
+        assert line["frame"] == i and "error" not in line, line
+    proc.stdin.close()
+    assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
+    writer.join(10)
+    m = Map.open(rec)
+    assert m.names == [f"frame-{i}" for i in range(4)] and m.position_kind == "utm"
+    assert m.positions is not None
+    np.testing.assert_array_equal(m.positions[:, 0], 500000.0 + np.arange(4))
+
+
+@needs_host
 def test_host_recording_survives_kill_9(
     bundle: Path, images: dict[str, list[Path]], tmp_path: Path
 ) -> None:

@@ -305,7 +305,12 @@ constexpr char kJournalMagic[8] = {'V', 'P', 'R', 'J', 'R', 'N', 'L', '\n'};
 constexpr std::size_t kJournalHeader = 128;  // magic, version, dim, base, storage, sha, name
 constexpr std::size_t kJournalName = 256;    // name bytes kept per frame
 
-std::size_t record_bytes(std::size_t dim) { return 4 * dim + 8 + 4 + kJournalName + 4; }
+// A record: the descriptor, the time, (journal version 2) the position x, y, the name's
+// length and bytes, a CRC. Version 1 journals (no position) are still folded.
+constexpr std::uint32_t kJournalVersion = 2;
+std::size_t record_bytes(std::size_t dim, std::uint32_t version) {
+  return 4 * dim + 8 + (version >= 2 ? 16 : 0) + 4 + kJournalName + 4;
+}
 
 std::string journal_for(const std::string& map_path) {
   const fs::path t(map_target(map_path));
@@ -316,17 +321,27 @@ struct JournalHeader {
   std::size_t dim = 0;
   std::size_t base = 0;
   Storage storage = Storage::Int8;
+  PositionKind position_kind = PositionKind::None;
   std::array<std::uint8_t, 32> sha{};
   std::string model_name;
+};
+
+// A journal's frames.
+struct JournalFrames {
+  std::vector<float> rows;
+  std::vector<double> times;
+  std::vector<double> positions;  // x, y per frame when the journal has positions
+  std::vector<std::string> names;
 };
 
 std::vector<std::uint8_t> header_bytes(const JournalHeader& h) {
   std::vector<std::uint8_t> b(kJournalHeader, 0);
   std::memcpy(b.data(), kJournalMagic, 8);
-  put<std::uint32_t>(b, 8, 1);
+  put<std::uint32_t>(b, 8, kJournalVersion);
   put<std::uint32_t>(b, 12, static_cast<std::uint32_t>(h.dim));
   put<std::uint64_t>(b, 16, h.base);
   b[24] = static_cast<std::uint8_t>(h.storage);
+  b[25] = static_cast<std::uint8_t>(h.position_kind);
   std::memcpy(b.data() + 32, h.sha.data(), 32);
   std::memcpy(b.data() + 64, h.model_name.data(), std::min<std::size_t>(h.model_name.size(), 60));
   put<std::uint32_t>(b, 124, crc32(b.data(), 124));
@@ -334,8 +349,7 @@ std::vector<std::uint8_t> header_bytes(const JournalHeader& h) {
 }
 
 // The journal's header and its whole, intact records (a torn last record is dropped).
-bool read_journal(const std::string& path, JournalHeader* h, std::vector<float>* rows,
-                  std::vector<double>* times, std::vector<std::string>* names) {
+bool read_journal(const std::string& path, JournalHeader* h, JournalFrames* frames) {
   Fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (f.fd < 0) return false;
   struct stat st {};
@@ -356,41 +370,63 @@ bool read_journal(const std::string& path, JournalHeader* h, std::vector<float>*
   std::memcpy(&dim, data.data() + 12, 4);
   std::memcpy(&base, data.data() + 16, 8);
   std::memcpy(&crc, data.data() + 124, 4);
-  if (version != 1 || dim == 0 || crc != crc32(data.data(), 124) || data[24] > 3) return false;
+  if (version < 1 || version > kJournalVersion || dim == 0 || crc != crc32(data.data(), 124) ||
+      data[24] > 3 || data[25] > 2 || (version < 2 && data[25] != 0)) {
+    return false;
+  }
   h->dim = dim;
+  h->position_kind = static_cast<PositionKind>(data[25]);
   h->base = base;
   h->storage = static_cast<Storage>(data[24]);
   std::memcpy(h->sha.data(), data.data() + 32, 32);
   h->model_name.assign(reinterpret_cast<const char*>(data.data() + 64),
                        ::strnlen(reinterpret_cast<const char*>(data.data() + 64), 60));
-  const std::size_t rb = record_bytes(dim);
+  const std::size_t rb = record_bytes(dim, version);
+  const std::size_t name_at = 4 * dim + 8 + (version >= 2 ? 16 : 0);
   for (std::size_t at = kJournalHeader; at + rb <= have; at += rb) {
     const std::uint8_t* r = data.data() + at;
     std::uint32_t rcrc = 0, len = 0;
     std::memcpy(&rcrc, r + rb - 4, 4);
     if (rcrc != crc32(r, rb - 4)) break;  // torn or garbage: the journal ends here
-    const std::size_t n0 = rows->size();
-    rows->resize(n0 + dim);
-    std::memcpy(rows->data() + n0, r, 4 * dim);
+    const std::size_t n0 = frames->rows.size();
+    frames->rows.resize(n0 + dim);
+    std::memcpy(frames->rows.data() + n0, r, 4 * dim);
     double t = 0;
     std::memcpy(&t, r + 4 * dim, 8);
-    times->push_back(t);
-    std::memcpy(&len, r + 4 * dim + 8, 4);
-    names->emplace_back(reinterpret_cast<const char*>(r + 4 * dim + 12),
-                        std::min<std::size_t>(len, kJournalName));
+    frames->times.push_back(t);
+    if (h->position_kind != PositionKind::None) {
+      double xy[2];
+      std::memcpy(xy, r + 4 * dim + 8, 16);
+      frames->positions.insert(frames->positions.end(), xy, xy + 2);
+    }
+    std::memcpy(&len, r + name_at, 4);
+    frames->names.emplace_back(reinterpret_cast<const char*>(r + name_at + 4),
+                               std::min<std::size_t>(len, kJournalName));
   }
   return true;
 }
 
 // A map a recording may extend: one map_content can read back, of the recorder's
-// dimension, holding what a recorded place has (a name, a time) and nothing it lacks (a
-// position). Checked before any place is copied.
-void check_recordable(const MapFileView& m, std::size_t dim, const std::string& path) {
+// dimension, holding what a recorded place has (a name, a time, a position of the
+// recording's kind or none) and nothing it lacks. Checked before any place is copied.
+void check_recordable(const MapFileView& m, std::size_t dim, PositionKind kind,
+                      const std::string& path) {
   check_extendable(m);
-  if (m.dim() != dim || !m.has_names() || m.timestamps() == nullptr || m.positions() != nullptr) {
+  if (m.dim() != dim || !m.has_names() || m.timestamps() == nullptr) {
     throw std::runtime_error(path +
                              ": recording extends maps of this model's dimension with names "
-                             "and timestamps and no positions: record into a new map");
+                             "and timestamps: record into a new map");
+  }
+  const PositionKind has = m.positions() != nullptr ? m.position_kind() : PositionKind::None;
+  if (has != kind) {
+    throw std::runtime_error(
+        path + " has " +
+        (has == PositionKind::None ? std::string("no positions")
+                                   : std::string(position_kind_name(has)) + " positions") +
+        ", this recording " +
+        (kind == PositionKind::None ? std::string("none")
+                                    : std::string(position_kind_name(kind)) + " positions") +
+        ": record with the same kind of positions, or into a new map");
   }
 }
 
@@ -401,10 +437,9 @@ bool map_exists(const std::string& path) {
 
 // Folds the journal into the map under the map's lock; returns the map's place count.
 std::size_t fold_locked(const std::string& target, const std::string& journal,
-                        const JournalHeader& h, const std::vector<float>& rows,
-                        const std::vector<double>& times, const std::vector<std::string>& names,
+                        const JournalHeader& h, const JournalFrames& frames,
                         bool* wrote = nullptr) {
-  const std::size_t n = times.size();
+  const std::size_t n = frames.times.size();
   if (wrote != nullptr) *wrote = false;
   MapContent c;
   if (map_exists(target)) {
@@ -419,7 +454,7 @@ std::size_t fold_locked(const std::string& target, const std::string& journal,
                                std::to_string(h.base) +
                                ": another writer changed the map while recording");
     }
-    check_recordable(f.map(), h.dim, target);
+    check_recordable(f.map(), h.dim, h.position_kind, target);
     c = map_content(f.map());
   } else {
     if (h.base != 0) {
@@ -429,13 +464,15 @@ std::size_t fold_locked(const std::string& target, const std::string& journal,
     c.dim = h.dim;
     c.model_sha256 = h.sha;
     c.model_name = h.model_name;
+    c.position_kind = h.position_kind;
   }
   if (n == 0) return c.count;
-  std::vector<float> unit(rows.size());
-  normalise_rows(rows.data(), n, h.dim, unit.data());
+  std::vector<float> unit(frames.rows.size());
+  normalise_rows(frames.rows.data(), n, h.dim, unit.data());
   c.append_rows(unit.data(), n);
-  c.names.insert(c.names.end(), names.begin(), names.end());
-  c.timestamps.insert(c.timestamps.end(), times.begin(), times.end());
+  c.names.insert(c.names.end(), frames.names.begin(), frames.names.end());
+  c.timestamps.insert(c.timestamps.end(), frames.times.begin(), frames.times.end());
+  c.positions.insert(c.positions.end(), frames.positions.begin(), frames.positions.end());
   write_atomic_locked(target, serialise_map(c));
   if (wrote != nullptr) *wrote = true;
   return c.count;
@@ -448,13 +485,9 @@ bool fold_journal(const std::string& map_path) {
   const std::string journal = journal_for(map_path);
   WriteLock lock(target, 120.0);
   JournalHeader h;
-  std::vector<float> rows;
-  std::vector<double> times;
-  std::vector<std::string> names;
+  JournalFrames frames;
   bool wrote = false;
-  if (read_journal(journal, &h, &rows, &times, &names)) {
-    fold_locked(target, journal, h, rows, times, names, &wrote);
-  }
+  if (read_journal(journal, &h, &frames)) fold_locked(target, journal, h, frames, &wrote);
   std::error_code ec;
   fs::remove(journal, ec);
   return wrote;
@@ -483,7 +516,7 @@ MapRecorder::MapRecorder(std::string path, const std::array<std::uint8_t, 32>& m
                                m.model_sha256_hex().substr(0, 16) + "... (" + m.model_name() +
                                "), not this bundle's: record into a new map");
     }
-    check_recordable(m, dim_, path_);
+    check_recordable(m, dim_, options_.position_kind, path_);
     options_.storage = m.view().storage;
     base_count_ = m.count();
   }
@@ -500,6 +533,7 @@ void MapRecorder::start_journal() {
   h.dim = dim_;
   h.base = base_count_;
   h.storage = options_.storage;
+  h.position_kind = options_.position_kind;
   h.sha = sha_;
   h.model_name = model_name_;
   const std::vector<std::uint8_t> b = header_bytes(h);
@@ -508,19 +542,28 @@ void MapRecorder::start_journal() {
   pending_ = 0;
 }
 
-void MapRecorder::add(const float* descriptor, double timestamp, const std::string& name) {
+void MapRecorder::add(const float* descriptor, double timestamp, const std::string& name,
+                      const double* position) {
   if (closed_) throw std::logic_error("MapRecorder::add after close()");
-  std::vector<std::uint8_t> r(record_bytes(dim_), 0);
+  const bool positioned = options_.position_kind != PositionKind::None;
+  if (positioned &&
+      (position == nullptr || !std::isfinite(position[0]) || !std::isfinite(position[1]))) {
+    throw std::invalid_argument("frame " + name + " has no finite position, and this recording " +
+                                "gives every place one");
+  }
+  std::vector<std::uint8_t> r(record_bytes(dim_, kJournalVersion), 0);
   std::memcpy(r.data(), descriptor, 4 * dim_);
   std::memcpy(r.data() + 4 * dim_, &timestamp, 8);
+  if (positioned) std::memcpy(r.data() + 4 * dim_ + 8, position, 16);
+  const std::size_t name_at = 4 * dim_ + 8 + 16;
   // A name over 256 bytes keeps its first 256, cut at a UTF-8 character boundary.
   std::size_t len = std::min(name.size(), kJournalName);
   while (len < name.size() && len > 0 && (static_cast<unsigned char>(name[len]) & 0xC0) == 0x80) {
     --len;
   }
   const auto len32 = static_cast<std::uint32_t>(len);
-  std::memcpy(r.data() + 4 * dim_ + 8, &len32, 4);
-  std::memcpy(r.data() + 4 * dim_ + 12, name.data(), len);
+  std::memcpy(r.data() + name_at, &len32, 4);
+  std::memcpy(r.data() + name_at + 4, name.data(), len);
   put<std::uint32_t>(r, r.size() - 4, crc32(r.data(), r.size() - 4));
   // One write() per record: a kill leaves whole records and at most one torn one, which
   // its CRC drops. No fsync per frame: the page cache survives a killed process; a folded
@@ -533,13 +576,11 @@ void MapRecorder::fold() {
   if (pending_ == 0) return;
   WriteLock lock(path_, 120.0);
   JournalHeader h;
-  std::vector<float> rows;
-  std::vector<double> times;
-  std::vector<std::string> names;
-  if (!read_journal(journal_path_, &h, &rows, &times, &names)) {
+  JournalFrames frames;
+  if (!read_journal(journal_path_, &h, &frames)) {
     throw std::runtime_error("the journal " + journal_path_ + " is unreadable");
   }
-  base_count_ = fold_locked(path_, journal_path_, h, rows, times, names);
+  base_count_ = fold_locked(path_, journal_path_, h, frames);
   start_journal();
 }
 

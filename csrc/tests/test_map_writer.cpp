@@ -141,3 +141,60 @@ TEST_CASE(
   CHECK_THROWS_WITH_AS(vpr::MapRecorder(path, sha_of(2), "other", d, opt),
                        doctest::Contains("record into a new map"), std::runtime_error);
 }
+
+TEST_CASE("MapRecorder records positions, and refuses a map or frame without them") {
+  TempDir dir;
+  const std::string path = (dir.path / "gps.vprmap").string();
+  const std::size_t d = 8;
+  const std::vector<float> x = random_rows(6, d, 3);
+  vpr::MapRecorder::Options opt;
+  opt.fold_every = 2;
+  opt.position_kind = vpr::PositionKind::LatLon;
+  {
+    vpr::MapRecorder rec(path, sha_of(1), "m", d, opt);
+    for (std::size_t i = 0; i < 5; ++i) {
+      const double xy[2] = {-27.47 + 1e-5 * double(i), 153.02 - 1e-5 * double(i)};
+      rec.add(x.data() + i * d, double(i), "f" + std::to_string(i), xy);
+    }
+    // A frame without a position (or a NaN one) is refused; nothing is journaled for it.
+    CHECK_THROWS_AS(rec.add(x.data() + 5 * d, 5.0, "f5"), std::invalid_argument);
+    const double nan_xy[2] = {std::nan(""), 1.0};
+    CHECK_THROWS_AS(rec.add(x.data() + 5 * d, 5.0, "f5", nan_xy), std::invalid_argument);
+    rec.close();
+  }
+  const vpr::MapFile f = vpr::MapFile::open(path);
+  REQUIRE(f.map().count() == 5);
+  REQUIRE(f.map().positions() != nullptr);
+  CHECK(f.map().position_kind() == vpr::PositionKind::LatLon);
+  CHECK(f.map().positions()[2 * 4] == -27.47 + 4e-5);
+  CHECK(f.map().positions()[2 * 4 + 1] == 153.02 - 4e-5);
+  CHECK(f.map().name(4) == "f4");
+
+  // Another kind of position, or none, cannot extend this map (nor the reverse).
+  vpr::MapRecorder::Options utm = opt;
+  utm.position_kind = vpr::PositionKind::Utm;
+  CHECK_THROWS_WITH_AS(vpr::MapRecorder(path, sha_of(1), "m", d, utm),
+                       doctest::Contains("latlon positions, this recording utm positions"),
+                       std::runtime_error);
+  vpr::MapRecorder::Options none = opt;
+  none.position_kind = vpr::PositionKind::None;
+  CHECK_THROWS_WITH_AS(vpr::MapRecorder(path, sha_of(1), "m", d, none),
+                       doctest::Contains("this recording none"), std::runtime_error);
+  const std::string plain = (dir.path / "plain.vprmap").string();
+  {
+    vpr::MapRecorder rec(plain, sha_of(1), "m", d, none);
+    rec.add(x.data(), 0.0, "p0");
+  }
+  CHECK_THROWS_WITH_AS(vpr::MapRecorder(plain, sha_of(1), "m", d, opt),
+                       doctest::Contains("has no positions"), std::runtime_error);
+  // The same kind appends, positions and all.
+  {
+    vpr::MapRecorder rec(path, sha_of(1), "m", d, opt);
+    const double xy[2] = {-27.0, 153.0};
+    rec.add(x.data() + 5 * d, 5.0, "f5", xy);
+  }
+  const vpr::MapFile g = vpr::MapFile::open(path);
+  REQUIRE(g.map().count() == 6);
+  CHECK(g.map().positions()[2 * 5] == -27.0);
+  CHECK(g.map().positions()[2 * 4] == -27.47 + 4e-5);
+}

@@ -58,7 +58,8 @@ void write_map_atomic(const std::string& path, const std::vector<std::uint8_t>& 
 // Records frames into a map as they come. Each frame is appended to a journal beside the
 // map (`.NAME.journal`: a header naming the model and the map's place count when the
 // journal began, then one fixed-size record per frame), and the journal is folded into
-// a new map, atomically, every `fold_every` frames and on close(). A process killed at
+// a new map, atomically, every `fold_every` frames and on close(). Positions, when the
+// recording has them, go into the map's positions section. A process killed at
 // any point loses at most the frame it was writing: the next recorder (or fold_journal)
 // folds what the journal holds. Folding twice cannot happen: a journal whose frames the
 // map already holds (killed between the rename and the journal's removal) is dropped.
@@ -67,6 +68,9 @@ class MapRecorder {
   struct Options {
     Storage storage = Storage::Int8;  // for a new map; an existing map keeps its own
     std::size_t fold_every = 100;
+    // Not None: every frame comes with a position of this kind (an existing map must hold
+    // positions of the same kind); None: no frame has one (nor may the map).
+    PositionKind position_kind = PositionKind::None;
   };
   // Opens (or will create) the map at `path` for a model; folds a journal left behind.
   MapRecorder(std::string path, const std::array<std::uint8_t, 32>& model_sha256,
@@ -75,8 +79,11 @@ class MapRecorder {
   MapRecorder(const MapRecorder&) = delete;
   MapRecorder& operator=(const MapRecorder&) = delete;
 
-  // One frame: its descriptor (dim floats, any norm), time in seconds and name.
-  void add(const float* descriptor, double timestamp, const std::string& name);
+  // One frame: its descriptor (dim floats, any norm), time in seconds and name, and its
+  // position (x, y; required when Options::position_kind is not None, else ignored).
+  // Throws std::invalid_argument for a missing or non-finite position.
+  void add(const float* descriptor, double timestamp, const std::string& name,
+           const double* position = nullptr);
   // Folds the journal into the map now.
   void fold();
   void close();

@@ -10,9 +10,13 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <array>
+#include <cctype>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <exception>
 #include <fstream>
 #include <iostream>
@@ -21,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "vpr/frames.hpp"
@@ -89,10 +94,110 @@ void places_json(const std::vector<vpr::PlaceMatch>& top, bool names, bool posit
   (*out)["positions"] = positions ? pos : nlohmann::json(nullptr);
 }
 
+// Positions of recorded frames, from a CSV with the header of build-map --positions
+// (name,lat,lon or name,easting,northing; the name is the place's: a file's name, or
+// frame-N for the N-th frame of --stdin). Read lazily, so the file can be a FIFO that a
+// GPS or odometry process writes as the robot drives: the lookup of a frame reads lines
+// until that frame's line has come. On a stream, lines of frames never localized (--live
+// dropped them) are forgotten once a later frame's line is found.
+class PositionFeed {
+ public:
+  PositionFeed(const std::string& path, bool stream) : path_(path), stream_(stream), in_(path) {
+    if (!in_) throw std::runtime_error("cannot read the positions file " + path);
+    std::string header;
+    std::getline(in_, header);
+    ++line_;
+    const std::vector<std::string> f = fields(header);
+    const std::string cols = f.size() == 3 ? lower(f[1]) + "," + lower(f[2]) : "";
+    if (cols == "lat,lon" || cols == "latitude,longitude") {
+      kind_ = vpr::PositionKind::LatLon;
+    } else if (cols == "easting,northing" || cols == "utm_east,utm_north") {
+      kind_ = vpr::PositionKind::Utm;
+    } else {
+      throw std::runtime_error(path +
+                               ": expected a header 'name,lat,lon' or "
+                               "'name,easting,northing', got '" +
+                               header + "'");
+    }
+  }
+
+  vpr::PositionKind kind() const { return kind_; }
+
+  // The position of the place `name`; throws std::runtime_error if the file has none.
+  std::array<double, 2> lookup(const std::string& name) {
+    auto it = table_.find(name);
+    std::string text;
+    while (it == table_.end() && std::getline(in_, text)) {
+      ++line_;
+      if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
+      const std::vector<std::string> f = fields(text);
+      std::array<double, 2> xy{};
+      bool ok = f.size() == 3;
+      try {
+        std::size_t used0 = 0, used1 = 0;
+        if (ok) xy = {std::stod(f[1], &used0), std::stod(f[2], &used1)};
+        ok = ok && used0 == f[1].size() && used1 == f[2].size() && std::isfinite(xy[0]) &&
+             std::isfinite(xy[1]);
+      } catch (const std::exception&) {  // not a number, or out of double's range
+        ok = false;
+      }
+      if (!ok) {
+        throw std::runtime_error(path_ + ":" + std::to_string(line_) +
+                                 ": expected name,number,number, got '" + text + "'");
+      }
+      if (table_.emplace(f[0], xy).second) order_.push_back(f[0]);
+      table_[f[0]] = xy;  // a name given twice: the last line wins, as in build-map
+      it = table_.find(name);
+    }
+    if (it == table_.end()) {
+      throw std::runtime_error("no position for " + name + " in " + path_ +
+                               ": the frame is not recorded");
+    }
+    const std::array<double, 2> xy = it->second;
+    if (stream_) {
+      while (!order_.empty()) {
+        const std::string front = order_.front();
+        order_.pop_front();
+        table_.erase(front);
+        if (front == name) break;
+      }
+    }
+    return xy;
+  }
+
+ private:
+  static std::string trim(const std::string& t) {
+    const auto a = t.find_first_not_of(" \t\r");
+    if (a == std::string::npos) return "";
+    return t.substr(a, t.find_last_not_of(" \t\r") - a + 1);
+  }
+  static std::string lower(std::string t) {
+    for (char& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return t;
+  }
+  // name,x,y: split at the last two commas, so a name may hold commas.
+  static std::vector<std::string> fields(const std::string& text) {
+    const auto b = text.rfind(',');
+    if (b == std::string::npos || b == 0) return {trim(text)};
+    const auto a = text.rfind(',', b - 1);
+    if (a == std::string::npos) return {trim(text.substr(0, b)), trim(text.substr(b + 1))};
+    return {trim(text.substr(0, a)), trim(text.substr(a + 1, b - a - 1)), trim(text.substr(b + 1))};
+  }
+
+  std::string path_;
+  bool stream_;
+  std::ifstream in_;
+  std::size_t line_ = 0;
+  vpr::PositionKind kind_ = vpr::PositionKind::None;
+  std::unordered_map<std::string, std::array<double, 2>> table_;
+  std::deque<std::string> order_;
+};
+
 struct Settings {
   std::string bundle, map_path, desc_out, inputs_out, summary_out, stdin_size;
   std::string pixels = "rgb24";
   std::string record_path;
+  std::string record_positions;
   std::string record_storage = "int8";
   std::size_t record_every = 100;
   std::string on_bad_image = "fail";
@@ -127,6 +232,10 @@ class Session {
         if (s.record_storage == vpr::storage_name(st)) ro.storage = st;
       }
       ro.fold_every = s.record_every;
+      if (!s.record_positions.empty()) {
+        feed_ = std::make_unique<PositionFeed>(s.record_positions, !s.stdin_size.empty());
+        ro.position_kind = feed_->kind();
+      }
       rec_ = std::make_unique<vpr::MapRecorder>(s.record_path, sha, m.model_name,
                                                 ex_->descriptor_dim(), ro);
     }
@@ -159,7 +268,12 @@ class Session {
       const double now =
           std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
               .count();
-      rec_->add(d.data(), now, name);
+      if (feed_) {
+        const std::array<double, 2> xy = feed_->lookup(name);
+        rec_->add(d.data(), now, name, xy.data());
+      } else {
+        rec_->add(d.data(), now, name);
+      }
     }
     nlohmann::json line = {{"frame", number}, {"source", source}};
     if (loc_) {
@@ -263,6 +377,7 @@ class Session {
   std::unique_ptr<vpr::Localizer> loc_;
   std::unique_ptr<vpr::Extractor> ext_;
   std::unique_ptr<vpr::MapRecorder> rec_;
+  std::unique_ptr<PositionFeed> feed_;
   vpr::Extractor* ex_ = nullptr;
   std::vector<float> chw_;
   std::ofstream dout_, iout_;
@@ -383,6 +498,10 @@ int main(int argc, char** argv) {
   app.add_option("--record", s.record_path,
                  "append every good frame (descriptor, name, time) to this map, created if "
                  "missing: journaled per frame, folded into the map atomically");
+  app.add_option("--record-positions", s.record_positions,
+                 "positions of the recorded frames: a CSV 'name,lat,lon' or "
+                 "'name,easting,northing' (name: the file's name, or frame-N on --stdin), "
+                 "read as frames come, so it may be a FIFO a GPS writes");
   app.add_option("--record-every", s.record_every, "frames between folds of the journal")
       ->check(CLI::Range(1, 1000000));
   app.add_option("--record-storage", s.record_storage, "storage of a new recorded map")
@@ -405,6 +524,9 @@ int main(int argc, char** argv) {
     if (!s.stdin_size.empty()) std::tie(s.stdin_width, s.stdin_height) = parse_size(s.stdin_size);
     if (s.live && s.stdin_size.empty()) {
       throw CLI::ValidationError("--live", "needs --stdin WxH");
+    }
+    if (!s.record_positions.empty() && s.record_path.empty()) {
+      throw CLI::ValidationError("--record-positions", "needs --record MAP");
     }
     if (s.opt.sequence > 1 && s.map_path.empty()) {
       throw CLI::ValidationError("--sequence", "needs --map");
