@@ -15,7 +15,7 @@ et_host=$(python -c "import executorch, os; print(os.path.join(list(executorch._
 echo "=== host: build/runtime-host (executorch from $et_host) ==="
 cmake -S . -B build/runtime-host -G Ninja -DCMAKE_BUILD_TYPE=Release -DVPR_BUILD_RUNTIME=ON \
   -Dexecutorch_DIR="$et_host" >/dev/null
-cmake --build build/runtime-host --target vpr-localize
+cmake --build build/runtime-host --target vpr-localize vpr_fake_v4l2
 
 if [[ "${SKIP_AARCH64:-0}" != 1 ]]; then
   et_arm=$(bash scripts/fetch_executorch_aarch64.sh)

@@ -663,6 +663,167 @@ def test_host_recording_survives_kill_9(
     assert not (tmp_path / ".drive.vprmap.journal").exists()
 
 
+FAKE_CAMERA = HOST_BIN.parent / "libvpr_fake_v4l2.so"
+
+
+def _rgb_to_yuyv(rgb: np.ndarray) -> bytes:
+    """(H, W, 3) RGB -> YUYV (4:2:2, what USB webcams stream), BT.601 limited range, chroma
+    averaged over each pixel pair."""
+    x = rgb.astype(np.float64) / 255.0
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    y = 16 + 65.481 * r + 128.553 * g + 24.966 * b
+    u = 128 - 37.797 * r - 74.203 * g + 112.0 * b
+    v = 128 + 112.0 * r - 93.786 * g - 18.214 * b
+    h, w = y.shape
+    out = np.empty((h, w * 2))
+    out[:, 0::4], out[:, 2::4] = y[:, 0::2], y[:, 1::2]
+    out[:, 1::4] = u.reshape(h, w // 2, 2).mean(2)
+    out[:, 3::4] = v.reshape(h, w // 2, 2).mean(2)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8).tobytes()
+
+
+def _yuyv_to_rgb(frame: bytes, w: int, h: int) -> np.ndarray:
+    """The textbook BT.601 inverse of a YUYV frame, chroma repeated over each pixel pair."""
+    a = np.frombuffer(frame, np.uint8).reshape(h, w * 2).astype(np.float64)
+    y = np.empty((h, w))
+    y[:, 0::2], y[:, 1::2] = a[:, 0::4], a[:, 2::4]
+    u = a[:, 1::4].repeat(2, 1) - 128.0
+    v = a[:, 3::4].repeat(2, 1) - 128.0
+    yy = 1.164 * (y - 16)
+    rgb = np.stack([yy + 1.596 * v, yy - 0.392 * u - 0.813 * v, yy + 2.017 * u], axis=-1)
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def _proc(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, check=False)
+
+
+def _camera(
+    tmp_path: Path, size: tuple[int, int], formats: str, **fake: str | int
+) -> tuple[Path, dict[str, str]]:
+    """A fake V4L2 device (csrc/runtime/tests/fake_v4l2.cpp, LD_PRELOADed): its device
+    file, and the environment that runs vpr-localize against it."""
+    assert FAKE_CAMERA.is_file(), "build it: scripts/test_runtime.sh (target vpr_fake_v4l2)"
+    device = tmp_path / "video0.fakecam"
+    device.write_bytes(b"")
+    env = dict(os.environ, LD_PRELOAD=str(FAKE_CAMERA), FAKE_CAM_SIZE=f"{size[0]}x{size[1]}",
+               FAKE_CAM_FORMATS=formats)  # fmt: skip
+    env.update({f"FAKE_CAM_{k.upper()}": str(v) for k, v in fake.items()})
+    return device, env
+
+
+@needs_host
+def test_host_camera_streams_the_newest_frame_and_counts_drops(
+    bundle: Path, images: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    """--camera: a YUYV device (padded rows) slower to read than it fills its buffers: each
+    line is the newest frame, numbered by the driver, with the frames skipped counted; the
+    inputs are the frames' textbook BT.601 RGB through Python's preprocessing, within a
+    grey level or two; the device is unplugged after its last frame: exit 1, one message,
+    and every line before it kept."""
+    man = read_manifest(bundle)
+    std = np.asarray(man.preprocessing.std, np.float32).reshape(3, 1, 1)
+    rgb = [np.asarray(read_image(p)) for p in images["queries"][:9]]
+    h, w, _ = rgb[0].shape
+    yuyv = [_rgb_to_yuyv(f) for f in rgb]
+    stride = w * 2 + 32
+    frames = tmp_path / "frames.yuyv"
+    padded = [np.pad(np.frombuffer(f, np.uint8).reshape(h, w * 2), ((0, 0), (0, 32))) for f in yuyv]
+    frames.write_bytes(b"".join(p.tobytes() for p in padded))
+    device, env = _camera(tmp_path, (w, h), "MJPG,YUYV", frames=frames, stride=stride, burst=3)
+    inputs = tmp_path / "inputs.f32"
+    args = ["--camera", str(device), "--inputs-out", str(inputs), "--camera-format", "yuyv"]
+    p = _proc(_host("--bundle", str(bundle), *args), env)
+    assert p.returncode == 1, p.stderr
+    assert f"{w}x{h} yuyv" in p.stderr and "unplugged" in p.stderr, p.stderr
+    lines = _lines(p.stdout)
+    # Bursts of 3: frames 2, 5, 8 are the newest each time; 2 dropped before each.
+    assert [line["frame"] for line in lines] == [2, 5, 8]
+    assert [line["dropped"] for line in lines] == [2, 2, 2]
+    got = np.fromfile(inputs, np.float32).reshape(len(lines), 3, *SIZE)
+    for i, line in enumerate(lines):
+        want = to_tensor(Image.fromarray(_yuyv_to_rgb(yuyv[line["frame"]], w, h)),
+                         man.preprocessing).numpy()  # fmt: skip
+        levels = np.abs(got[i] - want) * std * 255
+        assert float(levels.max()) <= 2.0 and float(levels.mean()) < 0.5, (i, levels.max())
+
+
+@needs_host
+def test_host_camera_mjpeg_gives_the_files_inputs_and_survives_a_bad_frame(
+    bundle: Path, images: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    """An MJPEG camera (the format "auto" falls back to when nothing raw is offered) whose
+    frames are the real JPEGs: the inputs equal those of the files bit for bit (one JPEG
+    decoder); a frame the driver flags as corrupt gets an error line and the stream goes
+    on; --frames N ends the run cleanly, and --record maps it (frame-N names)."""
+    q = images["queries"][:5]
+    h, w, _ = np.asarray(read_image(q[0])).shape
+    device, env = _camera(tmp_path, (w, h), "GREY,MJPG", jpegs=":".join(map(str, q)),
+                          error_at=1)  # fmt: skip
+    cam_in, file_in = tmp_path / "cam.f32", tmp_path / "file.f32"
+    rec = tmp_path / "cam.vprmap"
+    args = ["--camera", str(device), "--frames", "4", "--inputs-out", str(cam_in)]
+    p = _proc(_host("--bundle", str(bundle), *args, "--record", str(rec)), env)
+    assert p.returncode == 1 and "1 of 4 frames failed" in p.stderr, p.stderr
+    lines = _lines(p.stdout)
+    assert [line["frame"] for line in lines] == [0, 1, 2, 3]
+    assert "corrupt" in lines[1]["error"] and all("error" not in lines[i] for i in (0, 2, 3))
+    _run(_host("--bundle", str(bundle), "--inputs-out", str(file_in), *map(str, q)))
+    files = np.fromfile(file_in, np.float32).reshape(len(q), -1)
+    cam = np.fromfile(cam_in, np.float32).reshape(3, -1)
+    np.testing.assert_array_equal(cam, files[[0, 2, 3]])
+    from vpr_embedded.maps import Map
+
+    assert Map.open(rec).names == ["frame-0", "frame-2", "frame-3"]
+
+
+@needs_host
+def test_host_camera_stops_on_sigint_and_folds_the_recording(
+    bundle: Path, images: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    """A camera never ends; Ctrl-C (SIGINT) ends the run after the frame in hand, with exit
+    0, the recorder's journal folded into the map and --summary written."""
+    import signal
+
+    from vpr_embedded.maps import Map
+
+    rgb = np.asarray(read_image(images["queries"][0]))
+    h, w, _ = rgb.shape
+    frames = tmp_path / "f.yuyv"
+    frames.write_bytes(_rgb_to_yuyv(rgb))
+    device, env = _camera(tmp_path, (w, h), "YUYV", frames=frames, loop=1)
+    rec, summary = tmp_path / "drive.vprmap", tmp_path / "s.json"
+    proc = subprocess.Popen(_host("--bundle", str(bundle), "--camera", str(device), "--record",
+                                  str(rec), "--record-every", "1000", "--summary", str(summary)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)  # fmt: skip
+    assert proc.stdout is not None
+    seen = [json.loads(proc.stdout.readline()) for _ in range(3)]
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    seen += _lines(out.decode())
+    assert all("error" not in line for line in seen)
+    assert Map.open(rec).count == len(seen)
+    assert not (tmp_path / ".drive.vprmap.journal").exists()
+    assert json.loads(summary.read_text())["frames"] == len(seen)
+
+
+@needs_host
+def test_host_camera_errors_are_one_line(bundle: Path, tmp_path: Path) -> None:
+    """A missing device, a file that is not a V4L2 device, a device with no usable format,
+    a bad size: one line each, before any frame."""
+    err = _refused(_host("--bundle", str(bundle), "--camera", str(tmp_path / "video9")))
+    assert "cannot open camera" in err and "No such file" in err
+    err = _refused(_host("--bundle", str(bundle), "--camera", "/dev/null"))
+    assert "/dev/null is not a V4L2 device" in err
+    device, env = _camera(tmp_path, (64, 48), "GREY,H264")
+    p = _proc(_host("--bundle", str(bundle), "--camera", str(device)), env)
+    assert p.returncode == 1 and p.stdout == "", p.stderr
+    assert "offers GREY, H264, none of which is YUYV, NV12, YU12, RGB3 or MJPG" in p.stderr
+    p = _proc(_host("--bundle", str(bundle), "--camera", str(device), "--camera-size", "640"))
+    assert p.returncode == 2 and "--camera-size" in p.stderr
+
+
 def test_aarch64_under_qemu_equals_host(
     bundle: Path, images: dict[str, list[Path]], tmp_path: Path
 ) -> None:

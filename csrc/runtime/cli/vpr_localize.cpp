@@ -6,11 +6,13 @@
 // (schemas/localize-frame.schema.json, the same lines as `vpr-embedded localize`). A bad
 // frame gives an error line and the stream goes on; the exit status at the end says
 // whether any frame failed. Without --map it only extracts descriptors.
+#include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <cmath>
@@ -28,6 +30,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "vpr/camera.hpp"
 #include "vpr/frames.hpp"
 #include "vpr/image_decode.hpp"
 #include "vpr/localizer.hpp"
@@ -36,6 +39,22 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Ctrl-C or SIGTERM: stop after the frame in hand, so that the recorder folds its journal
+// and --summary is written (a second signal kills as usual).
+std::atomic<bool> g_stop{false};
+void on_stop_signal(int sig) {
+  g_stop = true;
+  ::signal(sig, SIG_DFL);
+}
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sa.sa_flags = SA_RESTART;  // blocking reads go on; the loops look at g_stop per frame
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
 
 double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -59,7 +78,7 @@ double median(std::vector<double> v) {
 }
 
 // "640x480" -> (640, 480).
-std::pair<int, int> parse_size(const std::string& text) {
+std::pair<int, int> parse_size(const std::string& text, const char* flag = "--stdin") {
   const auto x = text.find('x');
   try {
     std::size_t used_w = 0, used_h = 0;
@@ -72,8 +91,7 @@ std::pair<int, int> parse_size(const std::string& text) {
     }
     return {w, h};
   } catch (const std::exception&) {
-    throw CLI::ValidationError("--stdin",
-                               "expected WIDTHxHEIGHT (each 1..16384), got '" + text + "'");
+    throw CLI::ValidationError(flag, "expected WIDTHxHEIGHT (each 1..16384), got '" + text + "'");
   }
 }
 
@@ -202,6 +220,8 @@ struct Settings {
   std::size_t record_every = 100;
   std::string on_bad_image = "fail";
   int stdin_width = 0, stdin_height = 0;  // from stdin_size, parsed once by main
+  std::string camera, camera_size = "640x480", camera_format = "auto";
+  std::uint64_t max_frames = 0;  // 0: until the source ends (or Ctrl-C)
   vpr::LocalizerOptions opt;
   int repeat = 1;
   bool live = false;
@@ -233,7 +253,7 @@ class Session {
       }
       ro.fold_every = s.record_every;
       if (!s.record_positions.empty()) {
-        feed_ = std::make_unique<PositionFeed>(s.record_positions, !s.stdin_size.empty());
+        feed_ = std::make_unique<PositionFeed>(s.record_positions, s.images.empty());
         ro.position_kind = feed_->kind();
       }
       rec_ = std::make_unique<vpr::MapRecorder>(s.record_path, sha, m.model_name,
@@ -263,8 +283,9 @@ class Session {
     }
     if (rec_) {
       // Journaled before the frame's line is written: a line seen is a place recorded.
+      // A stream's frames (stdin, camera) are named by number, files by their name.
       const std::string name =
-          source == "stdin" ? "frame-" + std::to_string(number) : fs_name(source);
+          s_.images.empty() ? "frame-" + std::to_string(number) : fs_name(source);
       const double now =
           std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
               .count();
@@ -320,6 +341,12 @@ class Session {
     ++failed_;
   }
 
+  // Whether the run should end now: --frames reached, or a stop signal came.
+  bool enough() const { return g_stop || (s_.max_frames > 0 && done_ + failed_ >= s_.max_frames); }
+
+  // The source failed mid-run (a camera unplugged, stalled): said once at the end.
+  void source_failed(const std::string& why) { source_error_ = why; }
+
   int finish() {
     if (rec_) rec_->close();
     if (!s_.summary_out.empty()) {
@@ -346,6 +373,11 @@ class Session {
     if (iout_) iout_.flush();
     if ((dout_.is_open() && !dout_) || (iout_.is_open() && !iout_)) {
       throw std::runtime_error("writing --descriptors-out or --inputs-out failed (disk full?)");
+    }
+    if (!source_error_.empty()) {
+      std::cerr << "vpr-localize: error: " << source_error_ << " (after " << done_ + failed_
+                << " frames)\n";
+      return 1;
     }
     if (failed_ > 0) {
       std::cerr << "vpr-localize: " << failed_ << " of " << failed_ + done_
@@ -383,11 +415,13 @@ class Session {
   std::ofstream dout_, iout_;
   std::vector<double> pre_ms_, inf_ms_, match_ms_;
   std::uint64_t done_ = 0, failed_ = 0, dropped_ = 0;
+  std::string source_error_;
 };
 
 void run_files(Session& session, const std::vector<std::string>& images) {
   std::uint64_t number = 0;
   for (const std::string& path : images) {
+    if (session.enough()) return;
     const auto t0 = Clock::now();
     try {
       const vpr::RgbImage im = vpr::decode_image(path);
@@ -421,7 +455,7 @@ void run_stdin(Session& session, const Settings& s) {
   };
   if (!s.live) {
     vpr::RawFrameReader reader(STDIN_FILENO, bytes);
-    for (std::uint64_t number = 0;; ++number) {
+    for (std::uint64_t number = 0; !session.enough(); ++number) {
       std::size_t got = 0;
       std::string error;
       const auto t0 = Clock::now();
@@ -443,7 +477,7 @@ void run_stdin(Session& session, const Settings& s) {
   vpr::ReadStatus st = vpr::ReadStatus::End;
   std::size_t got = 0;
   std::string error;
-  for (;;) {
+  while (!session.enough()) {
     const auto t0 = Clock::now();
     if (!reader.next(raw, &index, &dropped, &st, &got, &error)) break;
     convert(index, ms_since(t0), dropped);
@@ -453,6 +487,39 @@ void run_stdin(Session& session, const Settings& s) {
     session.failed(next_number, "stdin", truncated_message(got, bytes));
   } else if (st == vpr::ReadStatus::Error) {
     session.failed(next_number, "stdin", "reading standard input failed: " + error);
+  }
+}
+
+// A V4L2 camera: live, the newest frame each time (frames are numbered by the driver).
+void run_camera(Session& session, const Settings& s) {
+  vpr::CameraOptions o;
+  std::tie(o.width, o.height) = parse_size(s.camera_size, "--camera-size");
+  o.format = s.camera_format;
+  vpr::V4l2Camera camera(s.camera, o);  // a device that cannot stream: one line, exit 1
+  std::cerr << "vpr-localize: " << s.camera << ": " << camera.width() << "x" << camera.height()
+            << " " << camera.format() << "\n";
+  std::vector<std::uint8_t> rgb;
+  const std::string source = s.camera;
+  while (!session.enough()) {
+    std::uint64_t sequence = 0, dropped = 0;
+    std::string error;
+    const auto t0 = Clock::now();
+    const vpr::V4l2Camera::Status st = camera.next(rgb, &sequence, &dropped, &error);
+    if (st == vpr::V4l2Camera::Status::Stopped) {
+      if (!g_stop) session.source_failed(error);
+      return;
+    }
+    if (st == vpr::V4l2Camera::Status::BadFrame) {
+      session.failed(sequence, source, error);
+      continue;
+    }
+    try {
+      session.frame(sequence, source,
+                    vpr::ImageView{rgb.data(), camera.width(), camera.height(), 0}, ms_since(t0),
+                    dropped);
+    } catch (const std::exception& e) {
+      session.failed(sequence, source, e.what());
+    }
   }
 }
 
@@ -491,6 +558,14 @@ int main(int argc, char** argv) {
   app.add_flag("--live", s.live,
                "--stdin is a live camera: take the newest frame each time and count the ones "
                "dropped (default: every frame, the writer waits)");
+  app.add_option("--camera", s.camera,
+                 "read a V4L2 camera (/dev/videoN): live, the newest frame each time, the "
+                 "dropped ones counted");
+  app.add_option("--camera-size", s.camera_size, "frame size asked of the camera (WIDTHxHEIGHT)");
+  app.add_option("--camera-format", s.camera_format, "pixel format asked of the camera")
+      ->check(CLI::IsMember({"auto", "yuyv", "nv12", "yuv420", "rgb24", "mjpeg"}));
+  app.add_option("--frames", s.max_frames, "stop after this many frames (default: all)")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 62));
   app.add_option("--on-bad-image", s.on_bad_image,
                  "a frame that cannot be read or run gets an error line either way; fail: exit "
                  "1 at the end, skip: exit 0")
@@ -518,9 +593,13 @@ int main(int argc, char** argv) {
   app.add_option("images", s.images, "image files (JPEG, PNG, PNM)");
   try {
     app.parse(argc, argv);
-    if (s.images.empty() == s.stdin_size.empty()) {
-      throw CLI::ValidationError("frames", "give image files or --stdin WxH, not both or none");
+    const int sources =
+        int(!s.images.empty()) + int(!s.stdin_size.empty()) + int(!s.camera.empty());
+    if (sources != 1) {
+      throw CLI::ValidationError("frames",
+                                 "give one source: image files, --stdin WxH or --camera DEVICE");
     }
+    if (!s.camera.empty()) parse_size(s.camera_size, "--camera-size");  // bad: exit 2 here
     if (!s.stdin_size.empty()) std::tie(s.stdin_width, s.stdin_height) = parse_size(s.stdin_size);
     if (s.live && s.stdin_size.empty()) {
       throw CLI::ValidationError("--live", "needs --stdin WxH");
@@ -543,7 +622,10 @@ int main(int argc, char** argv) {
 
   try {
     Session session(s);  // a bundle or map that cannot be used: one line, exit 1
-    if (s.stdin_size.empty()) {
+    install_stop_handlers();
+    if (!s.camera.empty()) {
+      run_camera(session, s);
+    } else if (s.stdin_size.empty()) {
       run_files(session, s.images);
     } else {
       run_stdin(session, s);
