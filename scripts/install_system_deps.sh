@@ -7,6 +7,7 @@ packages=(g++ make git python3.11-venv python3.11-dev g++-aarch64-linux-gnu qemu
   openjdk-17-jdk-headless  # JNI headers, javac and java for scripts/test_jni.sh
   nlohmann-json3-dev libstb-dev libcli11-dev  # csrc/runtime: JSON, PNG/PNM decoding, arguments
   libjpeg62-turbo-dev libyuv-dev  # vpr-localize: JPEG (Pillow's decoder) and YUV frames
+  ffmpeg  # tests/test_runtime.py: video files and raw streams piped into vpr-localize
   pkgconf file)  # scripts/test_cmake_package.sh: the pkg-config consumer, checking ELF machines
 # scripts/test_arm_python.sh unpacks Debian's arm64 CPython into a folder (nothing is
 # installed): apt must know arm64 packages to download them.

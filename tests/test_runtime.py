@@ -824,6 +824,171 @@ def test_host_camera_errors_are_one_line(bundle: Path, tmp_path: Path) -> None:
     assert p.returncode == 2 and "--camera-size" in p.stderr
 
 
+FFMPEG = shutil.which("ffmpeg")
+DRIVE = 120  # frames of the nordland_part1 test segment in the video tests
+
+
+@pytest.fixture(scope="module")
+def drive(
+    shared_data: Path, tmp_path_factory: pytest.TempPathFactory, host_built: None
+) -> dict[str, Any]:
+    """The zoo's nordland model as an int8 bundle, a summer map of DRIVE places of the test
+    segment (Python-built), and the winter frames of the same places as a numbered PNG
+    sequence, the input of ffmpeg's image2 demuxer."""
+    from vpr_embedded.data.splits import segment_range
+    from vpr_embedded.maps import build_map
+    from vpr_embedded.models.zoo import load_zoo_model
+
+    root = tmp_path_factory.mktemp("drive")
+    summer = sorted((shared_data / "nordland_part1" / "summer").glob("*.png"))
+    winter = sorted((shared_data / "nordland_part1" / "winter").glob("*.png"))
+    picked = list(segment_range(len(summer), "test"))[:DRIVE]
+    bundle = root / "bundle"
+    cfg = ExportConfig(quantize="int8", calib_images=shared_data / "nordland_part1" / "summer",
+                       calib_count=8, check=False, progress=False)  # fmt: skip
+    export_bundle(load_zoo_model("zoo:nordland-lite0-gem"), bundle, cfg)
+    man = read_manifest(bundle)
+    refs = [summer[i] for i in picked]
+    b = load_bundle(bundle, threads=2)
+    map_path = build_map(b.embed_images(refs), out_path=root / "summer.vprmap",
+                         model_sha256=man.pte_sha256, model_name=man.model_name,
+                         names=[p.name for p in refs])  # fmt: skip
+    frames = root / "winter"
+    frames.mkdir()
+    for n, i in enumerate(picked):
+        (frames / f"{n:05d}.png").symlink_to(winter[i])
+    for n, i in enumerate(picked):
+        (frames.parent / "summer_seq").mkdir(exist_ok=True)
+        (frames.parent / "summer_seq" / f"{n:05d}.png").symlink_to(summer[i])
+    w, h = Image.open(winter[0]).size
+    return {"bundle": bundle, "map": map_path, "winter": frames, "summer": root / "summer_seq",
+            "size": f"{w}x{h}", "root": root}  # fmt: skip
+
+
+def _ffmpeg(*args: str | Path) -> subprocess.Popen[bytes]:
+    """ffmpeg writing raw video to a pipe (the documented way to feed vpr-localize)."""
+    assert FFMPEG is not None, "ffmpeg is missing: scripts/install_system_deps.sh installs it"
+    cmd = [FFMPEG, "-loglevel", "error", "-nostdin", *map(str, args)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE)
+
+
+def _piped(video: subprocess.Popen[bytes], cmd: list[str]) -> list[dict[str, Any]]:
+    """Runs vpr-localize on ffmpeg's output; both must succeed; returns the lines."""
+    p = subprocess.run(cmd, stdin=video.stdout, capture_output=True, timeout=600, check=False)
+    assert video.stdout is not None
+    video.stdout.close()
+    assert video.wait(timeout=60) == 0, "ffmpeg failed"
+    assert p.returncode == 0, p.stderr.decode()
+    return _lines(p.stdout.decode())
+
+
+def _python_localize(d: dict[str, Any], frames: Path) -> list[dict[str, Any]]:
+    """Python's `vpr-embedded localize` on a folder of frames: its lines, in frame order."""
+    out = subprocess.run(["vpr-embedded", "localize", "--model", str(d["bundle"]), "--map",
+                          str(d["map"]), "--dir", str(frames), "--sequence", "10", "--k", "3"],
+                         capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = _lines(out.stdout)
+    assert [Path(line["source"]).name for line in lines] == sorted(p.name for p in frames.iterdir())
+    return lines
+
+
+def _top1(lines: list[dict[str, Any]], key: str | None = None) -> list[int]:
+    return [(line[key] if key else line)["ids"][0] for line in lines]
+
+
+@needs_host
+def test_host_video_pipe_of_a_drive_equals_python(drive: dict[str, Any], tmp_path: Path) -> None:
+    """A winter drive through ffmpeg into vpr-localize --stdin --sequence 10, against the
+    summer map: one line per frame with the top-1 (single frame and sequence) of Python's
+    `localize` on the same frames: the PNG sequence as raw rgb24, and an H.264 video
+    (libx264) decoded into the pipe, against Python on ffmpeg's decoded frames. The same
+    video as yuv420p (libyuv converts instead of ffmpeg) gives descriptors within the
+    conversion's rounding."""
+    args = ["--bundle", str(drive["bundle"]), "--map", str(drive["map"]), "--k", "3",
+            "--sequence", "10", "--stdin", drive["size"]]  # fmt: skip
+    seq = drive["winter"] / "%05d.png"
+    raw = _piped(_ffmpeg("-i", seq, "-pix_fmt", "rgb24", "-f", "rawvideo", "-"),
+                 _host(*args, "--pixels", "rgb24"))  # fmt: skip
+    python = _python_localize(drive, drive["winter"])
+    assert [line["frame"] for line in raw] == list(range(DRIVE))
+    assert _top1(raw) == _top1(python)
+    assert _top1(raw, "sequence") == _top1(python, "sequence")
+    # H.264: what a dashcam or a phone records; lossy, so compared on its decoded frames.
+    video = tmp_path / "drive.mp4"
+    enc = subprocess.run([FFMPEG or "ffmpeg", "-loglevel", "error", "-nostdin", "-i", str(seq),
+                          "-c:v", "libx264", "-crf", "18", "-pix_fmt", "yuv420p", str(video)],
+                         capture_output=True, timeout=300, check=False)  # fmt: skip
+    assert enc.returncode == 0, enc.stderr
+    decoded = tmp_path / "decoded"
+    decoded.mkdir()
+    dec = subprocess.run([FFMPEG or "ffmpeg", "-loglevel", "error", "-nostdin", "-i", str(video),
+                          "-pix_fmt", "rgb24", str(decoded / "%05d.png")],
+                         capture_output=True, timeout=300, check=False)  # fmt: skip
+    assert dec.returncode == 0, dec.stderr
+    rgb_in, yuv_in = tmp_path / "rgb.f32", tmp_path / "yuv.f32"
+    h264 = _piped(_ffmpeg("-i", video, "-pix_fmt", "rgb24", "-f", "rawvideo", "-"),
+                  _host(*args, "--pixels", "rgb24", "--inputs-out", str(rgb_in)))  # fmt: skip
+    assert len(h264) == DRIVE
+    python_h264 = _python_localize(drive, decoded)
+    assert _top1(h264) == _top1(python_h264)
+    assert _top1(h264, "sequence") == _top1(python_h264, "sequence")
+    yuv = _piped(_ffmpeg("-i", video, "-pix_fmt", "yuv420p", "-f", "rawvideo", "-"),
+                 _host(*args, "--pixels", "yuv420p", "--inputs-out", str(yuv_in)))  # fmt: skip
+    assert len(yuv) == DRIVE
+    # The int8 model is not smooth at a grey level (its descriptors move more than that),
+    # so the two converters are compared where they act: on the model inputs.
+    std = np.asarray(read_manifest(drive["bundle"]).preprocessing.std, np.float32)
+    a, b = np.fromfile(rgb_in, np.float32), np.fromfile(yuv_in, np.float32)
+    levels = (np.abs(a - b).reshape(DRIVE, 3, -1) * std.reshape(1, 3, 1) * 255).reshape(-1)
+    assert float(levels.max()) <= 3.0 and float(levels.mean()) < 0.6, (levels.max(), levels.mean())
+
+
+@needs_host
+def test_host_recorded_drive_localizes_the_next_drive(
+    drive: dict[str, Any], tmp_path: Path
+) -> None:
+    """Drive once in summer with --record (no Python: the pipe and vpr-localize), then in
+    winter against the recorded map: the same places as against the Python-built map."""
+    rec = tmp_path / "recorded.vprmap"
+    base = ["--bundle", str(drive["bundle"]), "--stdin", drive["size"], "--pixels", "rgb24"]
+    first = _piped(_ffmpeg("-i", drive["summer"] / "%05d.png", "-pix_fmt", "rgb24", "-f",
+                           "rawvideo", "-"), _host(*base, "--record", str(rec)))  # fmt: skip
+    assert len(first) == DRIVE
+    winter = drive["winter"] / "%05d.png"
+    args = ["--k", "3", "--sequence", "10"]
+    on_recorded = _piped(_ffmpeg("-i", winter, "-pix_fmt", "rgb24", "-f", "rawvideo", "-"),
+                         _host(*base, "--map", str(rec), *args))  # fmt: skip
+    on_python = _piped(_ffmpeg("-i", winter, "-pix_fmt", "rgb24", "-f", "rawvideo", "-"),
+                       _host(*base, "--map", str(drive["map"]), *args))  # fmt: skip
+    assert _top1(on_recorded) == _top1(on_python)
+    assert _top1(on_recorded, "sequence") == _top1(on_python, "sequence")
+    assert [line["names"][0] for line in on_recorded] == [f"frame-{i}" for i in _top1(on_recorded)]
+
+
+def test_aarch64_video_pipe_under_qemu(drive: dict[str, Any], tmp_path: Path) -> None:
+    """The drive's first 20 winter frames through ffmpeg into the aarch64 vpr-localize under
+    qemu (cortex-a76): one line per frame, the host's single-frame and sequence top-1."""
+    reason = _arm_ready()
+    if reason:
+        pytest.fail(reason)
+    args = ["--bundle", str(drive["bundle"]), "--map", str(drive["map"]), "--k", "3",
+            "--sequence", "10", "--stdin", drive["size"], "--pixels", "yuv420p"]  # fmt: skip
+    seq = drive["winter"] / "%05d.png"
+    video = ["-i", seq, "-frames:v", "20", "-pix_fmt", "yuv420p", "-f", "rawvideo", "-"]
+    host = _piped(_ffmpeg(*video), _host(*args))
+    cmd, env = _arm(*args)
+    stream = _ffmpeg(*video)
+    p = subprocess.run(cmd, stdin=stream.stdout, capture_output=True, env=env, timeout=600,
+                       check=False)  # fmt: skip
+    assert stream.wait(timeout=60) == 0
+    assert p.returncode == 0, p.stderr.decode()
+    arm = _lines(p.stdout.decode())
+    assert len(arm) == len(host) == 20
+    assert _top1(arm) == _top1(host)
+    assert _top1(arm, "sequence") == _top1(host, "sequence")
+
+
 def test_aarch64_under_qemu_equals_host(
     bundle: Path, images: dict[str, list[Path]], tmp_path: Path
 ) -> None:
