@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -884,9 +885,9 @@ def _piped(video: subprocess.Popen[bytes], cmd: list[str]) -> list[dict[str, Any
 
 def _python_localize(d: dict[str, Any], frames: Path) -> list[dict[str, Any]]:
     """Python's `vpr-embedded localize` on a folder of frames: its lines, in frame order."""
-    out = subprocess.run(["vpr-embedded", "localize", "--model", str(d["bundle"]), "--map",
-                          str(d["map"]), "--dir", str(frames), "--sequence", "10", "--k", "3"],
-                         capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    cli = [sys.executable, "-m", "vpr_embedded.cli", "localize", "--model", str(d["bundle"])]
+    cli += ["--map", str(d["map"]), "--dir", str(frames), "--sequence", "10", "--k", "3"]
+    out = subprocess.run(cli, capture_output=True, text=True, timeout=600, check=False)
     assert out.returncode == 0, out.stderr
     lines = _lines(out.stdout)
     assert [Path(line["source"]).name for line in lines] == sorted(p.name for p in frames.iterdir())
