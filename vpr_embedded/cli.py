@@ -23,6 +23,7 @@ from typing import Any
 from vpr_embedded import __version__, progress
 from vpr_embedded import runtime_log as _runtime_log
 from vpr_embedded.extras import MissingExtraError, explain, require
+from vpr_embedded.ray_engine import RayBuildError
 from vpr_embedded.settings import SettingsError, add_arguments, resolve
 
 Printer = Callable[[Any, Any], int]  # (config, result) -> exit status
@@ -51,6 +52,10 @@ def _print_export(cfg: Any, result: Any) -> int:
 
 
 def _print_map(cfg: Any, result: Any) -> int:
+    """The map written; one stderr line per image left out, and exit 1 if any was (unless
+    --on-bad-image skip)."""
+    for path, why in result.failed:
+        print(f"vpr-embedded: {path}: {why}", file=sys.stderr)
     if result.added == result.places:
         print(
             f"wrote {result.path}: {result.places} places, {result.dim} dims ({result.storage}), "
@@ -58,6 +63,13 @@ def _print_map(cfg: Any, result: Any) -> int:
         )
     else:
         print(f"appended {result.added} places to {result.path} ({result.places} in all)")
+    if result.failed:
+        print(
+            f"vpr-embedded: {len(result.failed)} of {len(result.failed) + result.added} images "
+            "could not be read and are not in the map (see above)",
+            file=sys.stderr,
+        )
+        return 0 if result.on_bad_image == "skip" else 1
     return 0
 
 
@@ -393,6 +405,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(args.command, hint)
     except (SettingsError, ValueError, FileNotFoundError, FloatingPointError) as exc:
         return _error(args.command, exc)
+    except RayBuildError as exc:
+        return _error(args.command, exc)
+    except KeyboardInterrupt:  # Ctrl-C: the stages write nothing half-done (atomic writers)
+        print(f"vpr-embedded {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

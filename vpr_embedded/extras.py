@@ -3,7 +3,8 @@
 ``pip install vpr-embedded`` is the core: numpy and the C++ extension, enough for
 ``matching``, ``maps`` and ``sequence`` (map search on a Raspberry Pi, no torch). Everything
 else is an extra (pyproject.toml): ``export`` (torch, ExecuTorch, models, maps from images,
-evaluation), ``train`` (pruning, recovery, distillation), ``bench`` (yardsticks) and ``dev``.
+evaluation), ``train`` (pruning, recovery, distillation), ``bench`` (yardsticks), ``scale``
+(maps built on a Ray cluster) and ``dev``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
         "pytorch_metric_learning",
     ),
     "bench": ("faiss", "simsimd", "numkong"),
+    "scale": ("ray",),
 }
 # The first extra that provides a module: what to install when an import of it fails.
 _EXTRA_OF_MODULE: dict[str, str] = {}

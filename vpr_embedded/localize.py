@@ -23,7 +23,7 @@ import torch
 from numpy.typing import NDArray
 
 from vpr_embedded.data.datasets import list_images
-from vpr_embedded.data.images import load_tensor, read_image, to_tensor
+from vpr_embedded.data.images import ImageReadError, load_tensor, read_image, to_tensor
 from vpr_embedded.maps import (
     Map,
     MapStorageName,
@@ -70,8 +70,9 @@ class DescriptorModel:
             out: NDArray[np.float32] = self._bundle.embed_one(image)
         else:
             assert self._eager is not None
+            device = next(self._eager.parameters()).device  # CUDA on a GPU worker
             with torch.no_grad():
-                out = self._eager(image)[0].numpy().astype(np.float32)
+                out = self._eager(image.to(device))[0].cpu().numpy().astype(np.float32)
         self.seconds_per_image.append(time.perf_counter() - t0)
         return out
 
@@ -157,6 +158,38 @@ def read_positions(
     return positions, _POSITION_COLUMNS[columns]
 
 
+@dataclass
+class Extracted:
+    """Descriptors of the images that could be read, in input order, and the others."""
+
+    descriptors: NDArray[np.float32]  # (good images, D)
+    good: list[int]  # their indices in the input list
+    errors: list[tuple[Path, str]]  # unreadable images and why
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Where descriptors of many images are computed (build-map, append)."""
+
+    engine: Literal["local", "ray"] = option(
+        "local", "local: this process; ray: a Ray cluster (pip install 'vpr-embedded[scale]')"
+    )
+    address: str | None = option(
+        None, "ray: the cluster's address (default: RAY_ADDRESS, else a local cluster)"
+    )
+    workers: int | None = option(
+        None, "ray: model actors (default: one per --cpus-per-worker CPUs)", minimum=1
+    )
+    batch_size: int = option(32, "ray: images per batch", minimum=1)
+    cpus_per_worker: float = option(1.0, "ray: CPUs (extraction threads) per actor", minimum=0.01)
+    gpus_per_worker: float = option(0.0, "ray: GPUs per actor", minimum=0.0)
+    on_bad_image: Literal["fail", "skip"] = option(
+        "fail",
+        "an image that cannot be read is reported with its path and left out of the map; "
+        "fail: exit 1 at the end, skip: exit 0",
+    )
+
+
 @dataclass(frozen=True)
 class BuildMapConfig:
     """`vpr-embedded build-map`: every image of a folder, as a map."""
@@ -177,6 +210,7 @@ class BuildMapConfig:
         "pq4: also keep these codes to re-rank a shortlist",
         choices=("float32", "float16", "int8"),
     )
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
 
 @dataclass(frozen=True)
@@ -188,6 +222,7 @@ class AppendConfig:
     images: Path = required("folder of new reference images")
     positions: Path | None = option(None, "CSV: name,lat,lon or name,easting,northing")
     threads: int | None = option(None, "extraction threads", minimum=0, maximum=1024)
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
 
 @dataclass(frozen=True)
@@ -224,6 +259,43 @@ class MapWritten:
     storage: str
     bytes_per_place: float
     model: str
+    failed: list[tuple[Path, str]] = field(default_factory=list)  # unreadable images, why
+    on_bad_image: Literal["fail", "skip"] = "fail"
+
+
+def extract_descriptors(
+    model: str, extractor: DescriptorModel, paths: Sequence[Path], engine: EngineConfig, desc: str
+) -> Extracted:
+    """Descriptors of the readable images among ``paths``, in order, on the chosen engine."""
+    if engine.engine == "ray":
+        from vpr_embedded.ray_engine import RayOptions, extract_on_ray
+
+        options = RayOptions(
+            address=engine.address,
+            workers=engine.workers,
+            batch_size=engine.batch_size,
+            cpus_per_worker=engine.cpus_per_worker,
+            gpus_per_worker=engine.gpus_per_worker,
+        )
+        return extract_on_ray(model, paths, options, desc)
+    out, good, errors = [], [], []
+    for i, p in enumerate(track(paths, desc, "img")):
+        try:
+            image = load_tensor(p, extractor.preprocessing)
+        except ImageReadError as exc:
+            errors.append((Path(p), str(exc)))
+            continue
+        out.append(extractor.embed_one(image.unsqueeze(0)))
+        good.append(i)
+    dim = extractor.descriptor_dim
+    rows = np.stack(out).astype(np.float32) if out else np.zeros((0, dim), np.float32)
+    return Extracted(rows, good, errors)
+
+
+def _no_place_left(paths: Sequence[Path], got: Extracted) -> None:
+    if not got.good:
+        first = f": {got.errors[0][0]}: {got.errors[0][1]}" if got.errors else ""
+        raise ValueError(f"none of the {len(paths)} images could be read{first}")
 
 
 def build_map_from_images(cfg: BuildMapConfig) -> MapWritten:
@@ -245,15 +317,16 @@ def build_map_from_images(cfg: BuildMapConfig) -> MapWritten:
         check_config(pq, cfg.pca_dim or extractor.descriptor_dim, len(paths))
     elif cfg.rerank is not None or cfg.ivf:
         raise ValueError("--rerank and --ivf need --storage pq4")
-    descriptors = extractor.embed_paths(paths, desc="building map")
+    got = extract_descriptors(cfg.model, extractor, paths, cfg.engine, "building map")
+    _no_place_left(paths, got)
     written = build_map(
-        descriptors,
+        got.descriptors,
         out_path=cfg.out,
         model_sha256=extractor.sha256,
         model_name=extractor.name,
         storage=cfg.storage,
-        names=names,
-        positions=positions,
+        names=[names[i] for i in got.good],
+        positions=positions[got.good] if positions is not None else None,
         position_kind=kind,
         pca_dim=cfg.pca_dim,
         whiten=cfg.whiten,
@@ -262,7 +335,15 @@ def build_map_from_images(cfg: BuildMapConfig) -> MapWritten:
     )
     m = Map.open(written)
     return MapWritten(
-        written, m.count, m.count, m.dim, m.storage, m.bytes_per_place, extractor.name
+        written,
+        m.count,
+        m.count,
+        m.dim,
+        m.storage,
+        m.bytes_per_place,
+        extractor.name,
+        got.errors,
+        cfg.engine.on_bad_image,
     )
 
 
@@ -280,12 +361,26 @@ def append_images(cfg: AppendConfig) -> MapWritten:
         positions, kind = read_positions(cfg.positions, [p.name for p in paths])
         if existing.position_kind not in (None, kind):
             raise ValueError(f"{cfg.map} holds {existing.position_kind} positions, not {kind}")
-    descriptors = extractor.embed_paths(paths, desc="appending")
+    got = extract_descriptors(cfg.model, extractor, paths, cfg.engine, "appending")
+    _no_place_left(paths, got)
     del existing  # release the map before the file is replaced
-    written = append_to_map(cfg.map, descriptors, names, positions)
+    written = append_to_map(
+        cfg.map,
+        got.descriptors,
+        [names[i] for i in got.good] if names is not None else None,
+        positions[got.good] if positions is not None else None,
+    )
     m = Map.open(written)
     return MapWritten(
-        written, m.count, len(paths), m.dim, m.storage, m.bytes_per_place, extractor.name
+        written,
+        m.count,
+        len(got.good),
+        m.dim,
+        m.storage,
+        m.bytes_per_place,
+        extractor.name,
+        got.errors,
+        cfg.engine.on_bad_image,
     )
 
 
