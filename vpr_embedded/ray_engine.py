@@ -107,9 +107,6 @@ def _start(options: RayOptions) -> None:
     require("scale", "--engine ray")
     import ray
 
-    # Ray Data's notices (progress bars off, "execution finished") are not the user's
-    # business; its warnings about the job stay.
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
     if not ray.is_initialized():
         # The driver's C++ core worker warns at error level that an actor with restarts
         # has its constructor arguments in the object store (ray#53727): true of every
@@ -138,6 +135,10 @@ def extract_on_ray(
     _start(options)
     import ray
     import ray.data
+
+    # Ray Data's notices (its execution plan, "execution finished", progress bars off) are
+    # not the user's business; set after the import, which configures Ray Data's logging.
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
 
     spec = str(Path(model).resolve()) if Path(model).exists() else model
     rows = [{"index": i, "path": str(Path(p).resolve())} for i, p in enumerate(paths)]
