@@ -31,6 +31,7 @@ HOST_STAGES = (
     "vpr_embedded.export",
     "vpr_embedded.evaluate",
     "vpr_embedded.localize",
+    "vpr_embedded.ray_engine",
     "vpr_embedded.pipeline",
     "vpr_embedded.prune",
     "vpr_embedded.distill",

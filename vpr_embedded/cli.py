@@ -23,7 +23,6 @@ from typing import Any
 from vpr_embedded import __version__, progress
 from vpr_embedded import runtime_log as _runtime_log
 from vpr_embedded.extras import MissingExtraError, explain, require
-from vpr_embedded.ray_engine import RayBuildError
 from vpr_embedded.settings import SettingsError, add_arguments, resolve
 
 Printer = Callable[[Any, Any], int]  # (config, result) -> exit status
@@ -404,8 +403,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return _error(args.command, hint)
     except (SettingsError, ValueError, FileNotFoundError, FloatingPointError) as exc:
-        return _error(args.command, exc)
-    except RayBuildError as exc:
         return _error(args.command, exc)
     except KeyboardInterrupt:  # Ctrl-C: the stages write nothing half-done (atomic writers)
         print(f"vpr-embedded {args.command}: interrupted", file=sys.stderr)

@@ -44,9 +44,10 @@ log = logging.getLogger(__name__)
 KILL_ONE_WORKER_ENV = "VPR_RAY_KILL_ONE_WORKER"
 
 
-class RayBuildError(RuntimeError):
-    """The cluster could not run the build (a worker cannot load the model, the cluster
-    is unreachable); the message says what Ray reported."""
+class RayBuildError(ValueError):
+    """The cluster could not run the build: a worker cannot load the model or read the
+    package, say. Something the user fixes (paths and installs on the nodes), so a
+    ValueError, which the CLI reports in one line; the message says what Ray reported."""
 
 
 @dataclass(frozen=True)
