@@ -19,4 +19,9 @@ if [[ "$(uname -m)" == x86_64 ]] && grep -q avx2 /proc/cpuinfo; then
   lab_out=$(build/host/row_order_lab 4096 256 1 16)
   grep -q "core avx2/sequential i8" <<<"$lab_out"
   echo "row_order_lab: builds and runs"
+  # The PQ scan lab of docs/pq.md: every kernel checked against the scalar scan (tiny size).
+  g++ -O2 -Wall -Wextra -Werror -std=c++17 -Icsrc/include -DVPR_HAVE_AVX2 -DVPR_HAVE_AVX512 \
+    benchmarks/pq4_scan_lab.cpp build/host/csrc/libvpr_core.a -lpthread -o build/host/pq4_scan_lab
+  build/host/pq4_scan_lab 4096 64 1 | grep -q "avx2 "
+  echo "pq4_scan_lab: builds and runs"
 fi
