@@ -98,14 +98,30 @@ def check_frame_lines() -> Callable[[str], list[dict[str, Any]]]:
 
 # Reference YUV <-> RGB (textbook BT.601 limited range) for the frame tests of vpr-localize
 # (tests/test_runtime.py) and of the Android preprocessing (tests/test_jni.py).
-def rgb_to_i420(rgb: np.ndarray) -> bytes:
-    """(H, W, 3) uint8 RGB -> an I420 frame, BT.601 limited range (ffmpeg's default for
-    rgb24 -> yuv420p), chroma averaged over 2 x 2 blocks. Even sizes only."""
+def bt601_yuv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 RGB -> full-resolution float Y, U, V planes, BT.601 limited range
+    (ffmpeg's default for rgb24 -> yuv); subsampling and rounding are the caller's."""
     x = rgb.astype(np.float64) / 255.0
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     y = 16 + 65.481 * r + 128.553 * g + 24.966 * b
     u = 128 - 37.797 * r - 74.203 * g + 112.0 * b
     v = 128 + 112.0 * r - 93.786 * g - 18.214 * b
+    return y, u, v
+
+
+def bt601_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The textbook inverse of full-resolution Y, U, V planes (any numeric dtype) -> uint8
+    RGB: what libyuv computes in fixed point."""
+    yy = 1.164 * (y.astype(np.float64) - 16)
+    uu, vv = u.astype(np.float64) - 128.0, v.astype(np.float64) - 128.0
+    rgb = np.stack([yy + 1.596 * vv, yy - 0.392 * uu - 0.813 * vv, yy + 2.017 * uu], axis=-1)
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def rgb_to_i420(rgb: np.ndarray) -> bytes:
+    """(H, W, 3) uint8 RGB -> an I420 frame, chroma averaged over 2 x 2 blocks. Even sizes
+    only."""
+    y, u, v = bt601_yuv(rgb)
     h, w = y.shape
 
     def half(c: np.ndarray) -> np.ndarray:
@@ -116,15 +132,12 @@ def rgb_to_i420(rgb: np.ndarray) -> bytes:
 
 
 def i420_to_rgb(frame: bytes, w: int, h: int) -> np.ndarray:
-    """The textbook BT.601 limited-range inverse, chroma repeated over 2 x 2 blocks: what
-    libyuv computes in fixed point."""
+    """The inverse of an I420 frame, chroma repeated over 2 x 2 blocks."""
     a = np.frombuffer(frame, np.uint8)
-    y = a[: w * h].reshape(h, w).astype(np.float64)
-    u = a[w * h : w * h * 5 // 4].reshape(h // 2, w // 2).repeat(2, 0).repeat(2, 1) - 128.0
-    v = a[w * h * 5 // 4 :].reshape(h // 2, w // 2).repeat(2, 0).repeat(2, 1) - 128.0
-    yy = 1.164 * (y - 16)
-    rgb = np.stack([yy + 1.596 * v, yy - 0.392 * u - 0.813 * v, yy + 2.017 * u], axis=-1)
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    y = a[: w * h].reshape(h, w)
+    u = a[w * h : w * h * 5 // 4].reshape(h // 2, w // 2).repeat(2, 0).repeat(2, 1)
+    v = a[w * h * 5 // 4 :].reshape(h // 2, w // 2).repeat(2, 0).repeat(2, 1)
+    return bt601_rgb(y, u, v)
 
 
 def i420_to_nv12(frame: bytes, w: int, h: int) -> bytes:

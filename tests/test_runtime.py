@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import bt601_rgb, bt601_yuv, i420_to_nv12, i420_to_rgb, rgb_to_i420
 from conftest import frame_lines as _lines
-from conftest import i420_to_nv12, i420_to_rgb, rgb_to_i420
 from PIL import Image
 
 from vpr_embedded.bundle import load_bundle, read_manifest
@@ -668,13 +668,9 @@ FAKE_CAMERA = HOST_BIN.parent / "libvpr_fake_v4l2.so"
 
 
 def _rgb_to_yuyv(rgb: np.ndarray) -> bytes:
-    """(H, W, 3) RGB -> YUYV (4:2:2, what USB webcams stream), BT.601 limited range, chroma
-    averaged over each pixel pair."""
-    x = rgb.astype(np.float64) / 255.0
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    y = 16 + 65.481 * r + 128.553 * g + 24.966 * b
-    u = 128 - 37.797 * r - 74.203 * g + 112.0 * b
-    v = 128 + 112.0 * r - 93.786 * g - 18.214 * b
+    """(H, W, 3) RGB -> YUYV (4:2:2, what USB webcams stream), chroma averaged over each
+    pixel pair."""
+    y, u, v = bt601_yuv(rgb)
     h, w = y.shape
     out = np.empty((h, w * 2))
     out[:, 0::4], out[:, 2::4] = y[:, 0::2], y[:, 1::2]
@@ -684,15 +680,11 @@ def _rgb_to_yuyv(rgb: np.ndarray) -> bytes:
 
 
 def _yuyv_to_rgb(frame: bytes, w: int, h: int) -> np.ndarray:
-    """The textbook BT.601 inverse of a YUYV frame, chroma repeated over each pixel pair."""
-    a = np.frombuffer(frame, np.uint8).reshape(h, w * 2).astype(np.float64)
-    y = np.empty((h, w))
+    """The inverse of a YUYV frame, chroma repeated over each pixel pair."""
+    a = np.frombuffer(frame, np.uint8).reshape(h, w * 2)
+    y = np.empty((h, w), np.uint8)
     y[:, 0::2], y[:, 1::2] = a[:, 0::4], a[:, 2::4]
-    u = a[:, 1::4].repeat(2, 1) - 128.0
-    v = a[:, 3::4].repeat(2, 1) - 128.0
-    yy = 1.164 * (y - 16)
-    rgb = np.stack([yy + 1.596 * v, yy - 0.392 * u - 0.813 * v, yy + 2.017 * u], axis=-1)
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    return bt601_rgb(y, a[:, 1::4].repeat(2, 1), a[:, 3::4].repeat(2, 1))
 
 
 def _proc(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

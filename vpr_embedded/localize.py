@@ -76,11 +76,15 @@ class DescriptorModel:
         self.seconds_per_image.append(time.perf_counter() - t0)
         return out
 
+    def embed_file(self, path: str | Path) -> NDArray[np.float32]:
+        """One image file -> descriptor (D,); ImageReadError if it cannot be read."""
+        return self.embed_one(load_tensor(path, self.preprocessing).unsqueeze(0))
+
     def embed_paths(self, paths: Sequence[Path], desc: str = "extracting") -> NDArray[np.float32]:
         """Image files -> descriptors (N, D), with a progress bar."""
         out = np.empty((len(paths), self.descriptor_dim), np.float32)
         for i, p in enumerate(track(paths, desc, "img")):
-            out[i] = self.embed_one(load_tensor(p, self.preprocessing).unsqueeze(0))
+            out[i] = self.embed_file(p)
         return out
 
 
@@ -281,11 +285,10 @@ def extract_descriptors(
     out, good, errors = [], [], []
     for i, p in enumerate(track(paths, desc, "img")):
         try:
-            image = load_tensor(p, extractor.preprocessing)
+            out.append(extractor.embed_file(p))
         except ImageReadError as exc:
             errors.append((Path(p), str(exc)))
             continue
-        out.append(extractor.embed_one(image.unsqueeze(0)))
         good.append(i)
     dim = extractor.descriptor_dim
     rows = np.stack(out).astype(np.float32) if out else np.zeros((0, dim), np.float32)
@@ -296,6 +299,24 @@ def _no_place_left(paths: Sequence[Path], got: Extracted) -> None:
     if not got.good:
         first = f": {got.errors[0][0]}: {got.errors[0][1]}" if got.errors else ""
         raise ValueError(f"none of the {len(paths)} images could be read{first}")
+
+
+def _written(
+    path: Path, added: int | None, extractor: DescriptorModel, got: Extracted, engine: EngineConfig
+) -> MapWritten:
+    """What was written to ``path``: ``added`` places (None: all of them, a new map)."""
+    m = Map.open(path)
+    return MapWritten(
+        path,
+        m.count,
+        m.count if added is None else added,
+        m.dim,
+        m.storage,
+        m.bytes_per_place,
+        extractor.name,
+        got.errors,
+        engine.on_bad_image,
+    )
 
 
 def build_map_from_images(cfg: BuildMapConfig) -> MapWritten:
@@ -333,18 +354,7 @@ def build_map_from_images(cfg: BuildMapConfig) -> MapWritten:
         pq=pq,
         rerank=cfg.rerank,
     )
-    m = Map.open(written)
-    return MapWritten(
-        written,
-        m.count,
-        m.count,
-        m.dim,
-        m.storage,
-        m.bytes_per_place,
-        extractor.name,
-        got.errors,
-        cfg.engine.on_bad_image,
-    )
+    return _written(written, None, extractor, got, cfg.engine)
 
 
 def append_images(cfg: AppendConfig) -> MapWritten:
@@ -370,18 +380,7 @@ def append_images(cfg: AppendConfig) -> MapWritten:
         [names[i] for i in got.good] if names is not None else None,
         positions[got.good] if positions is not None else None,
     )
-    m = Map.open(written)
-    return MapWritten(
-        written,
-        m.count,
-        len(got.good),
-        m.dim,
-        m.storage,
-        m.bytes_per_place,
-        extractor.name,
-        got.errors,
-        cfg.engine.on_bad_image,
-    )
+    return _written(written, len(got.good), extractor, got, cfg.engine)
 
 
 def _places(the_map: Map, ids: NDArray[np.int64], scores: NDArray[np.float32]) -> dict[str, Any]:

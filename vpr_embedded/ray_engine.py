@@ -4,7 +4,7 @@ Ray Data holds the image list as rows (index, path); ``map_batches`` runs the mo
 fixed pool of actors, each loading the model once (``cpus_per_worker`` extraction threads,
 ``gpus_per_worker`` GPUs), and the driver collects the descriptors as batches finish and
 puts them back in input order by index. Each actor embeds image by image with the same
-code as the local engine (``DescriptorModel.embed_one``), so an int8 bundle gives the same
+code as the local engine (``DescriptorModel.embed_file``), so an int8 bundle gives the same
 bits either way. The map itself is written on the driver, as one file, by the usual
 atomic writer: nothing is written before every image is done.
 
@@ -77,7 +77,7 @@ class _Embedder:
         self.die_once = die_once
 
     def __call__(self, batch: dict[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
-        from vpr_embedded.data.images import ImageReadError, load_tensor
+        from vpr_embedded.data.images import ImageReadError
 
         n = len(batch["index"])
         out = np.zeros((n, self.extractor.descriptor_dim), np.float32)
@@ -86,11 +86,9 @@ class _Embedder:
             if self.die_once and i == n // 2 and _claim(self.die_once):
                 os._exit(1)  # the test hook: a worker crash mid-batch
             try:
-                image = load_tensor(str(path), self.extractor.preprocessing)
+                out[i] = self.extractor.embed_file(str(path))
             except ImageReadError as exc:
                 errors[i] = str(exc)
-                continue
-            out[i] = self.extractor.embed_one(image.unsqueeze(0))
         return {"index": batch["index"], "descriptor": out, "error": errors}
 
 
