@@ -742,6 +742,46 @@ def test_host_camera_streams_the_newest_frame_and_counts_drops(
 
 
 @needs_host
+@pytest.mark.parametrize("fourcc", ["NV12", "YU12"])
+def test_host_camera_planar_formats_equal_the_pipe(
+    bundle: Path, images: dict[str, list[Path]], tmp_path: Path, fourcc: str
+) -> None:
+    """NV12 and YU12 (yuv420) cameras with rows longer than the width (bytesperline) give
+    the inputs of the same frames sent packed on --stdin: one converter, two layouts."""
+    rgb = [np.asarray(read_image(p)) for p in images["queries"][:3]]
+    h, w, _ = rgb[0].shape
+    i420 = [rgb_to_i420(f) for f in rgb]
+    pad, stride = 32, w + 32
+    cam, packed = b"", b""
+    for f in i420:
+        a = np.frombuffer(f, np.uint8)
+        y = np.pad(a[: w * h].reshape(h, w), ((0, 0), (0, pad)))
+        if fourcc == "NV12":
+            nv12 = np.frombuffer(i420_to_nv12(f, w, h), np.uint8)
+            chroma = np.pad(nv12[w * h :].reshape(h // 2, w), ((0, 0), (0, pad)))
+            packed += nv12.tobytes()
+        else:  # V4L2's YU12: chroma rows of half the luma stride
+            u, v = a[w * h : w * h * 5 // 4], a[w * h * 5 // 4 :]
+            chroma = np.concatenate([np.pad(c.reshape(h // 2, w // 2), ((0, 0), (0, pad // 2)))
+                                     for c in (u, v)])  # fmt: skip
+            packed += f
+        cam += y.tobytes() + chroma.tobytes()
+    frames = tmp_path / "frames.raw"
+    frames.write_bytes(cam)
+    device, env = _camera(tmp_path, (w, h), fourcc, frames=frames, stride=stride)
+    cam_in, pipe_in = tmp_path / "cam.f32", tmp_path / "pipe.f32"
+    p = _proc(_host("--bundle", str(bundle), "--camera", str(device), "--frames", "3",
+                    "--inputs-out", str(cam_in)), env)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert [line["frame"] for line in _lines(p.stdout)] == [0, 1, 2]
+    pixels = "nv12" if fourcc == "NV12" else "yuv420p"
+    _run(_host("--bundle", str(bundle), "--stdin", f"{w}x{h}", "--pixels", pixels,
+               "--inputs-out", str(pipe_in)), stdin=packed)  # fmt: skip
+    np.testing.assert_array_equal(np.fromfile(cam_in, np.float32),
+                                  np.fromfile(pipe_in, np.float32))  # fmt: skip
+
+
+@needs_host
 def test_host_camera_mjpeg_gives_the_files_inputs_and_survives_a_bad_frame(
     bundle: Path, images: dict[str, list[Path]], tmp_path: Path
 ) -> None:

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "vpr/frames.hpp"
 #include "vpr/image_decode.hpp"
 
 namespace vpr {
@@ -183,20 +184,20 @@ bool V4l2Camera::convert(const Buffer& b, std::size_t used, std::vector<std::uin
   const auto* src = static_cast<const std::uint8_t*>(b.data);
   const std::size_t w = static_cast<std::size_t>(width_), h = static_cast<std::size_t>(height_);
   rgb.resize(w * h * 3);
-  std::size_t need = 0;
-  switch (fourcc_) {
-    case V4L2_PIX_FMT_YUYV:
-    case V4L2_PIX_FMT_RGB24:
-      need = stride_ * (h - 1) + w * (fourcc_ == V4L2_PIX_FMT_YUYV ? 2 : 3);
-      break;
-    case V4L2_PIX_FMT_NV12:
-      need = stride_ * h + stride_ * ((h + 1) / 2 - 1) + 2 * ((w + 1) / 2);
-      break;
-    case V4L2_PIX_FMT_YUV420:
-      need = stride_ * h + 2 * (stride_ / 2) * ((h + 1) / 2);
-      break;
-    default:
-      break;
+  // The raw formats vpr-localize also reads from a pipe go through frames.cpp, with the
+  // driver's row lengths (V4L2 chroma rows: bytesperline for NV12, half of it for YU12).
+  PixelFormat format = PixelFormat::Rgb24;
+  FrameLayout layout{stride_, stride_};
+  std::size_t need = 0;  // MJPEG: any length; the decoder checks it
+  if (fourcc_ == V4L2_PIX_FMT_YUYV) {
+    need = stride_ * (h - 1) + w * 2;
+  } else if (fourcc_ != V4L2_PIX_FMT_MJPEG) {
+    if (fourcc_ == V4L2_PIX_FMT_NV12) format = PixelFormat::Nv12;
+    if (fourcc_ == V4L2_PIX_FMT_YUV420) {
+      format = PixelFormat::Yuv420p;
+      layout.chroma_stride = stride_ / 2;
+    }
+    need = frame_bytes(format, width_, height_, layout);
   }
   if (used > b.length || used < need) {
     *error = "the camera returned " + std::to_string(used) + " bytes, a " + format_name_ +
@@ -204,49 +205,29 @@ bool V4l2Camera::convert(const Buffer& b, std::size_t used, std::vector<std::uin
              std::to_string(need);
     return false;
   }
-  const int W = width_, H = height_, S = static_cast<int>(stride_);
-  int rc = 0;
-  switch (fourcc_) {
-    case V4L2_PIX_FMT_YUYV: {
-      // libyuv has no YUY2 -> RAW: go through ARGB (B, G, R, A in memory).
-      std::vector<std::uint8_t> argb(w * h * 4);
-      rc = libyuv::YUY2ToARGB(src, S, argb.data(), W * 4, W, H);
-      if (rc == 0) rc = libyuv::ARGBToRAW(argb.data(), W * 4, rgb.data(), W * 3, W, H);
-      break;
-    }
-    case V4L2_PIX_FMT_NV12:
-      rc = libyuv::NV12ToRAW(src, S, src + stride_ * h, S, rgb.data(), W * 3, W, H);
-      break;
-    case V4L2_PIX_FMT_YUV420: {
-      const std::uint8_t* u = src + stride_ * h;
-      const std::uint8_t* v = u + (stride_ / 2) * ((h + 1) / 2);
-      rc = libyuv::I420ToRAW(src, S, u, S / 2, v, S / 2, rgb.data(), W * 3, W, H);
-      break;
-    }
-    case V4L2_PIX_FMT_RGB24:
-      for (std::size_t y = 0; y < h; ++y) std::memcpy(&rgb[y * w * 3], src + y * stride_, w * 3);
-      break;
-    case V4L2_PIX_FMT_MJPEG: {
-      try {
-        RgbImage im = decode_image_bytes(src, used, "camera frame");
-        if (im.width != width_ || im.height != height_) {
-          *error = "the camera's JPEG frame is " + std::to_string(im.width) + "x" +
-                   std::to_string(im.height) + ", not the " + std::to_string(W) + "x" +
-                   std::to_string(H) + " it set";
-          return false;
-        }
-        rgb = std::move(im.pixels);
-      } catch (const std::exception& e) {
-        *error = e.what();
+  try {
+    if (fourcc_ == V4L2_PIX_FMT_MJPEG) {
+      RgbImage im = decode_image_bytes(src, used, "camera frame");
+      if (im.width != width_ || im.height != height_) {
+        *error = "the camera's JPEG frame is " + std::to_string(im.width) + "x" +
+                 std::to_string(im.height) + ", not the " + std::to_string(width_) + "x" +
+                 std::to_string(height_) + " it set";
         return false;
       }
-      break;
+      rgb = std::move(im.pixels);
+    } else if (fourcc_ == V4L2_PIX_FMT_YUYV) {
+      // libyuv has no YUY2 -> RAW: go through ARGB (B, G, R, A in memory).
+      const int W = width_, H = height_;
+      std::vector<std::uint8_t> argb(w * h * 4);
+      if (libyuv::YUY2ToARGB(src, static_cast<int>(stride_), argb.data(), W * 4, W, H) != 0 ||
+          libyuv::ARGBToRAW(argb.data(), W * 4, rgb.data(), W * 3, W, H) != 0) {
+        throw std::runtime_error("libyuv could not convert the camera frame");
+      }
+    } else {
+      frame_to_rgb(format, src, width_, height_, rgb.data(), layout);
     }
-    default:
-      rc = -1;
-  }
-  if (rc != 0) {
-    *error = "libyuv could not convert the camera frame";
+  } catch (const std::exception& e) {
+    *error = e.what();
     return false;
   }
   return true;

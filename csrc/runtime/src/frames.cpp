@@ -30,40 +30,60 @@ const char* pixel_format_name(PixelFormat format) {
   return "?";
 }
 
-std::size_t frame_bytes(PixelFormat format, int width, int height) {
+namespace {
+
+// The layout with its packed defaults filled in.
+FrameLayout resolved(PixelFormat format, int width, FrameLayout l) {
+  const std::size_t w = static_cast<std::size_t>(width), cw = (w + 1) / 2;
+  if (l.luma_stride == 0) l.luma_stride = format == PixelFormat::Rgb24 ? w * 3 : w;
+  if (l.chroma_stride == 0) l.chroma_stride = format == PixelFormat::Nv12 ? 2 * cw : cw;
+  return l;
+}
+
+}  // namespace
+
+std::size_t frame_bytes(PixelFormat format, int width, int height, FrameLayout layout) {
   if (width <= 0 || height <= 0) throw std::invalid_argument("frame size must be positive");
   const std::size_t w = static_cast<std::size_t>(width), h = static_cast<std::size_t>(height);
   const std::size_t cw = (w + 1) / 2, ch = (h + 1) / 2;
+  const FrameLayout l = resolved(format, width, layout);
   switch (format) {
     case PixelFormat::Rgb24:
-      return w * h * 3;
+      return l.luma_stride * (h - 1) + w * 3;
     case PixelFormat::Yuv420p:
-      return w * h + 2 * cw * ch;
+      return l.luma_stride * h + 2 * l.chroma_stride * ch;
     case PixelFormat::Nv12:
-      return w * h + 2 * cw * ch;
+      return l.luma_stride * h + l.chroma_stride * (ch - 1) + 2 * cw;
   }
   return 0;
 }
 
 void frame_to_rgb(PixelFormat format, const std::uint8_t* frame, int width, int height,
-                  std::uint8_t* rgb) {
-  const std::size_t luma = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
-  const int cw = (width + 1) / 2, ch = (height + 1) / 2;
+                  std::uint8_t* rgb, FrameLayout layout) {
+  const std::size_t w = static_cast<std::size_t>(width), h = static_cast<std::size_t>(height);
+  const FrameLayout l = resolved(format, width, layout);
+  const int ls = static_cast<int>(l.luma_stride), cs = static_cast<int>(l.chroma_stride);
+  const std::uint8_t* chroma = frame + l.luma_stride * h;
   // libyuv names byte orders after little-endian words: its "RAW" is R, G, B in memory
   // (what we want), its "RGB24" is B, G, R.
   int rc = 0;
   switch (format) {
     case PixelFormat::Rgb24:
-      std::memcpy(rgb, frame, luma * 3);
+      if (l.luma_stride == w * 3) {
+        std::memcpy(rgb, frame, w * h * 3);
+      } else {
+        for (std::size_t y = 0; y < h; ++y) {
+          std::memcpy(rgb + y * w * 3, frame + y * l.luma_stride, w * 3);
+        }
+      }
       return;
     case PixelFormat::Yuv420p: {
-      const std::uint8_t* u = frame + luma;
-      const std::uint8_t* v = u + static_cast<std::size_t>(cw) * ch;
-      rc = libyuv::I420ToRAW(frame, width, u, cw, v, cw, rgb, width * 3, width, height);
+      const std::uint8_t* v = chroma + l.chroma_stride * ((h + 1) / 2);
+      rc = libyuv::I420ToRAW(frame, ls, chroma, cs, v, cs, rgb, width * 3, width, height);
       break;
     }
     case PixelFormat::Nv12:
-      rc = libyuv::NV12ToRAW(frame, width, frame + luma, cw * 2, rgb, width * 3, width, height);
+      rc = libyuv::NV12ToRAW(frame, ls, chroma, cs, rgb, width * 3, width, height);
       break;
   }
   if (rc != 0) throw std::runtime_error("libyuv could not convert the frame to RGB");

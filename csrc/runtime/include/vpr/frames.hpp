@@ -26,13 +26,23 @@ enum class PixelFormat { Rgb24, Yuv420p, Nv12 };
 PixelFormat parse_pixel_format(const std::string& name);
 const char* pixel_format_name(PixelFormat format);
 
-// Bytes of one width x height frame (chroma planes round odd sizes up, as ffmpeg does).
-std::size_t frame_bytes(PixelFormat format, int width, int height);
+// Where a frame's planes lie: bytes per row of the first plane (the RGB rows of rgb24)
+// and of the chroma plane(s), the chroma plane(s) right after the first plane's `height`
+// rows. 0: packed, as a pipe carries frames (width * 3, or width; chroma (width + 1) / 2
+// for yuv420p, 2 * ((width + 1) / 2) for nv12: odd sizes round up, as ffmpeg does). A V4L2
+// driver's rows may be longer (its bytesperline).
+struct FrameLayout {
+  std::size_t luma_stride = 0;
+  std::size_t chroma_stride = 0;
+};
+
+// Bytes one width x height frame in that layout must hold.
+std::size_t frame_bytes(PixelFormat format, int width, int height, FrameLayout layout = {});
 
 // One frame -> packed RGB8 (width * height * 3 bytes). YUV is BT.601 limited range
 // (ffmpeg's and the Pi camera stack's default), converted with libyuv.
 void frame_to_rgb(PixelFormat format, const std::uint8_t* frame, int width, int height,
-                  std::uint8_t* rgb);
+                  std::uint8_t* rgb, FrameLayout layout = {});
 
 enum class ReadStatus {
   Frame,      // a whole frame was read
