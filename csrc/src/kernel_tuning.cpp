@@ -2,6 +2,8 @@
 // fills the table (vpr/kernel_tuning.hpp).
 #include "vpr/kernel_tuning.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -68,15 +70,30 @@ void run_kernel(const KernelTable& kt, int kernel, const void* db, std::size_t n
   }
 }
 
-// 64 MB: larger than the last-level cache of the CPUs this project targets (Pi 4/5: 1-2
-// MB L2, phones: up to 16 MB, Zen 4 CCD: 32 MB), so rows stream from DRAM as in a large
-// map. sysconf's cache sizes are not trusted: a KVM guest here reported 256 MB of L3.
+// At least 64 MB, which is larger than the last-level cache of the CPUs this project
+// targets (Pi 4/5: 1-2 MB L2, phones: up to 16 MB, a Zen 4 CCD: 32 MB), and at least twice
+// the L3 that sysconf reports: an Intel Xeon guest here reported 480 MiB of L3, and the 64
+// MB buffer then ran at 27 GB/s against 18 GB/s from DRAM and chose differently
+// (docs/matching_speed.md). The report is not always what one core sees (an AMD guest
+// reported its socket's 256 MB, where a core reaches its CCD's 32 MB), but an over-large
+// buffer only makes the measurement longer. Capped at 1 GiB and at an eighth of RAM.
 std::size_t default_buffer_bytes() {
   if (const char* bytes = std::getenv("VPR_KERNEL_TUNING_BYTES")) {
     const long long value = std::atoll(bytes);
     if (value >= (1 << 16)) return static_cast<std::size_t>(value);
   }
-  return kBufferBytes;
+  std::size_t bytes = kBufferBytes;
+#if defined(_SC_LEVEL3_CACHE_SIZE)
+  const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  if (l3 > 0) bytes = std::max(bytes, 2 * static_cast<std::size_t>(l3));
+#endif
+  bytes = std::min(bytes, std::size_t{1} << 30);
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0) {
+    const std::size_t ram = static_cast<std::size_t>(pages) * static_cast<std::size_t>(page);
+    bytes = std::max(kBufferBytes, std::min(bytes, ram / 8));
+  }
+  return bytes;
 }
 
 KernelPick pick_from(int kernel, bool long_rows) {

@@ -78,7 +78,8 @@ KernelTuning kernel_tuning_for(const CpuId& cpu);
 // The choice searches use: kernel_tuning_for(read_cpu_id()), fixed at first use.
 const KernelTuning& kernel_tuning();
 
-// Measures now, on a database of buffer_bytes (0: VPR_KERNEL_TUNING_BYTES or 64 MB),
+// Measures now, on a database of buffer_bytes (0: VPR_KERNEL_TUNING_BYTES, else 64 MB or twice
+// the reported L3, whichever is larger, at most 1 GiB),
 // without changing what searches use.
 KernelTuning calibrate_kernels(std::size_t buffer_bytes = 0, int rounds = 5);
 
