@@ -46,6 +46,7 @@ std::vector<KernelVariant> candidates() {
   std::vector<KernelVariant> out;
   for (SimdLevel level : supported_simd_levels()) {
     if (level == SimdLevel::Scalar) continue;  // the reference, never the fast path
+    if (level == SimdLevel::Amx) continue;     // its single-query kernels are AVX-512's
     for (RowOrder order :
          {RowOrder::Sequential, RowOrder::SequentialPrefetch, RowOrder::Interleaved}) {
       out.push_back({level, order});
@@ -54,7 +55,12 @@ std::vector<KernelVariant> candidates() {
   return out;
 }
 
-KernelVariant fallback_variant() { return {detect_simd_level(), RowOrder::Sequential}; }
+// The best level's kernels, rows in order; for amx that is AVX-512's single-query kernels
+// (the AMX table differs only in its batches), so the choice is named after them.
+KernelVariant fallback_variant() {
+  const SimdLevel best = detect_simd_level();
+  return {best == SimdLevel::Amx ? SimdLevel::Avx512 : best, RowOrder::Sequential};
+}
 
 void run_kernel(const KernelTable& kt, int kernel, const void* db, std::size_t n, std::size_t d,
                 const float* qf, const std::int8_t* qi, void* out) {

@@ -8,6 +8,8 @@
 
 #if defined(__x86_64__)
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstdint>
 #endif
@@ -23,7 +25,20 @@ namespace {
 struct X86Features {
   bool avx2 = false;    // AVX2 + FMA + F16C + POPCNT, with OS-saved YMM state
   bool avx512 = false;  // + AVX-512 F/DQ/BW/VL/VNNI/VPOPCNTDQ, with OS-saved ZMM state
+  bool amx = false;     // + AMX-TILE/INT8, with OS-saved tile state and this process allowed
 };
+
+// Linux saves the 8 KB of tile data only for processes that ask (arch_prctl
+// ARCH_REQ_XCOMP_PERM, Linux 5.16+); without the permission the first tile instruction
+// faults. The permission is per process and never revoked, so asking once is enough.
+bool amx_permitted() {
+#if defined(__linux__)
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
 
 // CPUID feature bits plus XGETBV: the OS must save the wider registers, or the
 // instructions fault even though the CPU has them.
@@ -45,6 +60,9 @@ X86Features read_x86_features() {
   f.avx2 = ymm_saved && avx2 && fma && f16c && popcnt;
   f.avx512 =
       f.avx2 && zmm_saved && avx512f && avx512dq && avx512bw && avx512vl && vnni && vpopcntdq;
+  const bool amx_tile = d & (1u << 24), amx_int8 = d & (1u << 25);
+  const bool tiles_saved = (xcr0_lo & 0x60000u) == 0x60000u;  // XTILECFG + XTILEDATA
+  f.amx = f.avx512 && amx_tile && amx_int8 && tiles_saved && amx_permitted();
   return f;
 }
 
@@ -63,6 +81,8 @@ bool cpu_runs(SimdLevel level) {
       return x86_features().avx2;
     case SimdLevel::Avx512:
       return x86_features().avx512;
+    case SimdLevel::Amx:
+      return x86_features().amx;
 #endif
 #if defined(__aarch64__)
     case SimdLevel::Neon:
@@ -114,6 +134,12 @@ const KernelTable* kernels_for(SimdLevel level, RowOrder order) {
     case SimdLevel::Avx512:
       return &avx512_kernels(order);
 #endif
+#if defined(VPR_HAVE_AMX)
+    case SimdLevel::Amx:
+      // Only where the tiles run: checking also asks the kernel for the tile permission,
+      // without which the first tile instruction faults.
+      return cpu_runs(SimdLevel::Amx) ? &amx_kernels(order) : nullptr;
+#endif
 #if defined(VPR_HAVE_NEON)
     case SimdLevel::Neon:
       return &neon_kernels(order);
@@ -129,8 +155,8 @@ const KernelTable* kernels_for(SimdLevel level, RowOrder order) {
 
 std::vector<SimdLevel> supported_simd_levels() {
   std::vector<SimdLevel> levels;
-  for (SimdLevel level : {SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512, SimdLevel::Neon,
-                          SimdLevel::NeonDotprod}) {
+  for (SimdLevel level : {SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512, SimdLevel::Amx,
+                          SimdLevel::Neon, SimdLevel::NeonDotprod}) {
     if (kernels_for(level) != nullptr && cpu_runs(level)) levels.push_back(level);
   }
   return levels;
@@ -172,6 +198,8 @@ std::string simd_level_name(SimdLevel level) {
       return "avx2";
     case SimdLevel::Avx512:
       return "avx512";
+    case SimdLevel::Amx:
+      return "amx";
     case SimdLevel::Neon:
       return "neon";
     case SimdLevel::NeonDotprod:
@@ -181,12 +209,12 @@ std::string simd_level_name(SimdLevel level) {
 }
 
 SimdLevel simd_level_from_name(const std::string& name) {
-  for (SimdLevel level : {SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512, SimdLevel::Neon,
-                          SimdLevel::NeonDotprod}) {
+  for (SimdLevel level : {SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512, SimdLevel::Amx,
+                          SimdLevel::Neon, SimdLevel::NeonDotprod}) {
     if (simd_level_name(level) == name) return level;
   }
   throw std::invalid_argument("unknown SIMD level '" + name +
-                              "'; use one of: scalar, avx2, avx512, neon, neon_dotprod");
+                              "'; use one of: scalar, avx2, avx512, amx, neon, neon_dotprod");
 }
 
 }  // namespace vpr

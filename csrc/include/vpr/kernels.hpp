@@ -56,7 +56,8 @@ enum class RowOrder : int {
 
 const char* row_order_name(RowOrder order);
 
-// Kernel table of a level; nullptr if this build has no kernels for it. The scalar
+// Kernel table of a level; nullptr if this build has no kernels for it (for amx also where
+// the CPU or OS cannot run tiles: their instructions would fault). The scalar
 // reference has one table for both orders.
 const KernelTable* kernels_for(SimdLevel level, RowOrder order = RowOrder::Sequential);
 
@@ -71,6 +72,10 @@ const KernelTable& avx2_kernels(RowOrder order);
 #endif
 #if defined(VPR_HAVE_AVX512)
 const KernelTable& avx512_kernels(RowOrder order);
+#endif
+#if defined(VPR_HAVE_AMX)
+// The AVX-512 table with dot_i8_batch on AMX tiles (src/kernels/amx.cpp).
+const KernelTable& amx_kernels(RowOrder order);
 #endif
 #if defined(VPR_HAVE_NEON)
 const KernelTable& neon_kernels(RowOrder order);

@@ -13,6 +13,7 @@ enum class SimdLevel : int {
   Avx512 = 2,       // x86_64: AVX-512 F/BW/VL + VPOPCNTDQ
   Neon = 3,         // aarch64 baseline (armv8-a, Cortex-A72)
   NeonDotprod = 4,  // aarch64 armv8.2-a+dotprod (Cortex-A76)
+  Amx = 5,          // x86_64: Avx512 + AMX-TILE/INT8 tiles for int8 query batches
 };
 
 // Best level this CPU and this build support (cpuid on x86, hwcap on aarch64).
