@@ -86,6 +86,31 @@ TEST_CASE("microarchitectures are named from cpuid and MIDR") {
   arm.part = 0xd0b;
   CHECK(vpr::microarchitecture(arm) == "cortex-a76");
   CHECK(vpr::microarchitecture(vpr::CpuId{}) == "");
+  vpr::CpuId intel;
+  intel.vendor = "GenuineIntel";
+  intel.family = 6;
+  intel.model = 167;  // the Xeon guest of the intel-6-167 entry
+  CHECK(vpr::microarchitecture(intel) == "intel-6-167");
+}
+
+TEST_CASE("the intel-6-167 entry picks AVX-512 interleaved rows for long float32 rows") {
+  vpr::CpuId xeon;
+  xeon.vendor = "GenuineIntel";
+  xeon.family = 6;
+  xeon.model = 167;
+  const vpr::KernelTuning t = vpr::kernel_tuning_for(xeon);
+  for (const vpr::KernelPick& p : t.picks) {
+    CAPTURE(p.kernel);
+    CAPTURE(p.min_dim);
+    if (p.kernel == "dot_f32" && p.min_dim == 513 && runs(vpr::SimdLevel::Avx512)) {
+      CHECK(p.chosen.level == vpr::SimdLevel::Avx512);
+      CHECK(p.chosen.order == vpr::RowOrder::Interleaved);
+      CHECK(p.why.find("table entry for intel-6-167") != std::string::npos);
+    } else {
+      CHECK(p.chosen.order == vpr::RowOrder::Sequential);
+      CHECK(p.why.find("default") == 0);
+    }
+  }
 }
 
 TEST_CASE("the table gives its entries where they run and the default elsewhere") {
