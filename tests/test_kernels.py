@@ -40,7 +40,8 @@ def _candidates() -> set[str]:
     # scalar is the reference; amx's single-query kernels are avx512's, so not timed twice
     levels = [lv for lv in available_simd_levels() if lv not in ("scalar", "amx")]
     orders = ("sequential", "sequential+prefetch", "interleaved")
-    return {f"{lv}/{order}" for lv in levels for order in orders}
+    split = {"avx512/sequential+split"} if "avx512" in levels else set()
+    return {f"{lv}/{order}" for lv in levels for order in orders} | split
 
 
 def _best_single_query_level() -> str:

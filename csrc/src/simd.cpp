@@ -116,6 +116,8 @@ const char* row_order_name(RowOrder order) {
       return "interleaved";
     case RowOrder::SequentialPrefetch:
       return "sequential+prefetch";
+    case RowOrder::SequentialSplitLoads:
+      return "sequential+split";
     default:
       return "sequential";
   }

@@ -79,7 +79,7 @@ std::vector<Variant> variants() {
   std::vector<Variant> out;
   for (vpr::SimdLevel level : simd_levels()) {
     for (vpr::RowOrder order : {vpr::RowOrder::Sequential, vpr::RowOrder::SequentialPrefetch,
-                                vpr::RowOrder::Interleaved}) {
+                                vpr::RowOrder::Interleaved, vpr::RowOrder::SequentialSplitLoads}) {
       out.push_back({level, order});
     }
   }
@@ -95,7 +95,7 @@ TEST_CASE("kernel levels are consistent") {
   CHECK(vpr::kernels_for(vpr::SimdLevel::Scalar) == &vpr::scalar_kernels());
   for (vpr::SimdLevel level : all) {
     for (vpr::RowOrder order : {vpr::RowOrder::Sequential, vpr::RowOrder::SequentialPrefetch,
-                                vpr::RowOrder::Interleaved}) {
+                                vpr::RowOrder::Interleaved, vpr::RowOrder::SequentialSplitLoads}) {
       CHECK(vpr::kernels_for(level, order) != nullptr);
     }
     const vpr::KernelTable* k = vpr::kernels_for(level);

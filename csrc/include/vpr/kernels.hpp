@@ -52,6 +52,11 @@ enum class RowOrder : int {
   Interleaved = 1,
   // Sequential, plus a software prefetch 2 KB ahead of each tile (a candidate too).
   SequentialPrefetch = 2,
+  // Sequential, with each 64-byte line of a float32 row read as two 32-byte loads. Only
+  // the AVX-512 float32 kernel differs (the other kernels and levels load 32 bytes or
+  // less at a time already): on a Xeon one 64-byte load per line streamed from DRAM at
+  // 13.4 GB/s and two 32-byte loads at 17.7 GB/s (docs/matching_speed.md). A candidate.
+  SequentialSplitLoads = 3,
 };
 
 const char* row_order_name(RowOrder order);

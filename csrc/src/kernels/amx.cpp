@@ -150,23 +150,14 @@ void dot_i8_batch_amx(const std::int8_t* q, std::size_t nq, const std::int8_t* d
 }  // namespace
 
 const KernelTable& amx_kernels(RowOrder order) {
-  static const KernelTable tables[3] = {
-      [] {
-        KernelTable t = avx512_kernels(RowOrder::Sequential);
-        t.dot_i8_batch = dot_i8_batch_amx;
-        return t;
-      }(),
-      [] {
-        KernelTable t = avx512_kernels(RowOrder::Interleaved);
-        t.dot_i8_batch = dot_i8_batch_amx;
-        return t;
-      }(),
-      [] {
-        KernelTable t = avx512_kernels(RowOrder::SequentialPrefetch);
-        t.dot_i8_batch = dot_i8_batch_amx;
-        return t;
-      }(),
+  auto with_amx = [](RowOrder o) {
+    KernelTable t = avx512_kernels(o);
+    t.dot_i8_batch = dot_i8_batch_amx;
+    return t;
   };
+  static const KernelTable tables[4] = {
+      with_amx(RowOrder::Sequential), with_amx(RowOrder::Interleaved),
+      with_amx(RowOrder::SequentialPrefetch), with_amx(RowOrder::SequentialSplitLoads)};
   return tables[static_cast<int>(order)];
 }
 

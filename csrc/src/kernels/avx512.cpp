@@ -104,25 +104,38 @@ inline __mmask16 mask16(std::size_t rem) { return static_cast<__mmask16>((1u << 
 
 // Rows in address order (RowOrder::Sequential): each row start to end before the next,
 // one sequential stream for the hardware prefetchers; four partial sums hide the FMA
-// latency and four rows share one reduction.
+// latency and four rows share one reduction. With Split (RowOrder::SequentialSplitLoads)
+// each 64 bytes of a row are read as two 32-byte loads: on a Xeon (intel-6-167) one load
+// per cache line left the stream to DRAM 25% slower, as if the core's streaming
+// prefetcher wants two accesses per line to follow a stream.
+template <bool Split>
 struct F32RowsInOrder {
   const float* q;
   const float* db;
   std::size_t n, d;
   float* out;
 
+  static __m512 load(const float* p) {
+    if constexpr (Split) {
+      return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(p)), _mm256_loadu_ps(p + 8),
+                                1);
+    } else {
+      return _mm512_loadu_ps(p);
+    }
+  }
+
   __m512 row(const float* bp) const {
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
            a3 = _mm512_setzero_ps();
     std::size_t k = 0;
     for (; k + 64 <= d; k += 64) {
-      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + k), _mm512_loadu_ps(bp + k), a0);
-      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + k + 16), _mm512_loadu_ps(bp + k + 16), a1);
-      a2 = _mm512_fmadd_ps(_mm512_loadu_ps(q + k + 32), _mm512_loadu_ps(bp + k + 32), a2);
-      a3 = _mm512_fmadd_ps(_mm512_loadu_ps(q + k + 48), _mm512_loadu_ps(bp + k + 48), a3);
+      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + k), load(bp + k), a0);
+      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + k + 16), load(bp + k + 16), a1);
+      a2 = _mm512_fmadd_ps(_mm512_loadu_ps(q + k + 32), load(bp + k + 32), a2);
+      a3 = _mm512_fmadd_ps(_mm512_loadu_ps(q + k + 48), load(bp + k + 48), a3);
     }
     for (; k + 16 <= d; k += 16) {
-      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + k), _mm512_loadu_ps(bp + k), a0);
+      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + k), load(bp + k), a0);
     }
     if (k < d) {
       const __mmask16 m = mask16(d - k);
@@ -143,11 +156,18 @@ struct F32RowsInOrder {
 };
 
 void dot_f32(const float* q, const float* db, std::size_t n, std::size_t d, float* out) {
-  run_tiled<F32RowsInOrder, 1, 4>(F32RowsInOrder{q, db, n, d, out}, 1, n, d * sizeof(float), 0);
+  run_tiled<F32RowsInOrder<false>, 1, 4>(F32RowsInOrder<false>{q, db, n, d, out}, 1, n,
+                                         d * sizeof(float), 0);
 }
 
 void dot_f32_prefetch(const float* q, const float* db, std::size_t n, std::size_t d, float* out) {
-  run_prefetched<F32RowsInOrder, 4>(F32RowsInOrder{q, db, n, d, out}, db, n, d * sizeof(float));
+  run_prefetched<F32RowsInOrder<false>, 4>(F32RowsInOrder<false>{q, db, n, d, out}, db, n,
+                                           d * sizeof(float));
+}
+
+void dot_f32_split(const float* q, const float* db, std::size_t n, std::size_t d, float* out) {
+  run_tiled<F32RowsInOrder<true>, 1, 4>(F32RowsInOrder<true>{q, db, n, d, out}, 1, n,
+                                        d * sizeof(float), 0);
 }
 
 // RowOrder::Interleaved: eight rows advanced together.
@@ -497,7 +517,10 @@ const KernelTable& avx512_kernels(RowOrder order) {
   static const KernelTable prefetch{dot_f32_prefetch, dot_f16_prefetch, dot_i8_prefetch,
                                     hamming,          dot_f32_batch,    dot_i8_batch,
                                     f16_to_f32,       pq4_scan_avx2};
+  static const KernelTable split{dot_f32_split, dot_f16,      dot_i8,     hamming,
+                                 dot_f32_batch, dot_i8_batch, f16_to_f32, pq4_scan_avx2};
   if (order == RowOrder::SequentialPrefetch) return prefetch;
+  if (order == RowOrder::SequentialSplitLoads) return split;
   return order == RowOrder::Interleaved ? interleaved : sequential;
 }
 
