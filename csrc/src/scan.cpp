@@ -221,6 +221,14 @@ void score_block(const DatabaseView& db, const EncodedQueries& q, std::size_t st
       const auto* codes = reinterpret_cast<const std::int8_t*>(rows);
       if (nq == 1) {
         kt.dot_i8(q.int8.data(), codes, n, db.dim, scratch.ints.data());
+      } else if (kt.dot_i8_batch_packed != nullptr) {
+        if (scratch.packed_from != q.int8.data() || scratch.packed_by != kt.pack_i8_queries) {
+          scratch.packed.resize(kt.packed_i8_bytes(nq, db.dim));
+          kt.pack_i8_queries(q.int8.data(), nq, db.dim, scratch.packed.data());
+          scratch.packed_from = q.int8.data();
+          scratch.packed_by = kt.pack_i8_queries;
+        }
+        kt.dot_i8_batch_packed(scratch.packed.data(), nq, codes, n, db.dim, scratch.ints.data());
       } else {
         kt.dot_i8_batch(q.int8.data(), nq, codes, n, db.dim, scratch.ints.data());
       }

@@ -9,6 +9,7 @@
 #include <functional>
 #include <vector>
 
+#include "vpr/kernels.hpp"
 #include "vpr/matcher.hpp"
 
 namespace vpr::detail {
@@ -91,11 +92,17 @@ struct EncodedQueries {
 EncodedQueries encode_queries(const DatabaseView& db, const float* queries, std::size_t num_queries,
                               std::size_t query_dim, const Projection& projection);
 
-// Per-call scratch for score_block (kernels write blocks, never a full score array).
+// Per-call scratch for score_block (kernels write blocks, never a full score array). It
+// also holds int8 batch queries packed for the kernels that want them (amx), packed at
+// the first block and reused for the others: a scratch serves the blocks of one scan of
+// one EncodedQueries.
 struct ScoreScratch {
   std::vector<std::int32_t> ints;
   std::vector<std::uint32_t> dists;
   std::vector<float> widened;
+  std::vector<std::int8_t> packed;
+  const std::int8_t* packed_from = nullptr;  // the queries `packed` holds, and by whom
+  decltype(vpr::KernelTable::pack_i8_queries) packed_by = nullptr;
 };
 
 // Scores of rows [start, start + n) for every query: out[j * n + i]. Float32/float16:

@@ -76,6 +76,34 @@ TEST_CASE("float32 search equals brute force at every level and thread count") {
   }
 }
 
+TEST_CASE("int8 query batches give every level the scalar level's results, block by block") {
+  // d = 96 (not a multiple of the AMX tile's 64 bytes), 1365-row blocks (not a multiple of
+  // 16), 37 queries (an odd number of 16-query groups): the packed-query path of the amx
+  // level sees every edge, and the others are checked the same way.
+  const std::size_t n = 5000, d = 96, nq = 37;
+  const auto db = unit_rows(n, d, 4);
+  const auto q = unit_rows(nq, d, 5);
+  const auto database = vpr::Database::encode(db.data(), n, d, vpr::Storage::Int8);
+  vpr::SearchOptions opt;
+  opt.k = 10;
+  vpr::SearchResults want;
+  {
+    LevelGuard guard(vpr::SimdLevel::Scalar);
+    want = vpr::search(database.view(), q.data(), nq, d, opt);
+  }
+  for (vpr::SimdLevel level : vpr::supported_simd_levels()) {
+    LevelGuard guard(level);
+    for (int threads : {1, 2, 3}) {
+      CAPTURE(vpr::simd_level_name(level));
+      CAPTURE(threads);
+      opt.num_threads = threads;
+      const auto got = vpr::search(database.view(), q.data(), nq, d, opt);
+      CHECK(got.ids == want.ids);
+      CHECK(got.scores == want.scores);
+    }
+  }
+}
+
 TEST_CASE("ties are broken by the lower index, across threads") {
   const std::size_t n = 9000, d = 8;
   std::vector<float> db(n * d, 0.0f);

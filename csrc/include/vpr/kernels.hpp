@@ -38,6 +38,15 @@ struct KernelTable {
   // entries; m is even and at most 256, so the uint16 sums are exact.
   void (*pq4_scan)(const std::uint8_t* lut, std::size_t m, const std::uint8_t* codes,
                    std::size_t nblocks, std::uint16_t* out);
+  // Optional (nullptr where dot_i8_batch reads the queries as they are; set by amx): the
+  // int8 batch on queries packed once per search, as the tile unit wants them, since
+  // searches call the batch kernel block by block. packed_i8_bytes(nq, d) bytes hold
+  // pack_i8_queries' output; dot_i8_batch_packed gives what dot_i8_batch gives.
+  std::size_t (*packed_i8_bytes)(std::size_t nq, std::size_t d) = nullptr;
+  void (*pack_i8_queries)(const std::int8_t* q, std::size_t nq, std::size_t d,
+                          std::int8_t* packed) = nullptr;
+  void (*dot_i8_batch_packed)(const std::int8_t* packed, std::size_t nq, const std::int8_t* db,
+                              std::size_t n, std::size_t d, std::int32_t* out) = nullptr;
 };
 
 // How the single-query kernels (dot_f32, dot_f16, dot_i8) walk the database rows; the

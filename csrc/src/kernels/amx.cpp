@@ -42,29 +42,35 @@ void configure_tiles() {
   _tile_loadconfig(&c);
 }
 
-// B operand of tdpbssd: for query group g and k-step s, a 16 x 64 byte block whose row r
-// holds bytes 4r..4r+3 of the step for each of the 16 queries in turn. Queries past nq
-// and bytes past d are zero, so they add nothing to any sum; the group count is rounded
-// up to even so that every tile step has two query groups.
-std::vector<std::int8_t> pack_queries(const std::int8_t* q, std::size_t nq, std::size_t d,
-                                      std::size_t steps, std::size_t groups) {
-  std::vector<std::int8_t> packed(groups * steps * kRows * kStep, 0);
-  for (std::size_t j = 0; j < nq; ++j) {
-    const std::size_t g = j / kRows, c = j % kRows;
-    for (std::size_t k = 0; k < d; ++k) {
-      const std::size_t s = k / kStep, r = (k % kStep) / 4;
-      packed[((g * steps + s) * kRows + r) * kStep + c * 4 + k % 4] = q[j * d + k];
-    }
-  }
-  return packed;
+std::size_t steps_for(std::size_t d) { return (d + kStep - 1) / kStep; }
+// Query groups of 16, rounded up to even so that every tile step has two.
+std::size_t groups_for(std::size_t nq) { return ((nq + kRows - 1) / kRows + 1) / 2 * 2; }
+
+std::size_t packed_i8_bytes(std::size_t nq, std::size_t d) {
+  return groups_for(nq) * steps_for(d) * kRows * kStep;
 }
 
-void dot_i8_batch_amx(const std::int8_t* q, std::size_t nq, const std::int8_t* db, std::size_t n,
-                      std::size_t d, std::int32_t* out) {
+// B operand of tdpbssd: for query group g and k-step s, a 16 x 64 byte block whose row r
+// holds bytes 4r..4r+3 of the step for each of the 16 queries in turn. Queries past nq
+// and bytes past d are zero, so they add nothing to any sum.
+void pack_i8_queries(const std::int8_t* q, std::size_t nq, std::size_t d, std::int8_t* packed) {
+  const std::size_t steps = steps_for(d);
+  std::memset(packed, 0, packed_i8_bytes(nq, d));
+  for (std::size_t j = 0; j < nq; ++j) {
+    const std::int8_t* src = q + j * d;
+    std::int8_t* group = packed + (j / kRows) * steps * kRows * kStep + (j % kRows) * 4;
+    for (std::size_t k = 0; k < d; k += 4) {
+      // Bytes k..k+3 go to row (k % 64) / 4 of step k / 64.
+      std::int8_t* dst = group + (k / kStep) * kRows * kStep + ((k % kStep) / 4) * kStep;
+      std::memcpy(dst, src + k, std::min<std::size_t>(4, d - k));
+    }
+  }
+}
+
+void dot_i8_batch_packed(const std::int8_t* packed, std::size_t nq, const std::int8_t* db,
+                         std::size_t n, std::size_t d, std::int32_t* out) {
   if (nq == 0 || n == 0) return;
-  const std::size_t steps = (d + kStep - 1) / kStep, padded = steps * kStep;
-  const std::size_t groups = ((nq + kRows - 1) / kRows + 1) / 2 * 2;
-  const std::vector<std::int8_t> packed = pack_queries(q, nq, d, steps, groups);
+  const std::size_t steps = steps_for(d), padded = steps * kStep, groups = groups_for(nq);
   // A tile load reads 64 bytes per row, so the last step of a row whose length is not a
   // multiple of 64 reads into the next row (bytes that meet zero query bytes). Row groups
   // where that would pass the end of the database are read from this zero-padded copy
@@ -72,7 +78,9 @@ void dot_i8_batch_amx(const std::int8_t* q, std::size_t nq, const std::int8_t* d
   std::size_t tail_first = 0;  // first row group read from `tail`
   while (tail_first < n && (tail_first + kRows - 1) * d + padded <= n * d) tail_first += kRows;
   const std::size_t tail_groups = (n - tail_first + kRows - 1) / kRows + 1;
-  std::vector<std::int8_t> tail(tail_groups * kRows * padded, 0);
+  // Per thread, kept between calls: the scan layer calls once per 128 KB block of rows.
+  thread_local std::vector<std::int8_t> tail;
+  tail.assign(tail_groups * kRows * padded, 0);
   for (std::size_t i = tail_first; i < n; ++i) {
     std::memcpy(tail.data() + (i - tail_first) * padded, db + i * d, d);
   }
@@ -103,7 +111,7 @@ void dot_i8_batch_amx(const std::int8_t* q, std::size_t nq, const std::int8_t* d
   for (std::size_t i0 = 0; i0 < n; i0 += block) {
     const std::size_t i1 = std::min(n, i0 + block);
     for (std::size_t g = 0; g < groups; g += 2) {
-      const std::int8_t* b0 = packed.data() + g * steps * kRows * kStep;
+      const std::int8_t* b0 = packed + g * steps * kRows * kStep;
       const std::int8_t* b1 = b0 + steps * kRows * kStep;
       for (std::size_t i = i0; i < i1; i += 2 * kRows) {
         long s0 = 0, s1 = 0;
@@ -147,12 +155,25 @@ void dot_i8_batch_amx(const std::int8_t* q, std::size_t nq, const std::int8_t* d
   _tile_release();
 }
 
+// The same, for callers that hold unpacked queries (a thread-local buffer, so that calls
+// per block do not allocate). Searches pack once per scan instead (score_block).
+void dot_i8_batch_amx(const std::int8_t* q, std::size_t nq, const std::int8_t* db, std::size_t n,
+                      std::size_t d, std::int32_t* out) {
+  thread_local std::vector<std::int8_t> packed;
+  packed.resize(packed_i8_bytes(nq, d));
+  pack_i8_queries(q, nq, d, packed.data());
+  dot_i8_batch_packed(packed.data(), nq, db, n, d, out);
+}
+
 }  // namespace
 
 const KernelTable& amx_kernels(RowOrder order) {
   auto with_amx = [](RowOrder o) {
     KernelTable t = avx512_kernels(o);
     t.dot_i8_batch = dot_i8_batch_amx;
+    t.packed_i8_bytes = packed_i8_bytes;
+    t.pack_i8_queries = pack_i8_queries;
+    t.dot_i8_batch_packed = dot_i8_batch_packed;
     return t;
   };
   static const KernelTable tables[4] = {
