@@ -3,12 +3,16 @@
 // (interleaved register tiles of 1, 4 or 8 rows vs one row after another), with and
 // without a software prefetch, at a chosen misalignment. Variants run interleaved in
 // rounds so they share the machine's noise; the shipped kernels of every SIMD level run
-// beside them. x86_64 + AVX2 only (the lab variants are AVX2). Build and run:
+// beside them, and plain reads of the same bytes with 32- and 64-byte loads (the latter
+// found why AVX-512 float32 rows streamed slowly on a Xeon: docs/matching_speed.md).
+// x86_64 + AVX2 (the lab variants are AVX2; the 64-byte read runs where AVX-512 does).
+// Build and run:
 //
 //   cmake --build build/host --target vpr_core
 //   g++ -O2 -mavx2 -mfma -std=c++17 -Icsrc/include -DVPR_HAVE_AVX2 -DVPR_HAVE_AVX512 \
 //       benchmarks/row_order_lab.cpp build/host/csrc/libvpr_core.a -lpthread -o /tmp/lab
-//   /tmp/lab 100000 1024 21 0     # rows, dimension, rounds, misalignment in bytes
+//   /tmp/lab 100000 1024 21 0 huge  # rows, dimension, rounds, misalignment in bytes,
+//                                   # pages: huge (madvise, as numpy) or small (4 KB)
 #include <immintrin.h>
 #include <sys/mman.h>
 
@@ -133,6 +137,15 @@ void f32_in_order(const float* q, const float* db, std::size_t n, std::size_t d,
   }
 }
 
+__attribute__((target("avx512f"))) void read_all_zmm(const std::uint8_t* p, std::size_t bytes) {
+  __m512i acc = _mm512_setzero_si512();
+  for (std::size_t o = 0; o + 64 <= bytes; o += 64) {
+    acc = _mm512_xor_si512(acc, _mm512_loadu_si512(p + o));
+  }
+  volatile long long sink = _mm512_reduce_add_epi64(acc);
+  (void)sink;
+}
+
 void read_all(const std::uint8_t* p, std::size_t bytes) {
   __m256i acc = _mm256_setzero_si256();
   for (std::size_t o = 0; o + 32 <= bytes; o += 32) {
@@ -156,11 +169,12 @@ int main(int argc, char** argv) {
   const std::size_t d = argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 256;
   const int rounds = argc > 3 ? std::atoi(argv[3]) : 15;
   const std::size_t misalign = argc > 4 ? std::strtoul(argv[4], nullptr, 10) : 0;
+  const bool huge_pages = argc <= 5 || std::string(argv[5]) != "small";
   const std::size_t i8_bytes = n * d, f32_bytes = n * d * 4;
   const std::size_t huge = std::size_t{1} << 21;
   const std::size_t alloc = (f32_bytes + misalign + 2 * huge) / huge * huge;
   auto* raw = static_cast<std::uint8_t*>(std::aligned_alloc(huge, alloc));
-  madvise(raw, alloc, MADV_HUGEPAGE);  // as numpy does for large arrays
+  madvise(raw, alloc, huge_pages ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);  // numpy asks for huge
   auto* base = raw + misalign;
   auto* floats = reinterpret_cast<float*>(base);
   for (std::size_t i = 0; i < f32_bytes / 4; ++i) floats[i] = static_cast<float>(i % 1000) * 1e-3f;
@@ -176,10 +190,19 @@ int main(int argc, char** argv) {
   std::vector<float> of(n);
 
   std::vector<Variant> vs;
-  vs.push_back({"read f32 bytes", [&] { read_all(base, f32_bytes); }, f32_bytes, {}});
-  for (vpr::SimdLevel level : vpr::supported_simd_levels()) {
+  vs.push_back(
+      {"read f32 bytes, 32-byte loads", [&] { read_all(base, f32_bytes); }, f32_bytes, {}});
+  const std::vector<vpr::SimdLevel> levels = vpr::supported_simd_levels();
+  if (std::find(levels.begin(), levels.end(), vpr::SimdLevel::Avx512) != levels.end()) {
+    vs.push_back(
+        {"read f32 bytes, 64-byte loads", [&] { read_all_zmm(base, f32_bytes); }, f32_bytes, {}});
+  }
+  for (vpr::SimdLevel level : levels) {
+    if (level == vpr::SimdLevel::Amx) continue;  // its single-query kernels are avx512's
     for (vpr::RowOrder order : {vpr::RowOrder::Sequential, vpr::RowOrder::SequentialPrefetch,
-                                vpr::RowOrder::Interleaved}) {
+                                vpr::RowOrder::Interleaved, vpr::RowOrder::SequentialSplitLoads}) {
+      // Split loads differ from Sequential only in AVX-512's float32 kernel.
+      if (order == vpr::RowOrder::SequentialSplitLoads && level != vpr::SimdLevel::Avx512) continue;
       const vpr::KernelTable* kt = vpr::kernels_for(level, order);
       const std::string tag =
           "core " + vpr::simd_level_name(level) + "/" + vpr::row_order_name(order);
@@ -227,8 +250,8 @@ int main(int argc, char** argv) {
         x.ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
     }
   }
-  std::printf("n=%zu d=%zu rounds=%d misalign=%zu (median ms, GB/s, min ms)\n", n, d, rounds,
-              misalign);
+  std::printf("n=%zu d=%zu rounds=%d misalign=%zu pages=%s (median ms, GB/s, min ms)\n", n, d,
+              rounds, misalign, huge_pages ? "huge" : "small");
   for (Variant& x : vs) {
     std::sort(x.ms.begin(), x.ms.end());
     const double m = x.ms[x.ms.size() / 2];
