@@ -163,7 +163,7 @@ def machine_info() -> dict[str, object]:
         "simd_flags": [
             f
             for f in flags
-            if f.startswith(("avx", "sse4", "fma", "f16c", "asimd"))
+            if f.startswith(("avx", "sse4", "fma", "f16c", "asimd", "amx"))
             or f in ("popcnt", "dotprod", "asimddp")
         ],
     }
