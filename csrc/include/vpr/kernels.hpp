@@ -98,8 +98,8 @@ const KernelTable& neon_kernels(RowOrder order);
 const KernelTable& neon_dotprod_kernels(RowOrder order);
 #endif
 
-// PQ fast-scan kernels shared between tables: the AVX-512 table uses the AVX2 one (no
-// AVX-512 machine was available to test a 512-bit version), the dotprod table NEON's.
+// PQ fast-scan kernels shared between tables: the dotprod table uses NEON's (the AVX-512
+// table has its own, in src/kernels/avx512.cpp).
 void pq4_scan_scalar(const std::uint8_t* lut, std::size_t m, const std::uint8_t* codes,
                      std::size_t nblocks, std::uint16_t* out);
 #if defined(VPR_HAVE_AVX2)

@@ -506,19 +506,68 @@ void f16_to_f32(const std::uint16_t* src, std::size_t count, float* dst) {
   for (; i < count; ++i) dst[i] = half_to_float(src[i]);
 }
 
+// ---- PQ fast scan (4-bit codes) -----------------------------------------------------
+// As pq4_scan_avx2, with sub-quantizers j..j+3 in the four 128-bit lanes of one 512-bit
+// load (each sub-quantizer's 16 code bytes and 16 table bytes are adjacent); m % 4 == 2
+// ends with a 256-bit step. 10-17% faster than the AVX2 scan at m = 64 on the Xeon guest
+// (100k to 4M places) and 11-26% on a Zen 5 guest; the same at m = 32 (docs/pq.md).
+void pq4_scan(const std::uint8_t* lut, std::size_t m, const std::uint8_t* codes,
+              std::size_t nblocks, std::uint16_t* out) {
+  const __m512i nibble = _mm512_set1_epi8(0x0f);
+  const __m512i zero = _mm512_setzero_si512();
+  const __m256i nibble2 = _mm256_set1_epi8(0x0f);
+  const __m256i zero2 = _mm256_setzero_si256();
+  const std::size_t m4 = m & ~std::size_t{3};
+  for (std::size_t b = 0; b < nblocks; ++b) {
+    const std::uint8_t* block = codes + b * m * 16;
+    __m512i acc0 = zero, acc1 = zero, acc2 = zero, acc3 = zero;
+    for (std::size_t j = 0; j < m4; j += 4) {
+      _mm_prefetch(reinterpret_cast<const char*>(block + j * 16 + 8192), _MM_HINT_T0);
+      const __m512i c = _mm512_loadu_si512(block + j * 16);
+      const __m512i t = _mm512_loadu_si512(lut + j * 16);
+      const __m512i lo = _mm512_shuffle_epi8(t, _mm512_and_si512(c, nibble));
+      const __m512i hi = _mm512_shuffle_epi8(t, _mm512_and_si512(_mm512_srli_epi16(c, 4), nibble));
+      acc0 = _mm512_add_epi16(acc0, _mm512_unpacklo_epi8(lo, zero));
+      acc1 = _mm512_add_epi16(acc1, _mm512_unpackhi_epi8(lo, zero));
+      acc2 = _mm512_add_epi16(acc2, _mm512_unpacklo_epi8(hi, zero));
+      acc3 = _mm512_add_epi16(acc3, _mm512_unpackhi_epi8(hi, zero));
+    }
+    __m256i r[4];
+    const __m512i accs[4] = {acc0, acc1, acc2, acc3};
+    for (int k = 0; k < 4; ++k) {
+      r[k] =
+          _mm256_add_epi16(_mm512_castsi512_si256(accs[k]), _mm512_extracti64x4_epi64(accs[k], 1));
+    }
+    if (m4 < m) {
+      const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + m4 * 16));
+      const __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lut + m4 * 16));
+      const __m256i lo = _mm256_shuffle_epi8(t, _mm256_and_si256(c, nibble2));
+      const __m256i hi = _mm256_shuffle_epi8(t, _mm256_and_si256(_mm256_srli_epi16(c, 4), nibble2));
+      r[0] = _mm256_add_epi16(r[0], _mm256_unpacklo_epi8(lo, zero2));
+      r[1] = _mm256_add_epi16(r[1], _mm256_unpackhi_epi8(lo, zero2));
+      r[2] = _mm256_add_epi16(r[2], _mm256_unpacklo_epi8(hi, zero2));
+      r[3] = _mm256_add_epi16(r[3], _mm256_unpackhi_epi8(hi, zero2));
+    }
+    auto* o = reinterpret_cast<__m128i*>(out + b * 32);
+    for (int k = 0; k < 4; ++k) {
+      _mm_storeu_si128(
+          o + k, _mm_add_epi16(_mm256_castsi256_si128(r[k]), _mm256_extracti128_si256(r[k], 1)));
+    }
+  }
+}
+
 }  // namespace
 
 const KernelTable& avx512_kernels(RowOrder order) {
   static const KernelTable sequential{dot_f32,       dot_f16,      dot_i8,     hamming,
-                                      dot_f32_batch, dot_i8_batch, f16_to_f32, pq4_scan_avx2};
+                                      dot_f32_batch, dot_i8_batch, f16_to_f32, pq4_scan};
   static const KernelTable interleaved{
       dot_f32_interleaved, dot_f16_interleaved, dot_i8_interleaved, hamming,
-      dot_f32_batch,       dot_i8_batch,        f16_to_f32,         pq4_scan_avx2};
-  static const KernelTable prefetch{dot_f32_prefetch, dot_f16_prefetch, dot_i8_prefetch,
-                                    hamming,          dot_f32_batch,    dot_i8_batch,
-                                    f16_to_f32,       pq4_scan_avx2};
+      dot_f32_batch,       dot_i8_batch,        f16_to_f32,         pq4_scan};
+  static const KernelTable prefetch{dot_f32_prefetch, dot_f16_prefetch, dot_i8_prefetch, hamming,
+                                    dot_f32_batch,    dot_i8_batch,     f16_to_f32,      pq4_scan};
   static const KernelTable split{dot_f32_split, dot_f16,      dot_i8,     hamming,
-                                 dot_f32_batch, dot_i8_batch, f16_to_f32, pq4_scan_avx2};
+                                 dot_f32_batch, dot_i8_batch, f16_to_f32, pq4_scan};
   if (order == RowOrder::SequentialPrefetch) return prefetch;
   if (order == RowOrder::SequentialSplitLoads) return split;
   return order == RowOrder::Interleaved ? interleaved : sequential;
