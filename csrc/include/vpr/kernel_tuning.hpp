@@ -7,9 +7,10 @@
 // the time by up to 1.8x on Zen 3 (docs/matching_speed.md). The choice is a fixed table
 // per microarchitecture (so the same machine always runs the same code, with no timing at
 // start-up): each entry comes from calibrate_kernels() on that microarchitecture, which
-// times every candidate (each SIMD level this CPU runs x the three row orders) on a
-// 64 MB database per kernel and row length. A CPU without an entry gets the default: the
-// best instruction set, rows in order.
+// times every candidate (each SIMD level this CPU runs x its row orders) on a database
+// larger than the last-level cache (64 MB or twice the reported L3), in huge pages, per
+// kernel and row length. A CPU without an entry gets the default: the best instruction
+// set, rows in order.
 //
 // Environment: VPR_KERNEL_TUNING=off ignores the table (the default everywhere);
 // VPR_KERNEL_TUNING_BYTES sets the database size calibrate_kernels() measures on.
