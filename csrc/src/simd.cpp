@@ -105,6 +105,11 @@ SimdLevel best_level() {
   return best;
 }
 
+// Every level, each architecture's from worst to best: best_level() takes the last one
+// this CPU and build run, and names are looked up here.
+constexpr SimdLevel kAllLevels[] = {SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512,
+                                    SimdLevel::Amx,    SimdLevel::Neon, SimdLevel::NeonDotprod};
+
 // -1: not forced.
 std::atomic<int> g_forced{-1};
 
@@ -157,8 +162,7 @@ const KernelTable* kernels_for(SimdLevel level, RowOrder order) {
 
 std::vector<SimdLevel> supported_simd_levels() {
   std::vector<SimdLevel> levels;
-  for (SimdLevel level : {SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512, SimdLevel::Amx,
-                          SimdLevel::Neon, SimdLevel::NeonDotprod}) {
+  for (SimdLevel level : kAllLevels) {
     if (kernels_for(level) != nullptr && cpu_runs(level)) levels.push_back(level);
   }
   return levels;
@@ -211,12 +215,12 @@ std::string simd_level_name(SimdLevel level) {
 }
 
 SimdLevel simd_level_from_name(const std::string& name) {
-  for (SimdLevel level : {SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512, SimdLevel::Amx,
-                          SimdLevel::Neon, SimdLevel::NeonDotprod}) {
+  for (SimdLevel level : kAllLevels) {
     if (simd_level_name(level) == name) return level;
   }
-  throw std::invalid_argument("unknown SIMD level '" + name +
-                              "'; use one of: scalar, avx2, avx512, amx, neon, neon_dotprod");
+  std::string names;
+  for (SimdLevel level : kAllLevels) names += (names.empty() ? "" : ", ") + simd_level_name(level);
+  throw std::invalid_argument("unknown SIMD level '" + name + "'; use one of: " + names);
 }
 
 }  // namespace vpr
