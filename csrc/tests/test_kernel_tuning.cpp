@@ -41,6 +41,21 @@ vpr::SimdLevel best_single_query_level() {
   return best == vpr::SimdLevel::Amx ? vpr::SimdLevel::Avx512 : best;
 }
 
+vpr::CpuId x86_cpu(const char* vendor, unsigned family, unsigned model) {
+  vpr::CpuId id;
+  id.vendor = vendor;
+  id.family = family;
+  id.model = model;
+  return id;
+}
+
+// A pick the table left alone: the best level, rows in order, said to be the default.
+void check_default(const vpr::KernelPick& p, vpr::SimdLevel best) {
+  CHECK(p.chosen.level == best);
+  CHECK(p.chosen.order == vpr::RowOrder::Sequential);
+  CHECK(p.why.find("default") == 0);
+}
+
 }  // namespace
 
 TEST_CASE("calibration times every candidate and picks one of them") {
@@ -68,11 +83,7 @@ TEST_CASE("calibration times every candidate and picks one of them") {
 
 TEST_CASE("microarchitectures are named from cpuid and MIDR") {
   auto amd = [](unsigned family, unsigned model) {
-    vpr::CpuId id;
-    id.vendor = "AuthenticAMD";
-    id.family = family;
-    id.model = model;
-    return vpr::microarchitecture(id);
+    return vpr::microarchitecture(x86_cpu("AuthenticAMD", family, model));
   };
   CHECK(amd(25, 1) == "zen3");     // EPYC 7003 (Milan), the machine of the zen3 entries
   CHECK(amd(25, 0x21) == "zen3");  // Ryzen 5000 (Vermeer)
@@ -88,19 +99,12 @@ TEST_CASE("microarchitectures are named from cpuid and MIDR") {
   arm.part = 0xd0b;
   CHECK(vpr::microarchitecture(arm) == "cortex-a76");
   CHECK(vpr::microarchitecture(vpr::CpuId{}) == "");
-  vpr::CpuId intel;
-  intel.vendor = "GenuineIntel";
-  intel.family = 6;
-  intel.model = 167;  // the Xeon guest of the intel-6-167 entry
-  CHECK(vpr::microarchitecture(intel) == "intel-6-167");
+  // the Xeon guest of the intel-6-167 entry
+  CHECK(vpr::microarchitecture(x86_cpu("GenuineIntel", 6, 167)) == "intel-6-167");
 }
 
 TEST_CASE("the intel-6-167 entries pick split loads and interleaved rows for float32") {
-  vpr::CpuId xeon;
-  xeon.vendor = "GenuineIntel";
-  xeon.family = 6;
-  xeon.model = 167;
-  const vpr::KernelTuning t = vpr::kernel_tuning_for(xeon);
+  const vpr::KernelTuning t = vpr::kernel_tuning_for(x86_cpu("GenuineIntel", 6, 167));
   for (const vpr::KernelPick& p : t.picks) {
     CAPTURE(p.kernel);
     CAPTURE(p.min_dim);
@@ -110,18 +114,13 @@ TEST_CASE("the intel-6-167 entries pick split loads and interleaved rows for flo
             (p.min_dim == 513 ? vpr::RowOrder::Interleaved : vpr::RowOrder::SequentialSplitLoads));
       CHECK(p.why.find("table entry for intel-6-167") != std::string::npos);
     } else {
-      CHECK(p.chosen.order == vpr::RowOrder::Sequential);
-      CHECK(p.why.find("default") == 0);
+      check_default(p, best_single_query_level());
     }
   }
 }
 
 TEST_CASE("the table gives its entries where they run and the default elsewhere") {
-  vpr::CpuId zen3;
-  zen3.vendor = "AuthenticAMD";
-  zen3.family = 25;
-  zen3.model = 1;
-  const vpr::KernelTuning t = vpr::kernel_tuning_for(zen3);
+  const vpr::KernelTuning t = vpr::kernel_tuning_for(x86_cpu("AuthenticAMD", 25, 1));
   CHECK(t.microarchitecture == "zen3");
   REQUIRE(t.picks.size() == 6);
   const vpr::SimdLevel best = best_single_query_level();
@@ -136,17 +135,12 @@ TEST_CASE("the table gives its entries where they run and the default elsewhere"
             (short_i8 ? vpr::RowOrder::SequentialPrefetch : vpr::RowOrder::Interleaved));
       CHECK(p.why.find("table entry for zen3") != std::string::npos);
     } else {
-      CHECK(p.chosen.level == best);
-      CHECK(p.chosen.order == vpr::RowOrder::Sequential);
-      CHECK(p.why.find("default") == 0);
+      check_default(p, best);
     }
   }
   const vpr::KernelTuning unknown = vpr::kernel_tuning_for(vpr::CpuId{});
   CHECK(unknown.source == "default (no table entry for this CPU)");
-  for (const vpr::KernelPick& p : unknown.picks) {
-    CHECK(p.chosen.level == best);
-    CHECK(p.chosen.order == vpr::RowOrder::Sequential);
-  }
+  for (const vpr::KernelPick& p : unknown.picks) check_default(p, best);
 }
 
 TEST_CASE("the tuned kernels match the scalar reference for short and long rows") {
