@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -315,27 +316,35 @@ PqTable pq_query_table(const PqView& pq, const float* query) {
   // before a NaN reaches an integer conversion.
   detail::check_finite(lut.data(), lut.size(), "PQ query tables (non-finite codebooks)");
   // One scale for every sub-quantizer (their sums must be comparable), an offset each: the
-  // widest sub-space's range spans 0..255.
+  // widest sub-space's range spans 0..255. In double: two finite floats can differ by more
+  // than FLT_MAX, and a float range of inf would make the quantized entries NaN.
   PqTable t;
   t.table.resize(lut.size());
-  std::vector<float> low(pq.m);
-  float range = 0.0f;
+  std::vector<double> low(pq.m);
+  double range = 0.0;
+  double bias = 0.0;
   for (std::size_t j = 0; j < pq.m; ++j) {
     const float* row = lut.data() + j * kPqCentroids;
     const auto [mn, mx] = std::minmax_element(row, row + kPqCentroids);
     low[j] = *mn;
-    range = std::max(range, *mx - *mn);
-  }
-  t.scale = range > 0.0f ? range / 255.0f : 1.0f;
-  double bias = 0.0;
-  for (std::size_t j = 0; j < pq.m; ++j) {
+    range = std::max(range, static_cast<double>(*mx) - *mn);
     bias += low[j];
+  }
+  // A range too narrow for a normal float scale quantizes to one level: every entry 0.
+  const double scale = range / 255.0 >= std::numeric_limits<float>::min() ? range / 255.0 : 1.0;
+  // Every score a scan forms, bias + scale * sum (sum <= 255 * m), must be a finite float.
+  const double widest = std::abs(bias) + scale * 255.0 * static_cast<double>(pq.m);
+  if (!(widest < static_cast<double>(std::numeric_limits<float>::max()))) {
+    bad("query scores exceed the float range (codebook values too large): rebuild the map");
+  }
+  t.scale = static_cast<float>(scale);
+  t.bias = static_cast<float>(bias);
+  for (std::size_t j = 0; j < pq.m; ++j) {
     for (std::size_t c = 0; c < kPqCentroids; ++c) {
-      const float v = std::round((lut[j * kPqCentroids + c] - low[j]) / t.scale);
-      t.table[j * kPqCentroids + c] = static_cast<std::uint8_t>(std::clamp(v, 0.0f, 255.0f));
+      const double v = std::round((lut[j * kPqCentroids + c] - low[j]) / scale);
+      t.table[j * kPqCentroids + c] = static_cast<std::uint8_t>(std::clamp(v, 0.0, 255.0));
     }
   }
-  t.bias = static_cast<float>(bias);
   return t;
 }
 

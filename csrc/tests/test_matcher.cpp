@@ -228,6 +228,13 @@ TEST_CASE("int8 quantisation is symmetric per row") {
   vpr::quantize_int8(x.data(), 1, 4, codes.data(), &scale);
   CHECK(scale == doctest::Approx(1.0f / 127.0f));
   CHECK(codes == std::vector<std::int8_t>{64, -127, 32, 0});
+  // Subnormal rows: 1 / scale overflows in float; the codes still span -127..127.
+  const std::vector<float> tiny = {1e-43f, -1e-43f, 0.0f, 5e-44f};
+  vpr::quantize_int8(tiny.data(), 1, 4, codes.data(), &scale);
+  CHECK(codes[0] == 127);
+  CHECK(codes[1] == -127);
+  CHECK(codes[2] == 0);
+  CHECK(std::abs(codes[3] - 64) <= 1);
 }
 
 TEST_CASE("query batches give the same results as single queries, every storage") {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <stdexcept>
@@ -309,6 +310,24 @@ TEST_CASE("search_pq refuses bad views and queries") {
   CHECK_THROWS_AS(vpr::search_pq(v, q.data(), 1, 64, opt), std::invalid_argument);
   std::vector<float> nan_q(64, std::nanf(""));
   CHECK_THROWS_AS(vpr::search_pq(data.view, nan_q.data(), 1, 64, opt), std::invalid_argument);
+  // Finite codebooks whose table entries differ by more than FLT_MAX (a corrupt map the
+  // fuzzer built; its float range was inf and the quantized entries NaN): refused.
+  const float huge = 0.9f * std::numeric_limits<float>::max();
+  auto wide = data.codebooks;
+  for (std::size_t c = 0; c < 16; ++c) {
+    for (std::size_t t = 0; t < 4; ++t) wide[c * 4 + t] = (c % 2 == 0 ? huge : -huge);
+  }
+  v = data.view;
+  v.codebooks = wide.data();
+  std::vector<float> first(64, 0.0f);
+  first[0] = 1.0f;
+  CHECK_THROWS_AS(vpr::search_pq(v, first.data(), 1, 64, opt), std::invalid_argument);
+  // Table entries closer than a normal float scale: one level, every score equal, no error.
+  auto flat = data.codebooks;
+  for (std::size_t c = 0; c < 16; ++c) flat[c * 4] = (c % 2 == 0 ? 1e-38f : 0.0f);
+  v.codebooks = flat.data();
+  const auto t = vpr::pq_query_table(v, first.data());
+  CHECK(std::all_of(t.table.begin(), t.table.begin() + 16, [](std::uint8_t x) { return x == 0; }));
 }
 
 TEST_CASE("PositionGrid::within equals a brute-force radius test") {
