@@ -166,9 +166,19 @@ constexpr const char* kXeonA7Evidence =
     "measured on GenuineIntel family 6 model 167 (Xeon with AMX, KVM, 2 cores), 960 MiB in "
     "huge pages, 3 runs agreeing, 2026-12-02";
 
+// The Zen 4 machine: four runs of `kernels --measure` (64 MiB buffer in huge
+// pages) chose the same float16 picks (AVX-512 float16 took 2.0-2.2x AVX2's time on long
+// rows, 1.15-1.2x on short rows), and searches of 100k rows agreed (D = 1024: 9.2 against
+// 14.9 ms). Float32 long rows are left out: the measurement chose AVX2 (71-77%), but in
+// searches the two levels tied (17.2-17.3 against 16.4-16.7 ms; docs/matching_speed.md).
+constexpr const char* kZen4Evidence =
+    "measured on AMD EPYC family 25 model 17 (Zen 4, KVM, 2 cores), 4 runs, 2026-12-03";
+
 const TableEntry kTable[] = {
     {"zen3", kDotF32, true, SimdLevel::Avx2, RowOrder::Interleaved, kZen3Evidence},
     {"zen3", kDotI8, false, SimdLevel::Avx2, RowOrder::SequentialPrefetch, kZen3Evidence},
+    {"zen4", kDotF16, false, SimdLevel::Avx2, RowOrder::SequentialPrefetch, kZen4Evidence},
+    {"zen4", kDotF16, true, SimdLevel::Avx2, RowOrder::Sequential, kZen4Evidence},
     // 77-78% and 81% of avx512/sequential's time
     {"intel-6-167", kDotF32, false, SimdLevel::Avx512, RowOrder::SequentialSplitLoads,
      kXeonA7Evidence},

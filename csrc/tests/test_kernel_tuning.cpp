@@ -119,6 +119,23 @@ TEST_CASE("the intel-6-167 entries pick split loads and interleaved rows for flo
   }
 }
 
+TEST_CASE("the zen4 entries pick AVX2 for float16") {
+  const vpr::KernelTuning t = vpr::kernel_tuning_for(x86_cpu("AuthenticAMD", 25, 17));
+  CHECK(t.microarchitecture == "zen4");
+  for (const vpr::KernelPick& p : t.picks) {
+    CAPTURE(p.kernel);
+    CAPTURE(p.min_dim);
+    if (p.kernel == "dot_f16" && runs(vpr::SimdLevel::Avx2)) {
+      CHECK(p.chosen.level == vpr::SimdLevel::Avx2);
+      CHECK(p.chosen.order ==
+            (p.max_dim == 512 ? vpr::RowOrder::SequentialPrefetch : vpr::RowOrder::Sequential));
+      CHECK(p.why.find("table entry for zen4") != std::string::npos);
+    } else {
+      check_default(p, best_single_query_level());
+    }
+  }
+}
+
 TEST_CASE("the table gives its entries where they run and the default elsewhere") {
   const vpr::KernelTuning t = vpr::kernel_tuning_for(x86_cpu("AuthenticAMD", 25, 1));
   CHECK(t.microarchitecture == "zen3");
