@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -14,6 +15,25 @@ constexpr double kEarthRadiusM = 6371008.8;  // mean radius (IUGG)
 constexpr double kDegToRad = 3.14159265358979323846 / 180.0;
 constexpr std::size_t kTargetPerCell = 8;
 // A radius that spans more cells than this is answered by a pass over every position.
+
+// Sorts distinct place ids below `count`. Many of them (a wide radius, ids that do not
+// follow positions) are marked in a bitmap over every place and read back in order: linear
+// in the places, where std::sort of 85k scattered ids out of 1M took about 4 ms.
+void sort_ids(std::vector<std::uint32_t>& ids, std::size_t count) {
+  if (ids.size() < count / 256 + 64) {
+    std::sort(ids.begin(), ids.end());
+    return;
+  }
+  std::vector<std::uint64_t> bits((count + 63) / 64, 0);
+  for (const std::uint32_t id : ids) bits[id >> 6] |= std::uint64_t{1} << (id & 63);
+  ids.clear();
+  for (std::size_t w = 0; w < bits.size(); ++w) {
+    for (std::uint64_t word = bits[w]; word != 0; word &= word - 1) {
+      ids.push_back(
+          static_cast<std::uint32_t>(w * 64 + static_cast<unsigned>(__builtin_ctzll(word))));
+    }
+  }
+}
 
 }  // namespace
 
@@ -91,6 +111,15 @@ PositionGrid::PositionGrid(const double* positions, std::size_t count, PositionK
   std::vector<std::int64_t> keys(count);
   for (std::size_t i = 0; i < count; ++i) keys[i] = keys_[order[i]];
   keys_ = std::move(keys);
+  // Coordinates in entry order too: a query reads the entries of its cells one after
+  // another, where reading them by place id was a cache miss per place when ids do not
+  // follow positions (1M places, 85k inside: 9-11 ms against 1.4 ms in route order).
+  std::vector<double> xy(2 * count);
+  for (std::size_t i = 0; i < count; ++i) {
+    xy[2 * i] = xy_[2 * order[i]];
+    xy[2 * i + 1] = xy_[2 * order[i] + 1];
+  }
+  xy_ = std::move(xy);
   ids_ = std::move(order);
 }
 
@@ -106,8 +135,8 @@ std::vector<std::uint32_t> PositionGrid::within(double a, double b, double radiu
   double x = 0.0, y = 0.0;
   to_plane(a, b, &x, &y);
   const double r2 = radius * radius;
-  auto inside = [&](std::size_t i) {
-    const double dx = xy_[2 * i] - x, dy = xy_[2 * i + 1] - y;
+  auto inside = [&](std::size_t entry) {  // xy_ is in entry order (grid order)
+    const double dx = xy_[2 * entry] - x, dy = xy_[2 * entry + 1] - y;
     return dx * dx + dy * dy <= r2;
   };
   const double span =
@@ -121,9 +150,10 @@ std::vector<std::uint32_t> PositionGrid::within(double a, double b, double radiu
   const bool cells_ok =
       span < 4.0e9 && span_y < 4.0e9 && std::fabs(fx0) < 4.0e9 && std::fabs(fy0) < 4.0e9;
   if (!cells_ok) {
-    for (std::size_t i = 0; i < count(); ++i) {
-      if (inside(i)) out.push_back(static_cast<std::uint32_t>(i));
+    for (std::size_t e = 0; e < count(); ++e) {
+      if (inside(e)) out.push_back(ids_[e]);
     }
+    sort_ids(out, count());
     return out;
   }
   const auto cx0 = static_cast<std::int64_t>(fx0);
@@ -152,13 +182,13 @@ std::vector<std::uint32_t> PositionGrid::within(double a, double b, double radiu
         if (cx >= cx_hi) break;
         it = std::lower_bound(it, keys_.end(), ((cx + 1) << 32) | cy_lo);
       } else {
-        const std::uint32_t id = ids_[static_cast<std::size_t>(it - keys_.begin())];
-        if (inside(id)) out.push_back(id);
+        const auto entry = static_cast<std::size_t>(it - keys_.begin());
+        if (inside(entry)) out.push_back(ids_[entry]);
         ++it;
       }
     }
   }
-  std::sort(out.begin(), out.end());
+  sort_ids(out, count());
   return out;
 }
 

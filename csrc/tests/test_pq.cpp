@@ -357,6 +357,11 @@ TEST_CASE("PositionGrid::within equals a brute-force radius test") {
       CHECK(grid.within(x, y, r) == want);
     }
   }
+  // A radius spanning more cells than fit the integers: one pass over every entry, whose
+  // places (stored in grid order) still come back sorted by id.
+  std::vector<std::uint32_t> every(n);
+  for (std::size_t i = 0; i < n; ++i) every[i] = static_cast<std::uint32_t>(i);
+  CHECK(grid.within(0, 0, 1e15) == every);
   CHECK_THROWS_AS(grid.within(0, 0, -1), std::invalid_argument);
   CHECK_THROWS_AS(grid.within(std::nan(""), 0, 1), std::invalid_argument);
   xy[3] = std::nan("");

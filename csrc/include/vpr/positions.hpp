@@ -35,7 +35,7 @@ class PositionGrid {
   double lat0_cos_ = 1.0;
   double cell_ = 1.0;
   double min_x_ = 0.0, min_y_ = 0.0;
-  std::vector<double> xy_;          // plane coordinates, count x 2
+  std::vector<double> xy_;          // plane coordinates, count x 2, in entry order
   std::vector<std::int64_t> keys_;  // sorted cell keys, one per entry
   std::vector<std::uint32_t> ids_;  // place of each entry (same order as keys_)
 };
