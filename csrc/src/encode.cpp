@@ -118,19 +118,20 @@ void quantize_int8(const float* x, std::size_t n, std::size_t d, std::int8_t* co
     const float scale = max_abs / 127.0f;
     scales[i] = scale;
     const float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
-    if (std::isfinite(inverse)) {
+    // One loop in float or in double (T is the inverse's type).
+    auto encode_row = [&](auto inv) {
+      using T = decltype(inv);
       for (std::size_t j = 0; j < d; ++j) {
-        const float q = std::nearbyint(row[j] * inverse);
-        codes[i * d + j] = static_cast<std::int8_t>(std::clamp(q, -127.0f, 127.0f));
+        const T q = std::nearbyint(static_cast<T>(row[j]) * inv);
+        codes[i * d + j] = static_cast<std::int8_t>(std::clamp(q, T{-127}, T{127}));
       }
+    };
+    if (std::isfinite(inverse)) {
+      encode_row(inverse);
     } else {
       // A row of subnormal values: 1 / scale overflows to inf and 0 * inf would be NaN,
       // whose conversion to int8 is undefined. In double the inverse stays finite.
-      const double wide_inverse = 127.0 / static_cast<double>(max_abs);
-      for (std::size_t j = 0; j < d; ++j) {
-        const double q = std::nearbyint(static_cast<double>(row[j]) * wide_inverse);
-        codes[i * d + j] = static_cast<std::int8_t>(std::clamp(q, -127.0, 127.0));
-      }
+      encode_row(127.0 / static_cast<double>(max_abs));
     }
   }
 }

@@ -11,11 +11,6 @@
 namespace vpr {
 namespace {
 
-constexpr double kEarthRadiusM = 6371008.8;  // mean radius (IUGG)
-constexpr double kDegToRad = 3.14159265358979323846 / 180.0;
-constexpr std::size_t kTargetPerCell = 8;
-// A radius that spans more cells than this is answered by a pass over every position.
-
 // Sorts distinct place ids below `count`. Many of them (a wide radius, ids that do not
 // follow positions) are marked in a bitmap over every place and read back in order: linear
 // in the places, where std::sort of 85k scattered ids out of 1M took about 4 ms.
@@ -34,6 +29,11 @@ void sort_ids(std::vector<std::uint32_t>& ids, std::size_t count) {
     }
   }
 }
+
+constexpr double kEarthRadiusM = 6371008.8;  // mean radius (IUGG)
+constexpr double kDegToRad = 3.14159265358979323846 / 180.0;
+constexpr std::size_t kTargetPerCell = 8;
+// A radius that spans more cells than this is answered by a pass over every position.
 
 }  // namespace
 

@@ -4,7 +4,10 @@
 #include <doctest/doctest.h>
 
 #include <cstdlib>
+#include <functional>
+#include <optional>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "vpr/kernel_tuning.hpp"
@@ -56,6 +59,24 @@ void check_default(const vpr::KernelPick& p, vpr::SimdLevel best) {
   CHECK(p.why.find("default") == 0);
 }
 
+// Every pick of `t`: where `entry` names the table's variant for it (and this CPU runs that
+// level), that variant, said to come from `arch`'s entry; elsewhere the default.
+using EntryFor = std::function<std::optional<vpr::KernelVariant>(const vpr::KernelPick&)>;
+void check_entries(const vpr::KernelTuning& t, const std::string& arch, const EntryFor& entry) {
+  for (const vpr::KernelPick& p : t.picks) {
+    CAPTURE(p.kernel);
+    CAPTURE(p.min_dim);
+    const std::optional<vpr::KernelVariant> want = entry(p);
+    if (want && runs(want->level)) {
+      CHECK(p.chosen.level == want->level);
+      CHECK(p.chosen.order == want->order);
+      CHECK(p.why.find("table entry for " + arch) != std::string::npos);
+    } else {
+      check_default(p, best_single_query_level());
+    }
+  }
+}
+
 }  // namespace
 
 TEST_CASE("calibration times every candidate and picks one of them") {
@@ -105,56 +126,40 @@ TEST_CASE("microarchitectures are named from cpuid and MIDR") {
 
 TEST_CASE("the intel-6-167 entries pick split loads and interleaved rows for float32") {
   const vpr::KernelTuning t = vpr::kernel_tuning_for(x86_cpu("GenuineIntel", 6, 167));
-  for (const vpr::KernelPick& p : t.picks) {
-    CAPTURE(p.kernel);
-    CAPTURE(p.min_dim);
-    if (p.kernel == "dot_f32" && runs(vpr::SimdLevel::Avx512)) {
-      CHECK(p.chosen.level == vpr::SimdLevel::Avx512);
-      CHECK(p.chosen.order ==
-            (p.min_dim == 513 ? vpr::RowOrder::Interleaved : vpr::RowOrder::SequentialSplitLoads));
-      CHECK(p.why.find("table entry for intel-6-167") != std::string::npos);
-    } else {
-      check_default(p, best_single_query_level());
-    }
-  }
+  check_entries(
+      t, "intel-6-167", [](const vpr::KernelPick& p) -> std::optional<vpr::KernelVariant> {
+        if (p.kernel != "dot_f32") return std::nullopt;
+        return vpr::KernelVariant{
+            vpr::SimdLevel::Avx512,
+            p.min_dim == 513 ? vpr::RowOrder::Interleaved : vpr::RowOrder::SequentialSplitLoads};
+      });
 }
 
 TEST_CASE("the zen4 entries pick AVX2 for float16") {
   const vpr::KernelTuning t = vpr::kernel_tuning_for(x86_cpu("AuthenticAMD", 25, 17));
   CHECK(t.microarchitecture == "zen4");
-  for (const vpr::KernelPick& p : t.picks) {
-    CAPTURE(p.kernel);
-    CAPTURE(p.min_dim);
-    if (p.kernel == "dot_f16" && runs(vpr::SimdLevel::Avx2)) {
-      CHECK(p.chosen.level == vpr::SimdLevel::Avx2);
-      CHECK(p.chosen.order ==
-            (p.max_dim == 512 ? vpr::RowOrder::SequentialPrefetch : vpr::RowOrder::Sequential));
-      CHECK(p.why.find("table entry for zen4") != std::string::npos);
-    } else {
-      check_default(p, best_single_query_level());
-    }
-  }
+  check_entries(t, "zen4", [](const vpr::KernelPick& p) -> std::optional<vpr::KernelVariant> {
+    if (p.kernel != "dot_f16") return std::nullopt;
+    return vpr::KernelVariant{vpr::SimdLevel::Avx2, p.max_dim == 512
+                                                        ? vpr::RowOrder::SequentialPrefetch
+                                                        : vpr::RowOrder::Sequential};
+  });
 }
 
 TEST_CASE("the table gives its entries where they run and the default elsewhere") {
   const vpr::KernelTuning t = vpr::kernel_tuning_for(x86_cpu("AuthenticAMD", 25, 1));
   CHECK(t.microarchitecture == "zen3");
   REQUIRE(t.picks.size() == 6);
-  const vpr::SimdLevel best = best_single_query_level();
-  for (const vpr::KernelPick& p : t.picks) {
-    CAPTURE(p.kernel);
-    CAPTURE(p.min_dim);
-    const bool short_i8 = p.kernel == "dot_i8" && p.max_dim == 512;
-    const bool long_f32 = p.kernel == "dot_f32" && p.min_dim == 513;
-    if ((short_i8 || long_f32) && runs(vpr::SimdLevel::Avx2)) {
-      CHECK(p.chosen.level == vpr::SimdLevel::Avx2);
-      CHECK(p.chosen.order ==
-            (short_i8 ? vpr::RowOrder::SequentialPrefetch : vpr::RowOrder::Interleaved));
-      CHECK(p.why.find("table entry for zen3") != std::string::npos);
-    } else {
-      check_default(p, best);
+  check_entries(t, "zen3", [](const vpr::KernelPick& p) -> std::optional<vpr::KernelVariant> {
+    if (p.kernel == "dot_i8" && p.max_dim == 512) {
+      return vpr::KernelVariant{vpr::SimdLevel::Avx2, vpr::RowOrder::SequentialPrefetch};
     }
-  }
+    if (p.kernel == "dot_f32" && p.min_dim == 513) {
+      return vpr::KernelVariant{vpr::SimdLevel::Avx2, vpr::RowOrder::Interleaved};
+    }
+    return std::nullopt;
+  });
+  const vpr::SimdLevel best = best_single_query_level();
   const vpr::KernelTuning unknown = vpr::kernel_tuning_for(vpr::CpuId{});
   CHECK(unknown.source == "default (no table entry for this CPU)");
   for (const vpr::KernelPick& p : unknown.picks) check_default(p, best);
