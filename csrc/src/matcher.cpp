@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -21,13 +22,14 @@ using detail::Hit;
 using detail::TopK;
 
 constexpr std::size_t kBlockBytes = 128 * 1024;  // database block kept in L2 per thread
+constexpr std::size_t kChunkBlocks = 2;          // blocks a thread takes at a time (run_chunks)
 constexpr std::size_t kMinRowsPerThread = 2048;  // below this a thread costs more than it saves
-// ... and at least this many bytes per thread: waking a parked worker costs tens of
-// microseconds on a VM, more than it saves on a scan of a few MB (100k 256-bit codes,
-// 3.2 MB: 0.24 ms on one Zen 3 thread, 0.36 ms on two).
+// ... and at least this many bytes per thread. Threads take chunks as they come
+// (run_chunks), so a worker that wakes late costs nothing but a notify; this floor only
+// keeps tiny scans (in cache, tens of microseconds) on one thread.
 // VPR_SCAN_MIN_BYTES_PER_THREAD overrides it (read once); the tests set 0 so that their
 // small maps still run on several threads.
-constexpr std::size_t kMinBytesPerThread = std::size_t{4} << 20;
+constexpr std::size_t kMinBytesPerThread = std::size_t{1} << 20;
 
 std::size_t min_bytes_per_thread() {
   static const std::size_t value = [] {
@@ -58,19 +60,30 @@ bool any_within(const std::uint32_t* dists, std::size_t n, std::uint32_t limit) 
   return any != 0;
 }
 
+// One thread's buffers: block scores, binary distances, the scoring scratch (which keeps
+// packed queries from one block to the next).
+struct ScanBuffers {
+  ScanBuffers(std::size_t block, std::size_t nq) : scores(block * nq), dists(block) {}
+  std::vector<float> scores;
+  std::vector<std::uint32_t> dists;
+  detail::ScoreScratch scratch;
+};
+
+std::size_t block_rows(const DatabaseView& db) {
+  return std::max<std::size_t>(16, kBlockBytes / db.row_bytes());
+}
+
 // Score rows [begin, end) of the database for every query into tops[q]. Scores come from
 // the shared scan layer block by block; binary rows are first rejected on integer
 // distances (most cannot enter a full top-k), the rest pushed.
 void scan_range(const DatabaseView& db, const detail::EncodedQueries& q, std::size_t begin,
-                std::size_t end, std::vector<TopK>& tops) {
+                std::size_t end, std::vector<TopK>& tops, ScanBuffers& buf) {
   const KernelTable& kt = active_kernels();
   const std::size_t row_bytes = db.row_bytes();
-  const std::size_t block = std::max<std::size_t>(16, kBlockBytes / row_bytes);
+  const std::size_t block = block_rows(db);
   const std::size_t nq = q.count;
-  std::vector<float> scores(block * nq);
-  std::vector<std::uint32_t> dists(block);
-  detail::ScoreScratch scratch;
   const auto* base = static_cast<const std::uint8_t*>(db.codes);
+  std::uint32_t* const dists = buf.dists.data();
 
   for (std::size_t start = begin; start < end; start += block) {
     const std::size_t n = std::min(block, end - start);
@@ -78,13 +91,11 @@ void scan_range(const DatabaseView& db, const detail::EncodedQueries& q, std::si
       const float inv_dim = 2.0f / static_cast<float>(db.dim);
       constexpr std::size_t kChunk = 64;  // candidates are found 64 rows at a time
       for (std::size_t j = 0; j < nq; ++j) {
-        kt.hamming(q.bits.data() + j * row_bytes, base + start * row_bytes, n, row_bytes,
-                   dists.data());
+        kt.hamming(q.bits.data() + j * row_bytes, base + start * row_bytes, n, row_bytes, dists);
         TopK& top = tops[j];
         for (std::size_t c = 0; c < n; c += kChunk) {
           const std::size_t m = std::min(kChunk, n - c);
-          if (top.full() &&
-              !any_within(dists.data() + c, m, hamming_limit(top.worst_score(), db.dim))) {
+          if (top.full() && !any_within(dists + c, m, hamming_limit(top.worst_score(), db.dim))) {
             continue;
           }
           for (std::size_t i = c; i < c + m; ++i) {
@@ -95,9 +106,9 @@ void scan_range(const DatabaseView& db, const detail::EncodedQueries& q, std::si
       }
       continue;
     }
-    detail::score_block(db, q, start, n, scores.data(), scratch);
+    detail::score_block(db, q, start, n, buf.scores.data(), buf.scratch);
     for (std::size_t j = 0; j < nq; ++j) {
-      const float* s = scores.data() + j * n;
+      const float* s = buf.scores.data() + j * n;
       TopK& top = tops[j];
       if (top.full()) {
         // Once the top-k is full most blocks hold no better row: a branch-free
@@ -112,18 +123,22 @@ void scan_range(const DatabaseView& db, const detail::EncodedQueries& q, std::si
   }
 }
 
-// Top-k of every query over the whole database, threads over row ranges.
+// Top-k of every query over the whole database: threads take chunks of rows as they come
+// (run_chunks), each keeps its own top-k, and those are merged.
 std::vector<TopK> scan(const DatabaseView& db, const detail::EncodedQueries& q, std::size_t k,
                        int num_threads) {
   const std::size_t min_rows = std::max(
       kMinRowsPerThread, min_bytes_per_thread() / std::max<std::size_t>(db.row_bytes(), 1));
   const std::size_t threads = detail::scan_threads(db.count, num_threads, min_rows);
+  const std::size_t block = block_rows(db);
+  const std::size_t chunk_rows = block * kChunkBlocks;
+  const std::size_t chunks = (db.count + chunk_rows - 1) / chunk_rows;
   std::vector<std::vector<TopK>> partial(threads, std::vector<TopK>(q.count, TopK(k)));
-  const std::size_t chunk = (db.count + threads - 1) / threads;
-  detail::run_parallel(threads, [&](std::size_t t) {
-    const std::size_t begin = std::min(db.count, t * chunk);
-    const std::size_t end = std::min(db.count, begin + chunk);
-    scan_range(db, q, begin, end, partial[t]);
+  std::vector<std::unique_ptr<ScanBuffers>> buffers(threads);
+  detail::run_chunks(threads, chunks, [&](std::size_t slot, std::size_t c) {
+    if (!buffers[slot]) buffers[slot] = std::make_unique<ScanBuffers>(block, q.count);
+    const std::size_t begin = c * chunk_rows;
+    scan_range(db, q, begin, std::min(db.count, begin + chunk_rows), partial[slot], *buffers[slot]);
   });
   for (std::size_t t = 1; t < threads; ++t) {
     for (std::size_t j = 0; j < q.count; ++j) partial[0][j].merge(partial[t][j]);
@@ -238,10 +253,11 @@ SearchResults search(const DatabaseView& db, const float* queries, std::size_t n
     std::vector<TopK> tops(num_queries, TopK(m));
     if (m > 0) {
       const std::uint32_t* c = options.candidates;
+      ScanBuffers buffers(block_rows(db), num_queries);
       for (std::size_t i = 0; i < options.num_candidates;) {
         std::size_t e = i + 1;
         while (e < options.num_candidates && c[e] == c[e - 1] + 1) ++e;
-        scan_range(db, q, c[i], static_cast<std::size_t>(c[e - 1]) + 1, tops);
+        scan_range(db, q, c[i], static_cast<std::size_t>(c[e - 1]) + 1, tops, buffers);
         i = e;
       }
     }

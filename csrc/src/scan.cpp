@@ -22,7 +22,11 @@ namespace {
 // millisecond, so starting threads per search would cost more than it saves.
 class WorkerPool {
  public:
-  // Runs task(t) for t in [0, count): the caller runs t = 0, workers the rest.
+  // Runs task(t) for the caller (t = 0) and for workers t in [1, count) that wake before
+  // the caller's task(0) returns. The task is a loop over shared work that any one
+  // participant can finish alone (run_chunks), so workers that have not started by then
+  // skip this run: the caller waits only for workers that joined, never for a wake-up
+  // (tens of microseconds on a VM, as long as a small scan).
   // Returns false (running nothing) when another search holds the pool.
   bool try_run(std::size_t count, const std::function<void(std::size_t)>& task) {
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
@@ -35,13 +39,15 @@ class WorkerPool {
       }
       task_ = &task;
       count_ = count;
-      pending_ = count - 1;
+      open_ = true;
+      running_ = 0;
       ++generation_;
     }
     start_.notify_all();
     task(0);
     std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [this] { return pending_ == 0; });
+    open_ = false;  // late workers skip: the work is done
+    done_.wait(lock, [this] { return running_ == 0; });
     task_ = nullptr;
     return true;
   }
@@ -55,12 +61,14 @@ class WorkerPool {
         std::unique_lock<std::mutex> lock(mutex_);
         start_.wait(lock, [&] { return generation_ != seen; });
         seen = generation_;
-        if (index >= count_) continue;
+        if (index >= count_ || !open_) continue;
+        ++running_;
         task = task_;
       }
       (*task)(index);
       std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_ == 0) done_.notify_one();
+      --running_;
+      done_.notify_one();
     }
   }
 
@@ -71,7 +79,8 @@ class WorkerPool {
   std::vector<std::thread> workers_;
   const std::function<void(std::size_t)>* task_ = nullptr;
   std::size_t count_ = 0;
-  std::size_t pending_ = 0;
+  bool open_ = false;        // workers may still join the current run
+  std::size_t running_ = 0;  // workers in the current run's task
   std::uint64_t generation_ = 0;
 };
 
@@ -101,25 +110,37 @@ WorkerPool* worker_pool() {
 
 }  // namespace
 
-void run_parallel(std::size_t count, const std::function<void(std::size_t)>& body) {
+void run_chunks(std::size_t threads, std::size_t chunks,
+                const std::function<void(std::size_t, std::size_t)>& body) {
+  // One counter hands chunks out in increasing order, so each slot sees its chunks (and
+  // their rows) in increasing order, which TopK::push relies on for ties. After an
+  // exception the remaining chunks are skipped.
+  std::atomic<std::size_t> next{0};
   std::exception_ptr error;
   std::mutex error_mutex;
-  const std::function<void(std::size_t)> task = [&](std::size_t t) {
-    try {
-      body(t);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      if (!error) error = std::current_exception();
+  const std::function<void(std::size_t)> task = [&](std::size_t slot) {
+    for (;;) {
+      const std::size_t c = next.fetch_add(1, std::memory_order_relaxed);
+      if (c >= chunks) return;
+      try {
+        body(slot, c);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+        next.store(chunks, std::memory_order_relaxed);  // skip the rest
+        return;
+      }
     }
   };
+  const std::size_t count = std::min(threads, chunks);
   WorkerPool* const pool = worker_pool();
   if (count <= 1) {
     task(0);
   } else if (!pool->try_run(count, task)) {  // concurrent searches: private threads
-    std::vector<std::thread> threads;
-    for (std::size_t t = 1; t < count; ++t) threads.emplace_back(task, t);
+    std::vector<std::thread> helpers;
+    for (std::size_t t = 1; t < count; ++t) helpers.emplace_back(task, t);
     task(0);
-    for (auto& th : threads) th.join();
+    for (auto& th : helpers) th.join();
   }
   if (error) std::rethrow_exception(error);
 }

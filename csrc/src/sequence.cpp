@@ -66,14 +66,12 @@ void score_all(const DatabaseView& db, const float* query, std::size_t query_dim
   db.validate();
   const detail::EncodedQueries q = detail::encode_queries(db, query, 1, query_dim, projection);
   const std::size_t threads = detail::scan_threads(db.count, num_threads, kMinRowsPerThread);
-  const std::size_t chunk = (db.count + threads - 1) / threads;
-  detail::run_parallel(threads, [&](std::size_t t) {
-    const std::size_t begin = std::min(db.count, t * chunk);
-    const std::size_t end = std::min(db.count, begin + chunk);
-    detail::ScoreScratch scratch;
-    for (std::size_t s = begin; s < end; s += kScoreBlock) {
-      detail::score_block(db, q, s, std::min(kScoreBlock, end - s), out + s, scratch);
-    }
+  // Threads take kScoreBlock rows at a time (run_chunks), each with its own scratch.
+  const std::size_t chunks = (db.count + kScoreBlock - 1) / kScoreBlock;
+  std::vector<detail::ScoreScratch> scratch(threads);
+  detail::run_chunks(threads, chunks, [&](std::size_t slot, std::size_t c) {
+    const std::size_t s = c * kScoreBlock;
+    detail::score_block(db, q, s, std::min(kScoreBlock, db.count - s), out + s, scratch[slot]);
   });
 }
 
