@@ -146,6 +146,14 @@ def test_bad_pq_settings_are_refused_with_the_fix(tmp_path: Path, rng: np.random
         build_map(x, out_path=tmp_path / "x", storage="int8", rerank="int8", **KW)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="re-rank codes must be"):
         build_map(x, out_path=tmp_path / "x", storage="pq4", rerank="binary", **KW)  # type: ignore[arg-type]
+    # An encoding trained on other rows (benchmarks pass one): refused before writing.
+    for cfg in (PqConfig(m=8), PqConfig(m=8, ivf_lists=4, nprobe=2)):
+        other = train_pq(x[:100], cfg)
+        with pytest.raises(ValueError, match=r"codes of (up to 128|100) places, not 200"):
+            build_map(x, out_path=tmp_path / "o", storage="pq4", pq=other, **KW)  # type: ignore[arg-type]
+        assert not (tmp_path / "o").exists()
+        with pytest.raises(ValueError, match="another dimension"):
+            build_map(x[:100, :32], out_path=tmp_path / "o", storage="pq4", pq=other, **KW)  # type: ignore[arg-type]
     p = build_map(x, out_path=tmp_path / "p", storage="pq4", pq=PqConfig(m=8), **KW)  # type: ignore[arg-type]
     before = p.read_bytes()
     with pytest.raises(ValueError, match="rebuild the map"):

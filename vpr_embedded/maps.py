@@ -477,12 +477,13 @@ def build_map(
             PqConfig,
             PqEncoding,
             check_config,
+            check_encoding,
             train_pq,
         )
 
         if isinstance(pq, PqEncoding):  # trained already (benchmarks: one training, many maps)
-            if pq.codebooks.shape[0] * pq.codebooks.shape[2] != rows.shape[1]:
-                raise ValueError("the PQ encoding was trained for another dimension")
+            # Checked before writing: the reader would refuse the map ("PQ block count").
+            check_encoding(pq, int(rows.shape[1]), count)
             encoding = pq
         else:
             pq_cfg = pq if pq is not None else PqConfig()

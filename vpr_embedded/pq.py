@@ -55,6 +55,25 @@ class PqEncoding:
     slot_places: NDArray[np.uint32] | None  # blocks x 32, 0xFFFFFFFF for padding
 
 
+def check_encoding(enc: PqEncoding, dim: int, count: int) -> None:
+    """Raise ValueError unless ``enc`` (trained already) holds the codes of ``count`` places
+    of dimension ``dim``: what the map reader checks, said before a map is written."""
+    if enc.codebooks.shape[0] * enc.codebooks.shape[2] != dim:
+        raise ValueError("the PQ encoding was trained for another dimension")
+    if enc.slot_places is not None:
+        held = int(np.count_nonzero(enc.slot_places != 0xFFFFFFFF))
+        fits = held == count
+    else:  # flat: the last block is padded, so only the block count is known
+        held = enc.blocks * PQ_BLOCK
+        fits = enc.blocks == -(-count // PQ_BLOCK)
+    if not fits:
+        raise ValueError(
+            f"the PQ encoding holds the codes of {'up to ' if enc.slot_places is None else ''}"
+            f"{held} places, not {count}: encode these descriptors (train_pq on them, or "
+            "encode_pq with its codebooks)"
+        )
+
+
 def check_config(cfg: PqConfig, dim: int, count: int) -> None:
     """Raises ValueError naming the fix for a configuration the map cannot hold."""
     if cfg.m < 2 or cfg.m > 256 or cfg.m % 2:
