@@ -22,14 +22,15 @@ using detail::Hit;
 using detail::TopK;
 
 constexpr std::size_t kBlockBytes = 128 * 1024;  // database block kept in L2 per thread
-constexpr std::size_t kChunkBlocks = 2;          // blocks a thread takes at a time (run_chunks)
 constexpr std::size_t kMinRowsPerThread = 2048;  // below this a thread costs more than it saves
 // ... and at least this many bytes per thread. Threads take chunks as they come
-// (run_chunks), so a worker that wakes late costs nothing but a notify; this floor only
-// keeps tiny scans (in cache, tens of microseconds) on one thread.
+// (run_chunks), so a worker that wakes late costs the caller only the notify, but on a VM
+// whose other vCPU sleeps that notify is an IPI: 100k 512-bit codes (6.4 MB) after 2 ms
+// idle took 0.212 ms on one thread and 0.224-0.243 on two (Intel, 2026-12-03), while back
+// to back two threads won (0.196 vs 0.216). Idle between frames is a camera's case.
 // VPR_SCAN_MIN_BYTES_PER_THREAD overrides it (read once); the tests set 0 so that their
 // small maps still run on several threads.
-constexpr std::size_t kMinBytesPerThread = std::size_t{1} << 20;
+constexpr std::size_t kMinBytesPerThread = std::size_t{4} << 20;
 
 std::size_t min_bytes_per_thread() {
   static const std::size_t value = [] {
@@ -131,7 +132,9 @@ std::vector<TopK> scan(const DatabaseView& db, const detail::EncodedQueries& q, 
       kMinRowsPerThread, min_bytes_per_thread() / std::max<std::size_t>(db.row_bytes(), 1));
   const std::size_t threads = detail::scan_threads(db.count, num_threads, min_rows);
   const std::size_t block = block_rows(db);
-  const std::size_t chunk_rows = block * kChunkBlocks;
+  const std::size_t chunk_rows =
+      block * std::max<std::size_t>(1, detail::chunk_bytes(db.count * db.row_bytes(), threads) /
+                                           (block * db.row_bytes()));
   const std::size_t chunks = (db.count + chunk_rows - 1) / chunk_rows;
   std::vector<std::vector<TopK>> partial(threads, std::vector<TopK>(q.count, TopK(k)));
   std::vector<std::unique_ptr<ScanBuffers>> buffers(threads);

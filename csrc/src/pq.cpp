@@ -22,12 +22,9 @@ using detail::TopK;
 
 // Blocks a kernel call scans before the top-k sees them (2048 slots: 4 KB of sums).
 constexpr std::size_t kChunkBlocks = 64;
-// Threads take code bytes this many at a time (run_chunks: a worker that wakes late takes
-// fewer chunks instead of holding up the search) ...
-constexpr std::size_t kThreadChunkBytes = 256 * 1024;
-// ... and a scan uses a second thread only from this many code bytes per thread (below,
-// a scan in cache is over in tens of microseconds).
-constexpr std::size_t kMinBytesPerThread = std::size_t{1} << 20;
+// A scan uses a second thread only from this many code bytes per thread (matcher.cpp says
+// why); threads take chunks as they come (run_chunks).
+constexpr std::size_t kMinBytesPerThread = std::size_t{4} << 20;
 
 std::int32_t sum_threshold(const TopK& top, const PqTable& t) {
   const double v = std::floor((static_cast<double>(top.worst_score()) - t.bias) / t.scale) - 1.0;
@@ -222,8 +219,8 @@ void scan_ranges(const PqView& pq, const PqTable& t,
   const std::size_t block_bytes = pq.m * 16;
   const std::size_t threads = detail::scan_threads(
       total, options.num_threads, std::max<std::size_t>(1, kMinBytesPerThread / block_bytes));
-  const std::size_t per_chunk =
-      std::max<std::size_t>(kChunkBlocks, kThreadChunkBytes / block_bytes);
+  const std::size_t per_chunk = std::max<std::size_t>(
+      kChunkBlocks, detail::chunk_bytes(total * block_bytes, threads) / block_bytes);
   const std::size_t chunks = (total + per_chunk - 1) / per_chunk;
   std::vector<TopK> partial(threads, top);
   std::vector<std::vector<std::uint16_t>> sums(threads);

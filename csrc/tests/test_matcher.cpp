@@ -19,7 +19,7 @@
 namespace {
 
 // Before the first search: small maps here must still run on several threads (the core
-// keeps scans under 1 MB per thread on one thread, docs/matching_speed.md).
+// keeps scans under 4 MB per thread on one thread, docs/matching_speed.md).
 const bool kThreadsOnSmallMaps = [] {
   setenv("VPR_SCAN_MIN_BYTES_PER_THREAD", "0", 0);
   return true;

@@ -63,8 +63,8 @@ TEST_CASE("run_chunks rethrows the first exception and the pool still works afte
 }
 
 TEST_CASE("searches over many chunks give the one-thread results, ties by the lower id") {
-  // 150k rows of 64 dimensions: 146 chunks of float32 rows, 5 of binary. Every row is one
-  // of 7 directions, so the top-k is all ties and any chunk out of order would show.
+  // 150k rows of 64 dimensions: 19-33 chunks of float32 rows (2-4 threads), 5 of binary. Every row
+  // is one of 7 directions, so the top-k is all ties and any chunk out of order would show.
   const std::size_t n = 150000, d = 64;
   const std::vector<float> directions = vpr_test::unit_rows(7, d, 11);
   std::vector<float> db(n * d);
