@@ -61,7 +61,7 @@ void scan_blocks(const PqView& pq, const PqTable& t, std::size_t first_block, st
       // A block's 32 slots are tested at once first (vectorised): with a mask or a long
       // shortlist, chunks pass the test above for one or two slots, and a slot-by-slot
       // pass over all 2048 cost more than the kernel. Measured (Intel, 1M places, m = 64,
-      // shortlist 200): no prior 1.58 -> 1.43 ms, 11k scattered places 2.33 -> 1.89 ms.
+      // shortlist 100): no prior 1.58 -> 1.43 ms, 11k scattered places 2.33 -> 1.89 ms.
       if (i % kPqBlock == 0) {
         std::int32_t group = 0;
         for (std::size_t g = i; g < i + kPqBlock; ++g) {
