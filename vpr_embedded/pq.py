@@ -21,6 +21,7 @@ from vpr_embedded import _core
 
 CENTROIDS = 16  # 4-bit codes
 PQ_BLOCK = int(_core.PQ_BLOCK)
+NO_PLACE = 0xFFFFFFFF  # slot_places entry of a padding slot
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class PqEncoding:
     nprobe: int
     centroids: NDArray[np.float32] | None  # nlist x D
     list_blocks: NDArray[np.uint64] | None  # nlist + 1
-    slot_places: NDArray[np.uint32] | None  # blocks x 32, 0xFFFFFFFF for padding
+    slot_places: NDArray[np.uint32] | None  # blocks x 32, NO_PLACE for padding
 
 
 def check_encoding(enc: PqEncoding, dim: int, count: int) -> None:
@@ -61,7 +62,7 @@ def check_encoding(enc: PqEncoding, dim: int, count: int) -> None:
     if enc.codebooks.shape[0] * enc.codebooks.shape[2] != dim:
         raise ValueError("the PQ encoding was trained for another dimension")
     if enc.slot_places is not None:
-        held = int(np.count_nonzero(enc.slot_places != 0xFFFFFFFF))
+        held = int(np.count_nonzero(enc.slot_places != NO_PLACE))
         fits = held == count
     else:  # flat: the last block is padded, so only the block count is known
         held = enc.blocks * PQ_BLOCK
@@ -145,7 +146,7 @@ def train_pq(rows: NDArray[np.float32], cfg: PqConfig) -> PqEncoding:
     sizes = np.bincount(assign, minlength=cfg.ivf_lists)
     padded = -(-sizes // PQ_BLOCK) * PQ_BLOCK
     slots = int(padded.sum())
-    slot_places = np.full(slots, 0xFFFFFFFF, dtype=np.uint32)
+    slot_places = np.full(slots, NO_PLACE, dtype=np.uint32)
     slot_codes = np.zeros((slots, cfg.m), dtype=np.uint8)
     starts = np.concatenate([[0], np.cumsum(padded)[:-1]])
     list_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])

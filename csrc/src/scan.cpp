@@ -148,7 +148,7 @@ void run_chunks(std::size_t threads, std::size_t chunks,
 std::size_t chunk_bytes(std::size_t total_bytes, std::size_t threads) {
   constexpr std::size_t kMin = 256 * 1024, kMax = 2 * 1024 * 1024;
   if (threads <= 1) return std::max<std::size_t>(total_bytes, 1);  // one stream, no restarts
-  return std::clamp(total_bytes / (8 * std::max<std::size_t>(threads, 1)), kMin, kMax);
+  return std::clamp(total_bytes / (8 * threads), kMin, kMax);
 }
 
 std::size_t scan_threads(std::size_t rows, int requested, std::size_t min_rows_per_thread) {

@@ -104,20 +104,49 @@ TEST_CASE("int8 query batches give every level the scalar level's results, block
   }
 }
 
-TEST_CASE("ties are broken by the lower index, across threads") {
+TEST_CASE("ties are broken by the lower index, across threads and chunks") {
+  // Small: two distinct rows, repeated (one chunk per thread).
   const std::size_t n = 9000, d = 8;
   std::vector<float> db(n * d, 0.0f);
-  for (std::size_t i = 0; i < n; ++i) db[i * d + (i % 2)] = 1.0f;  // two distinct rows, repeated
+  for (std::size_t i = 0; i < n; ++i) db[i * d + (i % 2)] = 1.0f;
   const std::vector<float> q = {1, 0, 0, 0, 0, 0, 0, 0};
+  // Large: 150k rows of 64 dimensions, each one of 7 directions, so the top-k is all ties
+  // and any chunk out of order would show (19-33 chunks of float32 rows at 2-4 threads, 5
+  // of binary; run_chunks, csrc/src/scan.cpp).
+  const std::size_t big_n = 150000, big_d = 64;
+  const std::vector<float> directions = unit_rows(7, big_d, 11);
+  std::vector<float> big(big_n * big_d);
+  for (std::size_t i = 0; i < big_n; ++i) {
+    std::copy(directions.begin() + static_cast<std::ptrdiff_t>((i % 7) * big_d),
+              directions.begin() + static_cast<std::ptrdiff_t>((i % 7 + 1) * big_d),
+              big.begin() + static_cast<std::ptrdiff_t>(i * big_d));
+  }
+  const std::vector<float> big_q(directions.begin() + 3 * big_d, directions.begin() + 4 * big_d);
   for (auto storage :
        {vpr::Storage::Float32, vpr::Storage::Float16, vpr::Storage::Int8, vpr::Storage::Binary}) {
+    CAPTURE(vpr::storage_name(storage));
     const auto database = vpr::Database::encode(db.data(), n, d, storage);
     vpr::SearchOptions opt;
     opt.k = 5;
     opt.num_threads = 4;
     const auto r = vpr::search(database.view(), q.data(), 1, d, opt);
-    CAPTURE(vpr::storage_name(storage));
     CHECK(r.ids == std::vector<std::int64_t>{0, 2, 4, 6, 8});
+
+    const auto big_db = vpr::Database::encode(big.data(), big_n, big_d, storage);
+    vpr::SearchOptions big_opt;
+    big_opt.k = 20;
+    big_opt.num_threads = 1;
+    const auto one = vpr::search(big_db.view(), big_q.data(), 1, big_d, big_opt);
+    REQUIRE(one.ids.size() == 20);
+    CHECK(one.ids[0] == 3);
+    CHECK(one.ids[1] == 10);
+    for (int threads : {2, 3, 4}) {
+      big_opt.num_threads = threads;
+      const auto many = vpr::search(big_db.view(), big_q.data(), 1, big_d, big_opt);
+      CAPTURE(threads);
+      CHECK(many.ids == one.ids);
+      CHECK(many.scores == one.scores);
+    }
   }
 }
 

@@ -1,25 +1,13 @@
-// The scan layer's worker pool (run_chunks) and searches whose rows span many chunks.
+// The scan layer's worker pool (run_chunks); searches over many chunks: test_matcher.cpp.
 #include <doctest/doctest.h>
 
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
-#include "map_test_util.hpp"
 #include "scan.hpp"
-#include "vpr/matcher.hpp"
-
-namespace {
-
-const bool kThreadsOnSmallMaps = [] {
-  setenv("VPR_SCAN_MIN_BYTES_PER_THREAD", "0", 0);
-  return true;
-}();
-
-}  // namespace
 
 TEST_CASE("run_chunks runs every chunk once, in increasing order within each slot") {
   for (std::size_t threads : {1u, 2u, 3u, 8u}) {
@@ -60,37 +48,4 @@ TEST_CASE("run_chunks rethrows the first exception and the pool still works afte
   std::atomic<int> after{0};
   vpr::detail::run_chunks(2, 50, [&](std::size_t, std::size_t) { ++after; });
   CHECK(after.load() == 50);
-}
-
-TEST_CASE("searches over many chunks give the one-thread results, ties by the lower id") {
-  // 150k rows of 64 dimensions: 19-33 chunks of float32 rows (2-4 threads), 5 of binary. Every row
-  // is one of 7 directions, so the top-k is all ties and any chunk out of order would show.
-  const std::size_t n = 150000, d = 64;
-  const std::vector<float> directions = vpr_test::unit_rows(7, d, 11);
-  std::vector<float> db(n * d);
-  for (std::size_t i = 0; i < n; ++i) {
-    std::copy(directions.begin() + static_cast<std::ptrdiff_t>((i % 7) * d),
-              directions.begin() + static_cast<std::ptrdiff_t>((i % 7 + 1) * d),
-              db.begin() + static_cast<std::ptrdiff_t>(i * d));
-  }
-  const std::vector<float> q(directions.begin() + 3 * d, directions.begin() + 4 * d);
-  for (auto storage :
-       {vpr::Storage::Float32, vpr::Storage::Float16, vpr::Storage::Int8, vpr::Storage::Binary}) {
-    const auto database = vpr::Database::encode(db.data(), n, d, storage);
-    vpr::SearchOptions opt;
-    opt.k = 20;
-    opt.num_threads = 1;
-    const auto one = vpr::search(database.view(), q.data(), 1, d, opt);
-    CAPTURE(vpr::storage_name(storage));
-    REQUIRE(one.ids.size() == 20);
-    CHECK(one.ids[0] == 3);
-    CHECK(one.ids[1] == 10);
-    for (int threads : {2, 3, 4}) {
-      opt.num_threads = threads;
-      const auto many = vpr::search(database.view(), q.data(), 1, d, opt);
-      CAPTURE(threads);
-      CHECK(many.ids == one.ids);
-      CHECK(many.scores == one.scores);
-    }
-  }
 }
