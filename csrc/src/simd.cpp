@@ -24,7 +24,7 @@ namespace {
 #if defined(__x86_64__)
 struct X86Features {
   bool avx2 = false;    // AVX2 + FMA + F16C + POPCNT, with OS-saved YMM state
-  bool avx512 = false;  // + AVX-512 F/DQ/BW/VL/VNNI/VPOPCNTDQ, with OS-saved ZMM state
+  bool avx512 = false;  // + AVX-512 F/DQ/BW/VL/VNNI/VPOPCNTDQ/VBMI, with OS-saved ZMM state
   bool amx = false;     // + AMX-TILE/INT8, with OS-saved tile state and this process allowed
 };
 
@@ -56,10 +56,10 @@ X86Features read_x86_features() {
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
   const bool avx2 = b & (1u << 5), avx512f = b & (1u << 16), avx512dq = b & (1u << 17),
              avx512bw = b & (1u << 30), avx512vl = b & (1u << 31), vnni = c & (1u << 11),
-             vpopcntdq = c & (1u << 14);
+             vpopcntdq = c & (1u << 14), vbmi = c & (1u << 1);
   f.avx2 = ymm_saved && avx2 && fma && f16c && popcnt;
-  f.avx512 =
-      f.avx2 && zmm_saved && avx512f && avx512dq && avx512bw && avx512vl && vnni && vpopcntdq;
+  f.avx512 = f.avx2 && zmm_saved && avx512f && avx512dq && avx512bw && avx512vl && vnni &&
+             vpopcntdq && vbmi;
   const bool amx_tile = d & (1u << 24), amx_int8 = d & (1u << 25);
   const bool tiles_saved = (xcr0_lo & 0x60000u) == 0x60000u;  // XTILECFG + XTILEDATA
   f.amx = f.avx512 && amx_tile && amx_int8 && tiles_saved && amx_permitted();

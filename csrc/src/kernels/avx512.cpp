@@ -507,52 +507,60 @@ void f16_to_f32(const std::uint16_t* src, std::size_t count, float* dst) {
 }
 
 // ---- PQ fast scan (4-bit codes) -----------------------------------------------------
-// As pq4_scan_avx2, with sub-quantizers j..j+3 in the four 128-bit lanes of one 512-bit
-// load (each sub-quantizer's 16 code bytes and 16 table bytes are adjacent); m % 4 == 2
-// ends with a 256-bit step. 10-17% faster than the AVX2 scan at m = 64 on the Xeon guest
-// (100k to 4M places) and 11-26% on a Zen 5 guest; the same at m = 32 (docs/pq.md).
+// Four sub-quantizers (j..j+3) per 64-byte step, summed without a widening shuffle. The
+// AVX2 scan's vpshufb + unpack + add costs 13 vector ops per step, six of them shuffles;
+// on Intel cores, where 512-bit ops issue on ports 0 and 5 only and every shuffle needs
+// port 5, that bound the scan. Here:
+// 1. one vpermb regathers the step's 64 code bytes so that bytes 4p..4p+3 are place p's
+//    (and place p + 16's, in the high nibbles) codes of the four sub-quantizers;
+// 2. index = nibble | 16 * sub-quantizer (one vpternlogd per nibble half) picks the
+//    entry from the four 16-entry tables, which sit side by side in one 64-byte load,
+//    with one vpermb (a 64-entry byte lookup) per half;
+// 3. vpdpbusd against all-ones bytes adds each place's four uint8 entries into its
+//    uint32 lane: exact, and the lanes are already in place order.
+// Eight ops per step, three of them on port 5. vpermb is AVX512-VBMI, which every CPU
+// of this level has (the level's VPOPCNTDQ + VNNI came with Ice Lake and Zen 4, as did
+// VBMI); the dispatcher checks it all the same (simd.cpp). Sums stay below 2^16 for
+// m <= 256 (pq.hpp), so the truncation to uint16 at the end is exact.
 void pq4_scan(const std::uint8_t* lut, std::size_t m, const std::uint8_t* codes,
               std::size_t nblocks, std::uint16_t* out) {
+  alignas(64) std::uint8_t gather_bytes[64], table_offsets[64];
+  for (int p = 0; p < 16; ++p) {
+    for (int k = 0; k < 4; ++k) {
+      gather_bytes[4 * p + k] = static_cast<std::uint8_t>(16 * k + p);
+      table_offsets[4 * p + k] = static_cast<std::uint8_t>(16 * k);
+    }
+  }
+  const __m512i gather = _mm512_load_si512(gather_bytes);
+  const __m512i offsets = _mm512_load_si512(table_offsets);
   const __m512i nibble = _mm512_set1_epi8(0x0f);
-  const __m512i zero = _mm512_setzero_si512();
-  const __m256i nibble2 = _mm256_set1_epi8(0x0f);
-  const __m256i zero2 = _mm256_setzero_si256();
+  const __m512i ones = _mm512_set1_epi8(1);
+  constexpr int kAndOr = 0xea;  // vpternlogd truth table of (a & b) | c
+  // m % 4 == 2 ends with half a step: masked loads zero the missing two sub-quantizers'
+  // codes and tables, so their lookups add 0.
   const std::size_t m4 = m & ~std::size_t{3};
+  const __mmask64 half = 0xffffffffULL;
+  auto step = [&](__m512i c, __m512i t, __m512i& low, __m512i& high) {
+    const __m512i by_place = _mm512_permutexvar_epi8(gather, c);
+    const __m512i lo_index = _mm512_ternarylogic_epi32(by_place, nibble, offsets, kAndOr);
+    const __m512i hi_index =
+        _mm512_ternarylogic_epi32(_mm512_srli_epi16(by_place, 4), nibble, offsets, kAndOr);
+    low = _mm512_dpbusd_epi32(low, _mm512_permutexvar_epi8(lo_index, t), ones);
+    high = _mm512_dpbusd_epi32(high, _mm512_permutexvar_epi8(hi_index, t), ones);
+  };
   for (std::size_t b = 0; b < nblocks; ++b) {
     const std::uint8_t* block = codes + b * m * 16;
-    __m512i acc0 = zero, acc1 = zero, acc2 = zero, acc3 = zero;
+    __m512i low = _mm512_setzero_si512(), high = _mm512_setzero_si512();  // places 0-15, 16-31
     for (std::size_t j = 0; j < m4; j += 4) {
       _mm_prefetch(reinterpret_cast<const char*>(block + j * 16 + 8192), _MM_HINT_T0);
-      const __m512i c = _mm512_loadu_si512(block + j * 16);
-      const __m512i t = _mm512_loadu_si512(lut + j * 16);
-      const __m512i lo = _mm512_shuffle_epi8(t, _mm512_and_si512(c, nibble));
-      const __m512i hi = _mm512_shuffle_epi8(t, _mm512_and_si512(_mm512_srli_epi16(c, 4), nibble));
-      acc0 = _mm512_add_epi16(acc0, _mm512_unpacklo_epi8(lo, zero));
-      acc1 = _mm512_add_epi16(acc1, _mm512_unpackhi_epi8(lo, zero));
-      acc2 = _mm512_add_epi16(acc2, _mm512_unpacklo_epi8(hi, zero));
-      acc3 = _mm512_add_epi16(acc3, _mm512_unpackhi_epi8(hi, zero));
-    }
-    __m256i r[4];
-    const __m512i accs[4] = {acc0, acc1, acc2, acc3};
-    for (int k = 0; k < 4; ++k) {
-      r[k] =
-          _mm256_add_epi16(_mm512_castsi512_si256(accs[k]), _mm512_extracti64x4_epi64(accs[k], 1));
+      step(_mm512_loadu_si512(block + j * 16), _mm512_loadu_si512(lut + j * 16), low, high);
     }
     if (m4 < m) {
-      const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + m4 * 16));
-      const __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lut + m4 * 16));
-      const __m256i lo = _mm256_shuffle_epi8(t, _mm256_and_si256(c, nibble2));
-      const __m256i hi = _mm256_shuffle_epi8(t, _mm256_and_si256(_mm256_srli_epi16(c, 4), nibble2));
-      r[0] = _mm256_add_epi16(r[0], _mm256_unpacklo_epi8(lo, zero2));
-      r[1] = _mm256_add_epi16(r[1], _mm256_unpackhi_epi8(lo, zero2));
-      r[2] = _mm256_add_epi16(r[2], _mm256_unpacklo_epi8(hi, zero2));
-      r[3] = _mm256_add_epi16(r[3], _mm256_unpackhi_epi8(hi, zero2));
+      step(_mm512_maskz_loadu_epi8(half, block + m4 * 16),
+           _mm512_maskz_loadu_epi8(half, lut + m4 * 16), low, high);
     }
-    auto* o = reinterpret_cast<__m128i*>(out + b * 32);
-    for (int k = 0; k < 4; ++k) {
-      _mm_storeu_si128(
-          o + k, _mm_add_epi16(_mm256_castsi256_si128(r[k]), _mm256_extracti128_si256(r[k], 1)));
-    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * 32), _mm512_cvtepi32_epi16(low));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * 32 + 16), _mm512_cvtepi32_epi16(high));
   }
 }
 
