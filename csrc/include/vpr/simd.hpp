@@ -10,7 +10,7 @@ namespace vpr {
 enum class SimdLevel : int {
   Scalar = 0,
   Avx2 = 1,         // x86_64: AVX2 + FMA + F16C + POPCNT
-  Avx512 = 2,       // x86_64: AVX-512 F/BW/VL + VPOPCNTDQ
+  Avx512 = 2,       // x86_64: AVX-512 F/DQ/BW/VL + VNNI, VPOPCNTDQ, VBMI
   Neon = 3,         // aarch64 baseline (armv8-a, Cortex-A72)
   NeonDotprod = 4,  // aarch64 armv8.2-a+dotprod (Cortex-A76)
   Amx = 5,          // x86_64: Avx512 + AMX-TILE/INT8 tiles for int8 query batches
