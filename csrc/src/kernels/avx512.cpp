@@ -6,6 +6,8 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+
+#include <array>
 #pragma GCC diagnostic pop
 
 #include <cstring>
@@ -508,7 +510,7 @@ void f16_to_f32(const std::uint16_t* src, std::size_t count, float* dst) {
 
 // ---- PQ fast scan (4-bit codes) -----------------------------------------------------
 // Four sub-quantizers (j..j+3) per 64-byte step, summed without a widening shuffle. The
-// AVX2 scan's vpshufb + unpack + add costs 13 vector ops per step, six of them shuffles;
+// earlier vpshufb + unpack + add step cost 13 vector ops, six of them shuffles;
 // on Intel cores, where 512-bit ops issue on ports 0 and 5 only and every shuffle needs
 // port 5, that bound the scan. Here:
 // 1. one vpermb regathers the step's 64 code bytes so that bytes 4p..4p+3 are place p's
@@ -524,15 +526,19 @@ void f16_to_f32(const std::uint16_t* src, std::size_t count, float* dst) {
 // m <= 256 (pq.hpp), so the truncation to uint16 at the end is exact.
 void pq4_scan(const std::uint8_t* lut, std::size_t m, const std::uint8_t* codes,
               std::size_t nblocks, std::uint16_t* out) {
-  alignas(64) std::uint8_t gather_bytes[64], table_offsets[64];
-  for (int p = 0; p < 16; ++p) {
-    for (int k = 0; k < 4; ++k) {
-      gather_bytes[4 * p + k] = static_cast<std::uint8_t>(16 * k + p);
-      table_offsets[4 * p + k] = static_cast<std::uint8_t>(16 * k);
-    }
-  }
-  const __m512i gather = _mm512_load_si512(gather_bytes);
-  const __m512i offsets = _mm512_load_si512(table_offsets);
+  // Byte 4p + k takes byte p of lane k (sub-quantizer k), and indexes table k.
+  alignas(64) static constexpr auto gather_bytes = [] {
+    std::array<std::uint8_t, 64> g{};
+    for (int i = 0; i < 64; ++i) g[i] = static_cast<std::uint8_t>(16 * (i % 4) + i / 4);
+    return g;
+  }();
+  alignas(64) static constexpr auto table_offsets = [] {
+    std::array<std::uint8_t, 64> o{};
+    for (int i = 0; i < 64; ++i) o[i] = static_cast<std::uint8_t>(16 * (i % 4));
+    return o;
+  }();
+  const __m512i gather = _mm512_load_si512(gather_bytes.data());
+  const __m512i offsets = _mm512_load_si512(table_offsets.data());
   const __m512i nibble = _mm512_set1_epi8(0x0f);
   const __m512i ones = _mm512_set1_epi8(1);
   constexpr int kAndOr = 0xea;  // vpternlogd truth table of (a & b) | c
