@@ -56,18 +56,23 @@ def test_localize_finds_the_place_of_a_reference_image(gardens: Path, gardens_ma
 
 def test_localize_with_sequences_returns_k_places(gardens: Path, gardens_map: Path) -> None:
     frames = sorted((gardens / "query").glob("*.jpg"), key=lambda p: int(p.stem))
-    results = list(localize(MODEL, gardens_map, frames, k=2, sequence=3, threads=1))
+    results = list(
+        localize(MODEL, gardens_map, frames, k=2, sequence=3, sequence_window=4, threads=1)
+    )
     assert len(results) == 10 and all(len(r["ids"]) == 2 for r in results)
     assert all(r["sequence"]["length"] == 3 and len(r["sequence"]["ids"]) == 2 for r in results)
+    assert all(r["sequence"]["window"] == 4 for r in results)
     # The sequence field is the matcher's answer over these frames, in order.
     from vpr_embedded.sequence import SequenceConfig, SequenceMatcher
 
     model = open_model(MODEL, threads=1)
     the_map = Map.open(gardens_map)
-    matcher = SequenceMatcher(the_map, SequenceConfig(length=3, k=2))
+    matcher = SequenceMatcher(the_map, SequenceConfig(length=3, k=2, contrast_window=4))
     for r, frame in zip(results, frames, strict=True):
         d = model.embed_paths([frame])[0]
-        assert r["sequence"]["ids"] == matcher.push(d).ids[0].tolist()
+        found = matcher.push(d)
+        assert r["sequence"]["ids"] == found.ids[0].tolist()
+        np.testing.assert_allclose(r["sequence"]["scores"], found.scores[0, :2], rtol=1e-5)
 
 
 def test_a_map_refuses_another_model(gardens: Path, gardens_map: Path) -> None:
@@ -280,7 +285,7 @@ def test_frame_schema_accepts_the_good_fixtures_and_refuses_the_bad(
     folder = Path(__file__).parent / "fixtures" / "localize"
     assert len(check_frame_lines((folder / "good.jsonl").read_text())) == 4
     bad = [line for line in (folder / "bad.jsonl").read_text().splitlines() if line.strip()]
-    assert len(bad) == 9
+    assert len(bad) == 10
     for line in bad:
         with pytest.raises(AssertionError):
             check_frame_lines(line)

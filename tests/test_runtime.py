@@ -475,24 +475,32 @@ def test_host_sequence_equals_python_matcher(
     bundle: Path, corridor_map: Path, images: dict[str, list[Path]], tmp_path: Path
 ) -> None:
     from vpr_embedded.maps import Map
-    from vpr_embedded.sequence import SequenceConfig, SequenceMatcher
+    from vpr_embedded.sequence import DEFAULT_SEQUENCE_WINDOW, SequenceConfig, SequenceMatcher
 
     q = images["queries"]
-    dfile = tmp_path / "d.f32"
-    lines = _run(
-        _host("--bundle", str(bundle), "--map", str(corridor_map), "--k", "3", "--sequence", "4",
-              "--descriptors-out", str(dfile), *map(str, q))
-    )  # fmt: skip
-    descriptors = _descriptors(dfile, read_manifest(bundle).descriptor_dim)
-    matcher = SequenceMatcher(Map.open(corridor_map), SequenceConfig(length=4, k=3))
-    for line, d in zip(lines, descriptors, strict=True):
-        found = matcher.push(d)
-        assert line["sequence"]["length"] == 4
-        assert line["sequence"]["ids"] == found.ids[0].tolist()
-        np.testing.assert_allclose(line["sequence"]["scores"], found.scores[0], rtol=1e-5)
+    # The default window (the product's, 20) and a small one that changes the scores.
+    for window_args, window in (((), DEFAULT_SEQUENCE_WINDOW), (("--sequence-window", "3"), 3)):
+        dfile = tmp_path / f"d{window}.f32"
+        lines = _run(
+            _host("--bundle", str(bundle), "--map", str(corridor_map), "--k", "3",
+                  "--sequence", "4", *window_args, "--descriptors-out", str(dfile), *map(str, q))
+        )  # fmt: skip
+        descriptors = _descriptors(dfile, read_manifest(bundle).descriptor_dim)
+        config = SequenceConfig(length=4, k=3, contrast_window=window)
+        matcher = SequenceMatcher(Map.open(corridor_map), config)
+        for line, d in zip(lines, descriptors, strict=True):
+            found = matcher.push(d)
+            assert line["sequence"]["length"] == 4 and line["sequence"]["window"] == window
+            assert line["sequence"]["ids"] == found.ids[0].tolist()
+            np.testing.assert_allclose(line["sequence"]["scores"], found.scores[0], rtol=1e-5)
     err = subprocess.run(_host("--bundle", str(bundle), "--sequence", "4", str(q[0])),
                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert err.returncode == 2 and "--sequence: needs --map" in err.stderr
+    err = subprocess.run(
+        _host("--bundle", str(bundle), "--map", str(corridor_map), "--sequence-window", "5",
+              str(q[0])), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert err.returncode == 2 and "--sequence-window: needs --sequence L" in err.stderr
 
 
 @needs_host

@@ -38,7 +38,7 @@ from vpr_embedded.matching import StorageName
 from vpr_embedded.models.vpr import VPRModel
 from vpr_embedded.preprocessing import Preprocessing
 from vpr_embedded.progress import track
-from vpr_embedded.sequence import SequenceConfig, SequenceMatcher
+from vpr_embedded.sequence import DEFAULT_SEQUENCE_WINDOW, SequenceConfig, SequenceMatcher
 from vpr_embedded.settings import option, required
 
 # Column names of a positions CSV (first column: image file name).
@@ -239,6 +239,12 @@ class LocalizeConfig:
     dir: Path | None = option(None, "a folder of frames, in name order")
     k: int = option(5, "places per image", minimum=1)
     sequence: int = option(0, "match over L frames", metavar="L", minimum=0)
+    sequence_window: int = option(
+        DEFAULT_SEQUENCE_WINDOW,
+        "places the sequence scores are contrast-normalised over",
+        metavar="R",
+        minimum=2,
+    )
     threads: int | None = option(None, "extraction and matching threads", minimum=0, maximum=1024)
     near: tuple[float, float] | None = option(
         None, "position prior: only places near X Y (with --radius)", metavar=("X", "Y")
@@ -403,6 +409,7 @@ def localize(
     *,
     k: int = 5,
     sequence: int = 0,
+    sequence_window: int = DEFAULT_SEQUENCE_WINDOW,
     threads: int | None = None,
     near: tuple[float, float] | None = None,
     radius: float | None = None,
@@ -413,7 +420,8 @@ def localize(
     as its frame is done. The model and the map are opened and checked here, before the
     first frame (a bad model or map raises at once); a frame that cannot be read or run
     gives an error line and the next frame goes on. With ``sequence`` L > 1 the frames
-    are consecutive and each line also holds the best places over the last L frames.
+    are consecutive and each line also holds the best places over the last L frames, their
+    scores contrast-normalised over ``sequence_window`` places.
     ``near`` and ``radius``: the position prior (a moving window for sequences)."""
     if k <= 0:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -423,9 +431,10 @@ def localize(
     the_map = Map.open(map_path, extractor.sha256)
     if near is not None and the_map.positions is None:
         raise ValueError(f"{map_path} has no positions: rebuild it with --positions to use --near")
-    matcher = (
-        SequenceMatcher(the_map, SequenceConfig(length=sequence, k=k)) if sequence > 1 else None
-    )
+    matcher = None
+    if sequence > 1:
+        config = SequenceConfig(length=sequence, k=k, contrast_window=sequence_window)
+        matcher = SequenceMatcher(the_map, config)
     return _frames(extractor, the_map, images, k, matcher, sequence, threads, near, radius, nprobe)
 
 
@@ -459,6 +468,7 @@ def _frames(
                 seq = matcher.push(descriptor, near=near, radius=radius)
                 line["sequence"] = {
                     "length": sequence,
+                    "window": matcher.config.contrast_window,
                     **_places(the_map, seq.ids[0, :k], seq.scores[0, :k]),
                 }
             t4 = time.perf_counter()
@@ -491,6 +501,7 @@ def run_localize(cfg: LocalizeConfig) -> Iterator[dict[str, Any]]:
         paths,
         k=cfg.k,
         sequence=cfg.sequence,
+        sequence_window=cfg.sequence_window,
         threads=cfg.threads,
         near=cfg.near,
         radius=cfg.radius,

@@ -29,7 +29,7 @@ from vpr_embedded.matching import StorageName
 from vpr_embedded.metrics import hits_at_n, paired_bootstrap, recall_at_n
 from vpr_embedded.models.vpr import VPRModel
 from vpr_embedded.progress import track
-from vpr_embedded.sequence import SequenceConfig, SequenceMatcher
+from vpr_embedded.sequence import DEFAULT_SEQUENCE_WINDOW, SequenceConfig, SequenceMatcher
 from vpr_embedded.settings import comma_list, option
 
 RECALL_AT = (1, 5, 10, 20)
@@ -63,10 +63,11 @@ class PipelineConfig:
     pca_dim: int | None = option(None, "PCA to D dimensions", flag="--pca", metavar="D", minimum=1)
     threads: int = option(1, "extraction and matching threads", minimum=0, maximum=1024)
     sequence: int = option(0, "also match over L frames", metavar="L", minimum=0)
-    # 20, not SeqSLAM's 10: chosen on nordland_part1's val segment with the GeM zoo model
-    # (sequence R@1 0.822 at 10, 0.903 at 20, 0.915 at 40; docs/training.md).
     sequence_window: int = option(
-        20, "places the sequence scores are contrast-normalised over", metavar="R", minimum=2
+        DEFAULT_SEQUENCE_WINDOW,
+        "places the sequence scores are contrast-normalised over",
+        metavar="R",
+        minimum=2,
     )
     compare_eager: bool = option(
         True, "skip the eager fp32 yardstick", flag="--no-eager", negate=True

@@ -38,6 +38,12 @@ if TYPE_CHECKING:
     from vpr_embedded.maps import Map
 
 
+# The contrast window of the product's entry points (pipeline, localize, vpr-localize), 20
+# rather than SeqSLAM's 10 that SequenceConfig keeps: chosen on nordland_part1's val segment
+# with the GeM zoo model (sequence R@1 0.822 at 10, 0.903 at 20, 0.915 at 40; docs/training.md).
+DEFAULT_SEQUENCE_WINDOW = 20
+
+
 @dataclass(frozen=True)
 class SequenceConfig:
     """Sequence matching settings (SeqSLAM defaults)."""

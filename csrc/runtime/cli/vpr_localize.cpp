@@ -307,7 +307,7 @@ class Session {
         t0 = Clock::now();
         const std::vector<vpr::PlaceMatch> seq = loc_->match_sequence(d.data());
         t.match_ms += ms_since(t0);
-        nlohmann::json sj = {{"length", s_.opt.sequence}};
+        nlohmann::json sj = {{"length", s_.opt.sequence}, {"window", s_.opt.sequence_window}};
         places_json(seq, map.has_names(), map.positions() != nullptr, &sj);
         line["sequence"] = sj;
       }
@@ -546,6 +546,10 @@ int main(int argc, char** argv) {
   app.add_option("--sequence", s.opt.sequence,
                  "also match over the last L frames (a \"sequence\" field per line; needs --map)")
       ->check(CLI::Range(2, 100000));
+  app.add_option("--sequence-window", s.opt.sequence_window,
+                 "places the sequence scores are contrast-normalised over (default 20, chosen "
+                 "on a validation segment; SeqSLAM's is 10)")
+      ->check(CLI::Range(2, 1000000));
   app.add_option("--threads", s.opt.threads, "XNNPACK and matching threads")
       ->check(CLI::Range(1, 1024));
   app.add_option("--repeat", s.repeat, "runs per frame; the first is warm-up when > 1")
@@ -609,6 +613,9 @@ int main(int argc, char** argv) {
     }
     if (s.opt.sequence > 1 && s.map_path.empty()) {
       throw CLI::ValidationError("--sequence", "needs --map");
+    }
+    if (app.count("--sequence-window") > 0 && s.opt.sequence < 2) {
+      throw CLI::ValidationError("--sequence-window", "needs --sequence L");
     }
   } catch (const CLI::CallForHelp&) {
     std::cout << app.help();

@@ -183,6 +183,7 @@ Localizer::Localizer(const std::string& bundle_dir, const std::string& map_path,
   if (options.sequence > 1) {
     SequenceOptions so;
     so.length = options.sequence;
+    so.contrast_window = options.sequence_window;
     so.k = options.k;
     so.num_threads = options.threads;
     so.validate();

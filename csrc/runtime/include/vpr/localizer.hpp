@@ -60,6 +60,10 @@ struct LocalizerOptions {
   // > 1: also match over the last `sequence` frames (SequenceOptions' other defaults,
   // which are vpr_embedded.sequence.SequenceConfig's); match_sequence() then works.
   std::size_t sequence = 0;
+  // Places the sequence scores are contrast-normalised over. 20, not SeqSLAM's 10: chosen on
+  // nordland_part1's val segment with the GeM zoo model (sequence R@1 0.822 at 10, 0.903 at
+  // 20; docs/training.md), the default of vpr_embedded's DEFAULT_SEQUENCE_WINDOW too.
+  std::size_t sequence_window = 20;
 };
 
 struct PlaceMatch {
