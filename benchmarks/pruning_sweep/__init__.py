@@ -24,14 +24,27 @@ from typing import Any
 
 import torch
 
-from vpr_embedded.data.datasets import load_dataset
+from vpr_embedded.data.datasets import PlaceDataset, load_dataset
 
-from .config import DATASETS, REFERENCE_DIRS, SEED_PAPER, TARGET, SweepConfig, points_for
-from .measure import model_label, run_model, teacher_init
+from .config import SEED_PAPER, TARGET, SweepConfig, points_for
+from .measure import model_label, recovery_folders, run_model, teacher_init
 from .plot import plots
 from .report import memory_bytes, relative, table
 
 __all__ = ["SweepConfig", "run_sweep"]
+
+
+def measured_datasets(args: SweepConfig) -> dict[str, PlaceDataset]:
+    """Result columns -> datasets: nordland_part1 whole, or one column per segment
+    ("nordland_part1@test") with --segments; the others whole."""
+    out: dict[str, PlaceDataset] = {}
+    for d in args.datasets:
+        if d == "nordland_part1" and args.segments:
+            for seg in args.segments:
+                out[f"{d}@{seg}"] = load_dataset(args.data / d, split=seg)
+        else:
+            out[d] = load_dataset(args.data / d)
+    return out
 
 
 def run_sweep(args: SweepConfig) -> dict[str, Any]:
@@ -40,7 +53,7 @@ def run_sweep(args: SweepConfig) -> dict[str, Any]:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for p in args.points:
         points_for(p.rpartition("@")[0], (p,))  # fail before any work on a malformed point
-    datasets = {d: load_dataset(args.data / d) for d in args.datasets}
+    datasets = measured_datasets(args)
     rows: list[dict[str, Any]] = []
     for name in args.models:
         rows += run_model(name, args, datasets, args.work_dir)
@@ -60,8 +73,11 @@ def run_sweep(args: SweepConfig) -> dict[str, Any]:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "torch": torch.__version__,
         "settings": settings,
-        "recovery_images": "reference side only: "
-        + ", ".join(f"{d}/{REFERENCE_DIRS[d]}" for d in DATASETS),
+        "recovery_images": [str(p) for p in recovery_folders(args)],
+        "measured": {
+            k: f"{len(ds.queries)} queries, {len(ds.references)} places"
+            for k, ds in datasets.items()
+        },
         "teacher_init": {model_label(m): teacher_init(m) for m in args.models},
         "targets": TARGET,
         "seed_paper": SEED_PAPER,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
+from vpr_embedded.data.splits import Segment
 from vpr_embedded.prune.config import Importance, LrSchedule, Schedule
 from vpr_embedded.settings import option
 
@@ -80,6 +81,17 @@ class SweepConfig:
     match_places: int = option(100_000, "synthetic map size", minimum=1)
     skip_export: bool = option(False, "skip the .pte export and its latency")
     datasets: tuple[DatasetName, ...] = option(DATASETS, "datasets measured")
+    # A teacher trained on part of nordland_part1 (the zoo) is measured on places it never
+    # saw: nordland_part1 on the named segments only (one recall column each), the others
+    # whole (no model here is trained on them); recovery then takes --recover-images.
+    segments: tuple[Segment, ...] = option(
+        (), "measure nordland_part1 on these segments (e.g. val test) instead of whole"
+    )
+    recover_images: tuple[str, ...] = option(
+        (),
+        "recovery and calibration folders, FOLDER@SEGMENT allowed (default: the measured "
+        "datasets' reference folders)",
+    )
     data_dir: Path | None = option(None, "default: $VPR_DATA_DIR, else ../shared/data")
     work: Path | None = option(None, "checkpoints and caches (default runs/pruning)")
     out: Path | None = option(None, "results folder (default benchmarks/results)")

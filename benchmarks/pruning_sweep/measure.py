@@ -276,7 +276,17 @@ def file_label(name: str, teacher: VPRModel) -> str:
     return f"{label}-{file_digest(name)[:8]}" if Path(name).is_file() else label
 
 
+def recovery_folders(args: SweepConfig) -> tuple[Path, ...]:
+    """Where recovery and calibration images come from: --recover-images, else the
+    reference side of every dataset (never a query image)."""
+    if args.recover_images:
+        return tuple(Path(p) for p in args.recover_images)
+    return tuple(args.data / d / REFERENCE_DIRS[d] for d in DATASETS)
+
+
 def teacher_init(name: str) -> str:
+    if name.startswith("zoo:"):
+        return f"trained zoo entry {name} (vpr-embedded models: its data and split)"
     if Path(name).is_file():
         return f"checkpoint {name}"
     if name.startswith("efficientnet"):
@@ -293,7 +303,7 @@ def run_model(
     teacher = teacher_model(name, 0)
     spec = str(Path(name).resolve()) if Path(name).is_file() else name
     given, name, stem = name, teacher.config.display_name, file_label(name, teacher)
-    rec_dirs = tuple(args.data / d / REFERENCE_DIRS[d] for d in DATASETS)
+    rec_dirs = recovery_folders(args)
     calib_paths = sample_folders(rec_dirs, 8)
     calib = [load_tensor(p, teacher.preprocessing).unsqueeze(0) for p in calib_paths]
     rows: list[dict[str, Any]] = []

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .report import judged
+
 
 def plots(rows: list[dict[str, Any]], out: Path) -> list[str]:
     import matplotlib
@@ -13,13 +15,13 @@ def plots(rows: list[dict[str, Any]], out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     written = []
-    ds_name = {"corridor": "corridor", "nordland_part1": "nordland_part1"}
+    ds_name = judged({k: None for r in rows for k in r["recall"]})
     for xkey, xlabel, fname in (
         ("lat", "extraction latency, ms (XNNPACK int8, 1 thread; eager if no .pte)", "latency"),
         ("mem", "model (int8 .pte) + map bytes, MB", "memory"),
     ):
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for ax, dsn in zip(axes, ds_name, strict=True):
+        fig, axes = plt.subplots(1, len(ds_name), figsize=(5.5 * len(ds_name), 4), squeeze=False)
+        for ax, dsn in zip(axes[0], ds_name, strict=True):
             for model in sorted({r["model"] for r in rows}):
                 pts = [r for r in rows if r["model"] == model and r["kind"] != "pca"]
                 xs, ys, labels = [], [], []

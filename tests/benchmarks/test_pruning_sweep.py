@@ -39,3 +39,22 @@ def test_sweep_points() -> None:
         (0.5, (1, 2)),
     ]
     assert [p.ratio for p, _ in points_for("efficientnet_lite0-gem", specs)] == [0.3]
+
+
+def test_sweep_on_segments_judges_the_test_segment_and_tables_every_column() -> None:
+    from pruning_sweep.config import SweepConfig
+    from pruning_sweep.measure import recovery_folders
+    from pruning_sweep.report import judged, table
+
+    keys = ["nordland_part1@val", "nordland_part1@test", "corridor"]
+    assert judged(keys) == ["corridor", "nordland_part1@test"]
+    assert judged(["nordland_part1", "gardens_point_sample"]) == ["nordland_part1"]
+    assert judged(["nordland_part1@val"]) == ["nordland_part1@val"]
+    rc = {k: {"1": 0.25, "5": 0.5} for k in keys}
+    row = {"model": "m", "kind": "unpruned", "ratio": 0.0, "seed": 0, "dim": 8, "recall": rc}
+    head, _, line = table([row]).splitlines()
+    assert "R@1 nord val" in head and "R@5 nord test" in head and "mem cut nord test" in head
+    assert line.count("0.250") == 3 and line.count("0.500") == 3
+    given = SweepConfig(recover_images=("data/nordland_part1/summer@train",))
+    assert recovery_folders(given) == (Path("data/nordland_part1/summer@train"),)
+    assert all(p.name in ("ref", "summer") for p in recovery_folders(SweepConfig()))
