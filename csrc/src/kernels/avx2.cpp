@@ -519,10 +519,6 @@ void f16_to_f32(const std::uint16_t* src, std::size_t count, float* dst) {
 // shuffle port bounds the scan): 10-15% faster in cache and ~6% at 1M places on the
 // Xeon guest of docs/pq.md. The two lanes hold the same places and are added once at the
 // end of the block, where the even and odd words are interleaved back into place order.
-// Prefetch distance of the PQ scan, measured on Zen 3 at 1M places x 32 B (docs/pq.md):
-// none 3.98 ms, 4 KB 3.15, 8 KB 3.33 / 2.11, 16 KB 2.17 (faiss IndexPQFastScan 3.6 / 2.7
-// in the same runs; the host's bandwidth moved between runs).
-constexpr std::size_t kPq4PrefetchBytes = 8192;
 
 void pq4_scan_avx2(const std::uint8_t* lut, std::size_t m, const std::uint8_t* codes,
                    std::size_t nblocks, std::uint16_t* out) {

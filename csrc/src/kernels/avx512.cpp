@@ -558,7 +558,7 @@ void pq4_scan(const std::uint8_t* lut, std::size_t m, const std::uint8_t* codes,
     const std::uint8_t* block = codes + b * m * 16;
     __m512i low = _mm512_setzero_si512(), high = _mm512_setzero_si512();  // places 0-15, 16-31
     for (std::size_t j = 0; j < m4; j += 4) {
-      _mm_prefetch(reinterpret_cast<const char*>(block + j * 16 + 8192), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(block + j * 16 + kPq4PrefetchBytes), _MM_HINT_T0);
       step(_mm512_loadu_si512(block + j * 16), _mm512_loadu_si512(lut + j * 16), low, high);
     }
     if (m4 < m) {
