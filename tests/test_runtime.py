@@ -834,9 +834,13 @@ def test_host_camera_stops_on_sigint_and_folds_the_recording(
     frames.write_bytes(_rgb_to_yuyv(rgb))
     device, env = _camera(tmp_path, (w, h), "YUYV", frames=frames, loop=1)
     rec, summary = tmp_path / "drive.vprmap", tmp_path / "s.json"
+    # Unbuffered: a buffered readline may read the 4th line ahead into a buffer that
+    # communicate() (which reads the pipe itself) never sees; under load the test then
+    # counted 4 lines against 5 places recorded.
     proc = subprocess.Popen(_host("--bundle", str(bundle), "--camera", str(device), "--record",
                                   str(rec), "--record-every", "1000", "--summary", str(summary)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            bufsize=0)  # fmt: skip
     assert proc.stdout is not None
     seen = [json.loads(proc.stdout.readline()) for _ in range(3)]
     proc.send_signal(signal.SIGINT)

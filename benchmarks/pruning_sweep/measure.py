@@ -386,7 +386,7 @@ def run_model(
 
 
 def summary(r: dict[str, Any]) -> str:
-    rc = " ".join(f"{k[:8]} {v['1']:.3f}" for k, v in r["recall"].items())
+    rc = " ".join(f"{k} {v['1']:.3f}" for k, v in r["recall"].items())
     return (
         f"dim {r['descriptor_dim']} params {r['parameters']:,} eager {r['eager_ms']:.1f} ms "
         f"pte32 {r.get('pte_fp32_ms', float('nan')):.1f} ms "
