@@ -16,13 +16,13 @@ Split: config (settings), measure, report, plot; entry: benchmarks/bench_pruning
 from __future__ import annotations
 
 import json
-import os
 import platform
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
+from _common import machine_info
 
 from vpr_embedded.data.datasets import PlaceDataset, load_dataset
 
@@ -61,16 +61,20 @@ def run_sweep(args: SweepConfig) -> dict[str, Any]:
     for r in rows:
         if "model_bytes_fp32" in r:
             r["_mem"] = {k: memory_bytes(r, ds) / 1e6 for k, ds in datasets.items()}
-    md = table(rows)
+    info = machine_info()
+    md = (
+        f"{info['vendor']} family {info['family']} model {info['model']} "
+        f"({info['model_name']}), {info['cores']} cores, {info['date_utc']} UTC\n\n" + table(rows)
+    )
     print(md)
-    pngs = plots(rows, args.out_dir)
+    pngs = plots(rows, args.out_dir, args.tag)
     for r in rows:
         r["memory_mb"] = r.pop("_mem", None)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(args).items()}
     settings.pop("parsed", None)
     doc = {
         "benchmark": "bench_pruning",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": {**info, "platform": platform.platform()},
         "torch": torch.__version__,
         "settings": settings,
         "recovery_images": [str(p) for p in recovery_folders(args)],

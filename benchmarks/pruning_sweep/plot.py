@@ -8,7 +8,7 @@ from typing import Any
 from .report import judged
 
 
-def plots(rows: list[dict[str, Any]], out: Path) -> list[str]:
+def plots(rows: list[dict[str, Any]], out: Path, tag: str = "bench_pruning") -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,7 +45,7 @@ def plots(rows: list[dict[str, Any]], out: Path) -> list[str]:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
         fig.tight_layout()
-        p = out / f"bench_pruning_pareto_{fname}.png"
+        p = out / f"{tag}_pareto_{fname}.png"
         fig.savefig(p, dpi=90)
         plt.close(fig)
         written.append(str(p))
