@@ -202,3 +202,25 @@ def test_a_damaged_program_with_a_matching_sha256_is_refused_in_one_line(
     assert cli.main([*argv, "--image", str(image)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "re-export the bundle" in err[0], err
+
+
+def test_mixvpr_int8_is_fully_delegated(tmp_path: Path, shared_data: Path) -> None:
+    """MixVPR's mixers normalise over the flattened spatial dim: that LayerNorm's means
+    must reach XNNPACK too (a 3-D mean over the last dim once fell back to portable)."""
+    from vpr_embedded.models.ops import LayerNormManual
+
+    x = torch.randn(2, 5, 7)
+    ln = LayerNormManual(7)
+    torch.testing.assert_close(ln(x), torch.nn.functional.layer_norm(x, (7,)))
+    cfg = ExportConfig(
+        quantize="int8",
+        calib_images=shared_data / "nordland_part1" / "summer",
+        calib_count=4,
+        parity_count=2,
+        progress=False,
+    )
+    torch.manual_seed(0)
+    model = build_model("efficientnet_lite0-mixvpr", input_size=(64, 128))
+    res = export_bundle(model, tmp_path / "mixvpr", cfg)
+    assert res.delegation.fully_delegated, res.delegation.format()
+    assert "aten.mean.dim" in res.delegation.delegated_ops
