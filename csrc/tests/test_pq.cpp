@@ -240,17 +240,21 @@ TEST_CASE("search_pq with IVF: all lists equal flat; nprobe scans only the neare
   std::sort(distinct.begin(), distinct.end());
   CHECK(std::unique(distinct.begin(), distinct.end()) == distinct.end());
   CHECK(distinct.back() < 3000);
-  // Candidates through the slot map: scattered over every list (the masked full scan) and
-  // a few (scored place by place), each equal to brute force over the same places.
-  for (std::uint32_t step : {7u, 211u}) {
+  // Candidates through the slot map: scattered over every list (the masked full scan), a
+  // few (sorted by slot, scored place by place) and a run of 100 in few blocks of every
+  // list (sorted through the slot bitmap), each equal to brute force over the same places.
+  struct Run {
+    std::uint32_t first, step, last;
+  };
+  for (const Run run : {Run{3, 7, 3000}, Run{3, 211, 3000}, Run{1000, 1, 1100}}) {
     std::vector<std::uint32_t> cand;
-    for (std::uint32_t p = 3; p < 3000; p += step) cand.push_back(p);
+    for (std::uint32_t p = run.first; p < run.last; p += run.step) cand.push_back(p);
     vpr::SearchOptions co;
     co.k = 10;
     co.restrict_to_candidates = true;
     co.candidates = cand.data();
     co.num_candidates = cand.size();
-    CAPTURE(step);
+    CAPTURE(run.step);
     CHECK(vpr::search_pq(data.view, q.data(), 1, 32, co).ids == brute_top(data, t, cand, 10));
   }
   // A corrupt slot map is refused by check_values.
