@@ -146,12 +146,9 @@ def run_dim(args, d: int, refs_raw, qs_raw, rng_seed: int) -> dict[str, object]:
     t0 = time.perf_counter()
     flat = train_pq(db, PqConfig(m=m, seed=0))
     train_flat_s = time.perf_counter() - t0
-    ivf = None
-    train_ivf_s = 0.0
-    if not args.prior_only:
-        t0 = time.perf_counter()
-        ivf = train_pq(db, PqConfig(m=m, ivf_lists=nlist, nprobe=1, seed=0))
-        train_ivf_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ivf = train_pq(db, PqConfig(m=m, ivf_lists=nlist, nprobe=1, seed=0))
+    train_ivf_s = time.perf_counter() - t0
     tmp = Path(tempfile.mkdtemp(prefix="bench_pq_"))
     # Positions for the prior: real place i at frame i; distractors spread uniformly over
     # the same stretch of route (a city's places all lie somewhere along its streets).
@@ -161,9 +158,9 @@ def run_dim(args, d: int, refs_raw, qs_raw, rng_seed: int) -> dict[str, object]:
     )
     positions = np.stack([xs, np.zeros(len(db))], 1)
     maps = {}
-    variants = [("pq+int8", flat, "int8")]
-    if ivf is not None:
-        variants += [("pq", flat, None), ("ivfpq", ivf, None), ("ivfpq+int8", ivf, "int8")]
+    variants = [("pq+int8", flat, "int8"), ("ivfpq+int8", ivf, "int8")]
+    if not args.prior_only:
+        variants += [("pq", flat, None), ("ivfpq", ivf, None)]
     for name, enc, rr in variants:
         p = build_map(
             db,
@@ -187,8 +184,13 @@ def run_dim(args, d: int, refs_raw, qs_raw, rng_seed: int) -> dict[str, object]:
                       pq=PqConfig(m=m, seed=0), rerank="int8", positions=positions[order],
                       position_kind="utm", model_sha256=SHA, model_name="bench")  # fmt: skip
         ordered = prior_on_map(args, Map.open(p), test_idx, qs[test_idx], len(db), ids=order)
-        return {"dim": d, "places": len(db), "pq_m": m, "prior_rows": rows,
-                "prior_rows_route_order": ordered}  # fmt: skip
+        # The IVF map of the same (scattered) ids: build_map stores every list in Z-order
+        # of position (pq.order_lists_by_position), so the places inside a radius sit in a
+        # few runs per list. Its no-prior row probes the default nprobe (1) lists.
+        ivf_rows = prior_on_map(args, maps["ivfpq+int8"], test_idx, qs[test_idx], len(db))
+        return {"dim": d, "places": len(db), "pq_m": m, "ivf_lists": nlist, "prior_rows": rows,
+                "prior_rows_route_order": ordered,
+                "prior_rows_ivf_z_order": ivf_rows}  # fmt: skip
     exact = Index.encode(db, "float32")
 
     # faiss yardsticks, trained on the same sample size
@@ -505,7 +507,7 @@ def main() -> None:
         out["runs"].append(res)  # type: ignore[union-attr]
         if args.prior_only:
             print(f"\nN = {res['places']}, D = {d}: position prior on the pq + int8 map, test")
-            for key in ("prior_rows", "prior_rows_route_order"):
+            for key in ("prior_rows", "prior_rows_route_order", "prior_rows_ivf_z_order"):
                 print(f"  {key}:")
                 for r in res[key]:  # type: ignore[index]
                     print(

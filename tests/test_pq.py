@@ -13,7 +13,16 @@ import pytest
 from vpr_embedded import _core
 from vpr_embedded.maps import HEADER_SIZE_V2, Map, append_to_map, build_map
 from vpr_embedded.matching import Index
-from vpr_embedded.pq import PqConfig, check_config, encode_pq, train_pq
+from vpr_embedded.pq import (
+    NO_PLACE,
+    PqConfig,
+    check_config,
+    encode_pq,
+    morton_keys,
+    order_lists_by_position,
+    train_pq,
+    unpack_pq4_codes,
+)
 
 SHA = "ab" * 32
 KW: dict[str, object] = {"model_sha256": SHA, "model_name": "m"}
@@ -132,6 +141,72 @@ def test_position_prior_equals_a_search_of_the_places_inside(
         bare.search(q, 5, near=(1.0, 2.0), radius=3.0)
     with pytest.raises(ValueError, match="go together"):
         bare.search(q, 5, near=(1.0, 2.0))
+
+
+def test_unpack_inverts_the_block_layout(rng: np.random.Generator) -> None:
+    codes = rng.integers(0, 16, (70, 6), dtype=np.uint8)
+    packed = reference_pack(codes)
+    back = unpack_pq4_codes(packed, 3, 6)
+    assert back.shape == (96, 6)
+    assert np.array_equal(back[:70], codes) and not back[70:].any()
+
+
+def test_morton_keys_follow_the_z_order() -> None:
+    # A 2 x 2 grid in Z-order: (0,0), (1,0), (0,1), (1,1); far corners get far keys.
+    grid = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [100.0, 100.0]])
+    keys = morton_keys(grid * 0.01)  # any scale: the extent maps to 65535 cells
+    assert list(np.argsort(keys)) == [0, 1, 2, 3, 4]
+    assert keys[4] == 0xFFFFFFFF  # the far corner: every bit of both axes set
+    assert morton_keys(np.zeros((3, 2))).tolist() == [0, 0, 0]  # one point: no extent
+
+
+def test_lists_in_position_order_keep_every_result(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """Place ids unrelated to positions (a map whose references came in any order): each
+    list is stored in Z-order of position, and no search result changes."""
+    n = 1500
+    x = clustered(rng, n, 32)
+    pos = rng.uniform(0.0, 1000.0, (n, 2))
+    enc = train_pq(x, PqConfig(m=8, ivf_lists=8, nprobe=3))
+    ordered = order_lists_by_position(enc, pos)
+    keys = morton_keys(pos)
+    assert enc.slot_places is not None and ordered.slot_places is not None
+    assert enc.list_blocks is not None
+    codes, new_codes = (unpack_pq4_codes(e.codes, e.blocks, 8) for e in (enc, ordered))
+    slot_of = {int(p): s for s, p in enumerate(enc.slot_places) if p != NO_PLACE}
+    bounds = enc.list_blocks.astype(int) * 32
+    moved = 0
+    for lst in range(8):
+        lo, hi = bounds[lst], bounds[lst + 1]
+        before, after = enc.slot_places[lo:hi], ordered.slot_places[lo:hi]
+        real = after[after != NO_PLACE]
+        assert sorted(real.tolist()) == sorted(before[before != NO_PLACE].tolist())
+        assert np.all(np.diff(keys[real].astype(np.int64)) >= 0)  # Z-order inside the list
+        assert np.all(after[len(real) :] == NO_PLACE)  # padding stays at the end
+        for s, p in zip(range(lo, lo + len(real)), real, strict=True):  # codes moved along
+            assert np.array_equal(new_codes[s], codes[slot_of[int(p)]])
+        moved += int(np.count_nonzero(real != before[: len(real)]))
+    assert moved > n // 2  # ids in random order: most places changed slot
+    q = x[rng.choice(n, 15, replace=False)] + 0.02
+    plain = Map.open(build_map(x, out_path=tmp_path / "plain", storage="pq4", pq=enc, **KW))  # type: ignore[arg-type]
+    placed = Map.open(build_map(x, out_path=tmp_path / "placed", storage="pq4", pq=enc,
+                                positions=pos, position_kind="utm", **KW))  # type: ignore[arg-type]  # fmt: skip
+    for kw in ({}, {"nprobe": 8}):
+        a, b = plain.search(q, 10, **kw), placed.search(q, 10, **kw)
+        assert np.array_equal(a.ids, b.ids) and np.array_equal(a.scores, b.scores)
+    # The prior on the ordered map: the best of the places inside, as the plain map scores them.
+    near = placed.search(q, 5, near=(500.0, 500.0), radius=150.0)
+    inside = set(placed.places_near(500.0, 500.0, 150.0).tolist())
+    assert 0 < len(inside) < n and set(near.ids.ravel().tolist()) <= inside
+    everything = plain.search(q, n, nprobe=8)
+    for row, ids in enumerate(near.ids):
+        kept = [int(i) for i in everything.ids[row] if int(i) in inside][:5]
+        assert [int(i) for i in ids] == kept
+    flat = train_pq(x, PqConfig(m=8))
+    assert order_lists_by_position(flat, pos) is flat  # flat: slot = place, nothing moves
+    with pytest.raises(ValueError, match="shape"):
+        order_lists_by_position(enc, pos[:10])
 
 
 def test_bad_pq_settings_are_refused_with_the_fix(tmp_path: Path, rng: np.random.Generator) -> None:

@@ -471,6 +471,8 @@ def build_map(
     if pca_dim is not None or whiten:
         projection, mean = fit_pca(rows, pca_dim, whiten=whiten)
         rows = _project(rows, projection, mean)
+    # Checked before any PQ training (minutes on a big map), and used to order its lists.
+    checked_positions = _positions(positions, count) if positions is not None else None
     encoding: PqEncoding | None = None
     if storage == "pq4":
         from vpr_embedded.pq import (  # host only (sklearn)
@@ -478,6 +480,7 @@ def build_map(
             PqEncoding,
             check_config,
             check_encoding,
+            order_lists_by_position,
             train_pq,
         )
 
@@ -489,6 +492,10 @@ def build_map(
             pq_cfg = pq if pq is not None else PqConfig()
             check_config(pq_cfg, int(rows.shape[1]), count)
             encoding = train_pq(rows, pq_cfg)
+        if checked_positions is not None:
+            # The position prior reads the places inside a radius block by block: lists in
+            # Z-order of position keep those places in few blocks (results do not change).
+            encoding = order_lists_by_position(encoding, checked_positions)
         if rerank is not None:
             codes, scales = encode(rows, rerank)
         else:
@@ -508,7 +515,7 @@ def build_map(
         projection=projection,
         mean=mean,
         names=list(names) if names is not None else None,
-        positions=_positions(positions, count) if positions is not None else None,
+        positions=checked_positions,
         position_kind=position_kind,
         timestamps=_timestamps(timestamps, count) if timestamps is not None else None,
         model_sha256=_check_sha256(model_sha256),

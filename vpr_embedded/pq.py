@@ -167,3 +167,77 @@ def train_pq(rows: NDArray[np.float32], cfg: PqConfig) -> PqEncoding:
         list_blocks,
         slot_places,
     )
+
+
+def unpack_pq4_codes(packed: NDArray[np.uint8], blocks: int, m: int) -> NDArray[np.uint8]:
+    """The inverse of ``_core.pack_pq4_codes``: (blocks x 32) x m codes, one per slot."""
+    arr = np.asarray(packed, dtype=np.uint8).reshape(blocks, m, 16)
+    # Byte i of a sub-quantizer's 16 holds slot i in its low nibble, slot 16 + i in its high.
+    slots = np.concatenate([arr & 15, arr >> 4], axis=2)  # blocks x m x 32
+    return np.ascontiguousarray(slots.transpose(0, 2, 1).reshape(blocks * PQ_BLOCK, m))
+
+
+def _spread_bits(v: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """Bit i of each 16-bit value moved to bit 2i (for a Morton key)."""
+    v = v & np.uint64(0xFFFF)
+    v = (v | (v << np.uint64(8))) & np.uint64(0x00FF00FF)
+    v = (v | (v << np.uint64(4))) & np.uint64(0x0F0F0F0F)
+    v = (v | (v << np.uint64(2))) & np.uint64(0x33333333)
+    return (v | (v << np.uint64(1))) & np.uint64(0x55555555)
+
+
+def morton_keys(positions: NDArray[np.float64]) -> NDArray[np.uint64]:
+    """A Z-order key per position (places x 2): positions close together mostly get keys
+    close together. Both axes share one scale (the larger extent over 65535 cells)."""
+    p = np.asarray(positions, dtype=np.float64)
+    lo = p.min(axis=0)
+    extent = float((p.max(axis=0) - lo).max())
+    scale = 65535.0 / extent if extent > 0 else 0.0
+    cells = np.clip(np.floor((p - lo) * scale), 0, 65535).astype(np.uint64)
+    return _spread_bits(cells[:, 0]) | (_spread_bits(cells[:, 1]) << np.uint64(1))
+
+
+def order_lists_by_position(enc: PqEncoding, positions: NDArray[np.float64]) -> PqEncoding:
+    """The same encoding with each coarse list's places in Z-order of their positions.
+
+    Why: the position prior scores the places inside a radius block by block (32 slots per
+    block). Lists ordered by place id leave those places scattered over the map when ids do
+    not follow positions (a map whose references came in any order), so each costs one
+    block read; in Z-order they sit in a few runs of every list, and their blocks are read
+    once. Search results do not change (scores and ties depend on places, not slots).
+    Flat encodings (no lists) are returned as they are: their slot is the place id.
+    """
+    if enc.nlist == 0 or enc.slot_places is None or enc.list_blocks is None:
+        return enc
+    slot_places = enc.slot_places
+    real = slot_places != NO_PLACE
+    count = int(np.count_nonzero(real))
+    pos = np.asarray(positions, dtype=np.float64)
+    if pos.shape != (count, 2):
+        raise ValueError(f"positions must have shape ({count}, 2), got {pos.shape}")
+    keys = morton_keys(pos)
+    codes = unpack_pq4_codes(enc.codes, enc.blocks, enc.m)
+    new_places = slot_places.copy()
+    new_codes = codes.copy()
+    bounds = enc.list_blocks.astype(np.int64) * PQ_BLOCK
+    for lst in range(enc.nlist):
+        lo, hi = int(bounds[lst]), int(bounds[lst + 1])
+        members = np.nonzero(real[lo:hi])[0] + lo  # padding sits at the list's end
+        if len(members) < 2:
+            continue
+        places = slot_places[members]
+        order = np.lexsort((places, keys[places]))  # Z-order, then place id
+        new_places[members] = places[order]
+        new_codes[members] = codes[members[order]]
+    packed = np.asarray(_core.pack_pq4_codes(new_codes))
+    return PqEncoding(
+        enc.m,
+        enc.codebooks,
+        packed,
+        enc.blocks,
+        enc.nlist,
+        enc.nprobe,
+        enc.centroids,
+        enc.list_blocks,
+        new_places,
+    )
