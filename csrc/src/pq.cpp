@@ -111,6 +111,11 @@ void scan_ranges(const PqView& pq, const PqTable& t,
 // A candidate block holding at least this many candidates is scanned whole by the kernel;
 // sparser ones are scored place by place from the block's bytes.
 constexpr std::size_t kDenseBlock = 6;
+// Candidates of an IVF map are put in slot order through a bitmap over all slots once
+// they number at least total slots / this: zeroing and walking the bitmap costs about a
+// word per 64 slots, a comparison sort about log2(n) steps per candidate, and at 1M slots
+// the sort of 5.6k-11k candidates was a third of the prior's time (docs/pq.md).
+constexpr std::size_t kSlotsPerCandidateForBitmap = 1024;
 // Candidate blocks prefetched ahead of the one being scored (each block is m x 16 bytes,
 // and one place's codes touch every 64-byte line of it).
 constexpr std::size_t kPrefetchBlocksAhead = 4;
@@ -148,7 +153,7 @@ TopK score_candidates(const PqView& pq, const PqTable& t, const std::uint32_t* c
   const std::size_t total_slots = pq.blocks * kPqBlock;
   if (pq.place_slots == nullptr) {  // flat: the candidates' order is already slot order
     for (std::size_t i = 0; i < n; ++i) slots[i] = {candidates[i], candidates[i]};
-  } else if (n * 64 < total_slots) {
+  } else if (n * kSlotsPerCandidateForBitmap < total_slots) {
     for (std::size_t i = 0; i < n; ++i) slots[i] = {slot_of(candidates[i]), candidates[i]};
     std::sort(slots.begin(), slots.end());
   } else {

@@ -240,13 +240,14 @@ TEST_CASE("search_pq with IVF: all lists equal flat; nprobe scans only the neare
   std::sort(distinct.begin(), distinct.end());
   CHECK(std::unique(distinct.begin(), distinct.end()) == distinct.end());
   CHECK(distinct.back() < 3000);
-  // Candidates through the slot map: scattered over every list (the masked full scan), a
-  // few (sorted by slot, scored place by place) and a run of 100 in few blocks of every
-  // list (sorted through the slot bitmap), each equal to brute force over the same places.
+  // Candidates through the slot map: scattered over every list (the masked full scan), two
+  // (sorted by slot), 15 (sorted through the slot bitmap, scored place by place) and a run
+  // of 100 in few blocks of every list (bitmap, dense blocks), each equal to brute force.
   struct Run {
     std::uint32_t first, step, last;
   };
-  for (const Run run : {Run{3, 7, 3000}, Run{3, 211, 3000}, Run{1000, 1, 1100}}) {
+  for (const Run run :
+       {Run{3, 7, 3000}, Run{5, 1499, 3000}, Run{3, 211, 3000}, Run{1000, 1, 1100}}) {
     std::vector<std::uint32_t> cand;
     for (std::uint32_t p = run.first; p < run.last; p += run.step) cand.push_back(p);
     vpr::SearchOptions co;
