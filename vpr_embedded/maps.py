@@ -472,6 +472,10 @@ def build_map(
         projection, mean = fit_pca(rows, pca_dim, whiten=whiten)
         rows = _project(rows, projection, mean)
     # Checked before any PQ training (minutes on a big map), and used to order its lists.
+    if (positions is None) != (position_kind is None):
+        raise ValueError("positions and position_kind ('latlon' or 'utm') go together")
+    if position_kind is not None and position_kind not in POSITION_KINDS:
+        raise ValueError(f"position_kind must be one of {POSITION_KINDS}, got {position_kind!r}")
     checked_positions = _positions(positions, count) if positions is not None else None
     encoding: PqEncoding | None = None
     if storage == "pq4":
@@ -502,10 +506,6 @@ def build_map(
             codes, scales = np.zeros((0, 0), dtype=np.uint8), None
     else:
         codes, scales = encode(rows, storage)
-    if (positions is None) != (position_kind is None):
-        raise ValueError("positions and position_kind ('latlon' or 'utm') go together")
-    if position_kind is not None and position_kind not in POSITION_KINDS:
-        raise ValueError(f"position_kind must be one of {POSITION_KINDS}, got {position_kind!r}")
     content = _MapContent(
         storage=storage,
         dim=int(rows.shape[1]),

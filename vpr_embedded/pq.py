@@ -190,10 +190,13 @@ def morton_keys(positions: NDArray[np.float64]) -> NDArray[np.uint64]:
     """A Z-order key per position (places x 2): positions close together mostly get keys
     close together. Both axes share one scale (the larger extent over 65535 cells)."""
     p = np.asarray(positions, dtype=np.float64)
-    lo = p.min(axis=0)
-    extent = float((p.max(axis=0) - lo).max())
-    scale = 65535.0 / extent if extent > 0 else 0.0
-    cells = np.clip(np.floor((p - lo) * scale), 0, 65535).astype(np.uint64)
+    # Halved: max - min of positions near +-1e308 would overflow to inf; the halves cannot.
+    half_offsets = p / 2 - p.min(axis=0) / 2
+    half_extent = float(half_offsets.max()) if len(p) else 0.0
+    scale = 65535.0 / half_extent if half_extent > 0 else 0.0
+    if not np.isfinite(scale):  # a subnormal extent: every place in one cell
+        scale = 0.0
+    cells = np.clip(np.floor(half_offsets * scale), 0, 65535).astype(np.uint64)
     return _spread_bits(cells[:, 0]) | (_spread_bits(cells[:, 1]) << np.uint64(1))
 
 
@@ -218,7 +221,6 @@ def order_lists_by_position(enc: PqEncoding, positions: NDArray[np.float64]) -> 
     keys = morton_keys(pos)
     codes = unpack_pq4_codes(enc.codes, enc.blocks, enc.m)
     new_places = slot_places.copy()
-    new_codes = codes.copy()
     bounds = enc.list_blocks.astype(np.int64) * PQ_BLOCK
     for lst in range(enc.nlist):
         lo, hi = int(bounds[lst]), int(bounds[lst + 1])
@@ -228,8 +230,8 @@ def order_lists_by_position(enc: PqEncoding, positions: NDArray[np.float64]) -> 
         places = slot_places[members]
         order = np.lexsort((places, keys[places]))  # Z-order, then place id
         new_places[members] = places[order]
-        new_codes[members] = codes[members[order]]
-    packed = np.asarray(_core.pack_pq4_codes(new_codes))
+        codes[members] = codes[members[order]]  # the right side is a copy
+    packed = np.asarray(_core.pack_pq4_codes(codes))
     return PqEncoding(
         enc.m,
         enc.codebooks,

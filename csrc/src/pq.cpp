@@ -169,9 +169,14 @@ TopK score_candidates(const PqView& pq, const PqTable& t, const std::uint32_t* c
       for (std::uint64_t word = bits[w]; word != 0; word &= word - 1) {
         const auto s =
             static_cast<std::uint32_t>(w * 64 + static_cast<unsigned>(__builtin_ctzll(word)));
-        slots[out++] = {s, pq.slot_places[s]};
+        const std::uint32_t place = pq.slot_places[s];
+        // Views filled by hand may skip check_values(): a padding slot or a place map
+        // that is not the inverse would read out of bounds or drop candidates.
+        if (place == kPqNoPlace || out == n) bad("slot maps are not inverse (call check_values)");
+        slots[out++] = {s, place};
       }
     }
+    if (out != n) bad("slot maps are not inverse (call check_values)");
   }
   // Group starts: [starts[g], starts[g + 1]) share a block.
   std::vector<std::size_t> starts;

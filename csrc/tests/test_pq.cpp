@@ -241,8 +241,10 @@ TEST_CASE("search_pq with IVF: all lists equal flat; nprobe scans only the neare
   CHECK(std::unique(distinct.begin(), distinct.end()) == distinct.end());
   CHECK(distinct.back() < 3000);
   // Candidates through the slot map: scattered over every list (the masked full scan), two
-  // (sorted by slot), 15 (sorted through the slot bitmap, scored place by place) and a run
-  // of 100 in few blocks of every list (bitmap, dense blocks), each equal to brute force.
+  // (the comparison-sort path; run for coverage, the grouping changes no score), 15
+  // (through the slot bitmap, scored place by place) and a run of 100 in few blocks of
+  // every list (bitmap, dense blocks), each equal to brute force. Which path a run takes
+  // follows from the 3000 places (3200 slots) against kSlotsPerCandidateForBitmap (1024).
   struct Run {
     std::uint32_t first, step, last;
   };
@@ -255,8 +257,26 @@ TEST_CASE("search_pq with IVF: all lists equal flat; nprobe scans only the neare
     co.restrict_to_candidates = true;
     co.candidates = cand.data();
     co.num_candidates = cand.size();
+    CAPTURE(run.first);
     CAPTURE(run.step);
     CHECK(vpr::search_pq(data.view, q.data(), 1, 32, co).ids == brute_top(data, t, cand, 10));
+  }
+  // A view filled by hand that skipped check_values: a candidate whose slot is padding is an
+  // error in the bitmap path, not an out-of-bounds read.
+  {
+    std::vector<std::uint32_t> cand;
+    for (std::uint32_t p = 1000; p < 1100; ++p) cand.push_back(p);
+    std::size_t pad = 0;
+    while (data.slot_places[pad] != vpr::kPqNoPlace) ++pad;
+    const std::uint32_t saved = data.place_slots[1000];
+    data.place_slots[1000] = static_cast<std::uint32_t>(pad);
+    vpr::SearchOptions co;
+    co.k = 10;
+    co.restrict_to_candidates = true;
+    co.candidates = cand.data();
+    co.num_candidates = cand.size();
+    CHECK_THROWS_AS(vpr::search_pq(data.view, q.data(), 1, 32, co), std::invalid_argument);
+    data.place_slots[1000] = saved;
   }
   // A corrupt slot map is refused by check_values.
   data.slot_places[5] = data.slot_places[6];
