@@ -207,7 +207,13 @@ class BuildMapConfig:
     positions: Path | None = option(None, "CSV: name,lat,lon or name,easting,northing")
     threads: int | None = option(None, "extraction threads", minimum=0, maximum=1024)
     pq_m: int = option(64, "pq4: sub-quantizers, M / 2 bytes per place", metavar="M", minimum=2)
-    ivf: int = option(0, "pq4: coarse lists (0: none)", metavar="LISTS", minimum=0)
+    ivf: int = option(
+        0,
+        "pq4: coarse lists (0: none; with --positions every list is stored in Z-order of "
+        "position, so 1 is a full scan whose position prior reads few blocks whatever the ids)",
+        metavar="LISTS",
+        minimum=0,
+    )
     nprobe: int = option(16, "pq4 with --ivf: lists a search scans by default", minimum=1)
     rerank: StorageName | None = option(
         None,
