@@ -158,6 +158,32 @@ def test_morton_keys_follow_the_z_order() -> None:
     assert list(np.argsort(keys)) == [0, 1, 2, 3, 4]
     assert keys[4] == 0xFFFFFFFF  # the far corner: every bit of both axes set
     assert morton_keys(np.zeros((3, 2))).tolist() == [0, 0, 0]  # one point: no extent
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # no inf or NaN on the way
+        huge = morton_keys(np.array([[-1e308, 0.0], [1e308, 1e308], [0.0, 0.0]]))
+        # x spans the shared scale (65535 cells), y half of it: (0, 0) is x cell 32767.
+        assert huge.tolist() == [0, 0x7FFFFFFF, 0x15555555]
+        assert morton_keys(np.array([[0.0, 0.0], [5e-324, 5e-324]])).tolist() == [0, 0]
+
+
+def test_one_list_in_z_order_is_a_flat_scan_with_a_local_prior(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """`--ivf 1` with positions: the flat map's results, its places stored in Z-order."""
+    n = 900
+    x = clustered(rng, n, 32)
+    pos = rng.uniform(0.0, 1000.0, (n, 2))
+    q = x[rng.choice(n, 8, replace=False)] + 0.02
+    flat = Map.open(build_map(x, out_path=tmp_path / "flat", storage="pq4", pq=PqConfig(m=8),
+                              positions=pos, position_kind="utm", **KW))  # type: ignore[arg-type]  # fmt: skip
+    one = Map.open(build_map(x, out_path=tmp_path / "one", storage="pq4",
+                             pq=PqConfig(m=8, ivf_lists=1, nprobe=1), positions=pos,
+                             position_kind="utm", **KW))  # type: ignore[arg-type]  # fmt: skip
+    a, b = flat.search(q, 10), one.search(q, 10)
+    assert np.array_equal(a.ids, b.ids) and np.array_equal(a.scores, b.scores)
+    for centre, radius in (((300.0, 700.0), 60.0), ((500.0, 500.0), 400.0)):
+        a = flat.search(q, 5, near=centre, radius=radius)
+        b = one.search(q, 5, near=centre, radius=radius)
+        assert a.ids.shape[1] == 5 and np.array_equal(a.ids, b.ids)
 
 
 def test_lists_in_position_order_keep_every_result(
