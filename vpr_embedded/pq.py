@@ -192,7 +192,7 @@ def morton_keys(positions: NDArray[np.float64]) -> NDArray[np.uint64]:
     p = np.asarray(positions, dtype=np.float64)
     # Halved: max - min of positions near +-1e308 would overflow to inf; the halves cannot.
     half_offsets = p / 2 - p.min(axis=0) / 2
-    half_extent = float(half_offsets.max()) if len(p) else 0.0
+    half_extent = float(half_offsets.max())
     scale = 65535.0 / half_extent if half_extent > 0 else 0.0
     if not np.isfinite(scale):  # a subnormal extent: every place in one cell
         scale = 0.0

@@ -248,18 +248,22 @@ TEST_CASE("search_pq with IVF: all lists equal flat; nprobe scans only the neare
   struct Run {
     std::uint32_t first, step, last;
   };
-  for (const Run run :
-       {Run{3, 7, 3000}, Run{5, 1499, 3000}, Run{3, 211, 3000}, Run{1000, 1, 1100}}) {
-    std::vector<std::uint32_t> cand;
-    for (std::uint32_t p = run.first; p < run.last; p += run.step) cand.push_back(p);
+  const auto restricted = [](const std::vector<std::uint32_t>& cand) {
     vpr::SearchOptions co;
     co.k = 10;
     co.restrict_to_candidates = true;
     co.candidates = cand.data();
     co.num_candidates = cand.size();
+    return co;
+  };
+  for (const Run run :
+       {Run{3, 7, 3000}, Run{5, 1499, 3000}, Run{3, 211, 3000}, Run{1000, 1, 1100}}) {
+    std::vector<std::uint32_t> cand;
+    for (std::uint32_t p = run.first; p < run.last; p += run.step) cand.push_back(p);
     CAPTURE(run.first);
     CAPTURE(run.step);
-    CHECK(vpr::search_pq(data.view, q.data(), 1, 32, co).ids == brute_top(data, t, cand, 10));
+    CHECK(vpr::search_pq(data.view, q.data(), 1, 32, restricted(cand)).ids ==
+          brute_top(data, t, cand, 10));
   }
   // A view filled by hand that skipped check_values: a candidate whose slot is padding is an
   // error in the bitmap path, not an out-of-bounds read.
@@ -270,12 +274,8 @@ TEST_CASE("search_pq with IVF: all lists equal flat; nprobe scans only the neare
     while (data.slot_places[pad] != vpr::kPqNoPlace) ++pad;
     const std::uint32_t saved = data.place_slots[1000];
     data.place_slots[1000] = static_cast<std::uint32_t>(pad);
-    vpr::SearchOptions co;
-    co.k = 10;
-    co.restrict_to_candidates = true;
-    co.candidates = cand.data();
-    co.num_candidates = cand.size();
-    CHECK_THROWS_AS(vpr::search_pq(data.view, q.data(), 1, 32, co), std::invalid_argument);
+    CHECK_THROWS_AS(vpr::search_pq(data.view, q.data(), 1, 32, restricted(cand)),
+                    std::invalid_argument);
     data.place_slots[1000] = saved;
   }
   // A corrupt slot map is refused by check_values.
